@@ -1,0 +1,113 @@
+"""The `twin` command line: run, check, compare, sweep, validate.
+
+Exit codes follow common conventions: 0 success, 1 the run worked but a check failed
+(a missed deadline with --fail-on-deadline, a failed validation case), 2 bad input
+(scenario, options), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from twin import __version__
+from twin.errors import TwinError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message one line
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def parse_params(values: Sequence[str]) -> dict[str, Any]:
+    """'--param a.b=3' -> {'a.b': 3}; values are parsed as YAML scalars (3, 0.5, true, "x")."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise TwinError(f"--param {item!r}: expected KEY.PATH=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise TwinError(f"--param {item!r}: the value is not valid YAML") from None
+    return out
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    parser.add_argument("--seed", type=int, help="override run.seed")
+    parser.add_argument("--param", action="append", default=[], metavar="PATH=VALUE",
+                        help="override a scenario value by key path, e.g. topology.sites[LCG.CNAF.it].ces[0].slots=0 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="twin", description="Digital twin of the CTAO DIRAC/CTADIRAC production system.")
+    parser.add_argument("--version", action="version", version=f"twin {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a scenario and write events, metrics, summary and an HTML report")
+    _add_run_options(run)
+    run.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>)")
+    run.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--fail-on-deadline", action="store_true", help="exit 1 when the plan misses run.deadline")
+
+    check = sub.add_parser("check", help="validate a scenario and print its resolved form")
+    _add_run_options(check)
+    check.add_argument("--quiet", action="store_true", help="print nothing on success")
+    return parser
+
+
+def _load(args: argparse.Namespace):
+    from twin.scenario.loader import load_scenario
+
+    overrides = parse_params(args.param)
+    if args.seed is not None:
+        overrides["run.seed"] = args.seed
+    return load_scenario(args.scenario, overrides)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from twin.runner import run_scenario
+
+    scenario = _load(args)
+    out = args.out or Path("runs") / scenario.name
+    result = run_scenario(scenario, out, progress=not args.no_progress, report=not args.no_report)
+    print(result.headline())
+    print(f"outputs in {out}")
+    if args.fail_on_deadline and result.deadline_met is False:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    scenario = _load(args)
+    if not args.quiet:
+        print(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False), end="")
+    return EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "check": _cmd_check}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except TwinError as exc:
+        print(f"twin: error: {exc}".replace("\n", "\ntwin: error: "), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("twin: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Run one scenario end to end: build -> simulate -> write outputs (-> report).
+
+This is the only place that knows the order of the pipeline; the CLI, sweeps and
+tests all call `run_scenario` (or `simulate`, which keeps everything in memory).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twin.engine.clock import format_duration
+from twin.scenario.schema import Scenario
+
+
+@dataclass
+class RunResult:
+    """What a run produced, in memory: tables plus the summary dict written to summary.json."""
+
+    scenario: Scenario
+    events: pd.DataFrame
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+    event_digest: str
+    out: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def deadline_met(self) -> bool | None:
+        return self.summary.get("plan", {}).get("deadline_met")
+
+    def headline(self) -> str:
+        s = self.summary
+        jobs = s.get("jobs", {})
+        end = format_duration(s["simulated_time"])
+        verdict = s.get("plan", {}).get("verdict", "")
+        return (f"{self.scenario.name}: simulated {end}, {jobs.get('total', 0)} jobs "
+                f"({jobs.get('by_status', {}).get('Done', 0)} Done), {s['events']} events. {verdict}").strip()
+
+
+def simulate(scenario: Scenario, progress: bool = False) -> RunResult:
+    """Build the world for `scenario`, run it, and return the tables (nothing written)."""
+    from twin.build import build_world
+    from twin.summary import summarize
+
+    world = build_world(scenario)
+    bar = _progress_bar(scenario.run.duration) if progress else None
+    try:
+        world.run(progress=bar.update_to if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    summary = summarize(world)
+    return RunResult(scenario, world.sim.log.to_frame(), world.sim.metrics.to_frame(), summary, world.sim.log.digest())
+
+
+def run_scenario(scenario: Scenario, out: Path, progress: bool = True, report: bool = True) -> RunResult:
+    """Simulate and write events.parquet, metrics.parquet, summary.json (and report.html)."""
+    result = simulate(scenario, progress=progress)
+    write_outputs(result, out)
+    if report:
+        from twin.report.html import write_run_report
+
+        result.files["report"] = write_run_report(result, out / "report.html")
+    return result
+
+
+def write_outputs(result: RunResult, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    result.out = out
+    result.files["events"] = out / "events.parquet"
+    result.files["metrics"] = out / "metrics.parquet"
+    result.files["summary"] = out / "summary.json"
+    result.events.to_parquet(result.files["events"], index=False)
+    result.metrics.to_parquet(result.files["metrics"], index=False)
+    summary = dict(result.summary, event_log_sha256=result.event_digest, scenario=result.scenario.model_dump(mode="json"))
+    result.files["summary"].write_text(json.dumps(summary, indent=2, sort_keys=False, default=str))
+
+
+def _progress_bar(duration: float):
+    from tqdm import tqdm
+
+    class _Bar(tqdm):
+        def update_to(self, now: float) -> None:
+            self.update(now / 86400.0 - self.n)
+
+    return _Bar(total=duration / 86400.0, unit="sim-day", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} sim-days [{elapsed}<{remaining}]", leave=False)

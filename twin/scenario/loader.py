@@ -1,0 +1,243 @@
+"""Load a scenario: YAML -> `extends` chain -> `overrides` -> validated `Scenario`.
+
+A what-if scenario names its baseline with `extends:` and changes only what differs.
+Mappings merge key by key; lists of named items (sites, storage, productions...)
+merge item by item on `name`; other values replace. `overrides:` then sets values by
+key path ('topology.sites[LCG.CNAF.it].ces[0].slots': 0), as `twin sweep --param`
+does. Every error names the file (and line, where one is known) and the key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from twin.errors import ScenarioError, ScenarioErrors
+from twin.scenario.paths import join_path, set_path
+from twin.scenario.references import check_references
+from twin.scenario.schema import Scenario
+
+LineMap = dict[tuple[str | int, ...], int]
+MAX_EXTENDS_DEPTH = 16
+
+
+class _Source:
+    """One YAML file's data and the line of every key path in it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ScenarioError(self.name, "", "file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(self.name, "", f"cannot read the file ({exc})") from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ScenarioError(self.name, "", f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
+        if not isinstance(data, dict):
+            raise ScenarioError(self.name, "", f"expected a mapping at the top level, got {type(data).__name__}")
+        self.data: dict[str, Any] = data
+        self.lines: LineMap = {}
+        if node is not None:
+            _record_lines(node, (), self.lines)
+
+
+def _record_lines(node: yaml.Node, path: tuple[str | int, ...], lines: LineMap) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = path + (key.value,)
+            lines[child] = key.start_mark.line + 1
+            _record_lines(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            _record_lines(value, path + (i,), lines)
+
+
+def merge(base: Any, change: Any) -> Any:
+    """Deep merge of `change` onto `base` (see the module docstring for the rules)."""
+    if isinstance(base, dict) and isinstance(change, dict):
+        out = dict(base)
+        for key, value in change.items():
+            out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    if _named_list(base) and _named_list(change):
+        out = [copy.deepcopy(item) for item in base]
+        index = {item["name"]: i for i, item in enumerate(out)}
+        seen: set[str] = set()
+        for item in change:
+            # A name repeated inside one file is kept twice so validation can report it.
+            if item["name"] in index and item["name"] not in seen:
+                seen.add(item["name"])
+                out[index[item["name"]]] = merge(out[index[item["name"]]], item)
+            else:
+                out.append(copy.deepcopy(item))
+        return out
+    return copy.deepcopy(change)
+
+
+def _named_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "name" in v for v in value)
+
+
+def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[_Source]]:
+    """Data of `path` with its `extends` chain merged in, and the sources, most specific first."""
+    source = _Source(path)
+    if path.resolve() in chain:
+        raise ScenarioError(source.name, "extends", f"expected no cycle, but {path} extends itself through {[str(p) for p in chain]}")
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise ScenarioError(source.name, "extends", f"expected at most {MAX_EXTENDS_DEPTH} levels of extends")
+    data = dict(source.data)
+    parents = data.pop("extends", [])
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise ScenarioError(source.name, "extends", "expected a file name or a list of file names", source.lines.get(("extends",)))
+    merged: dict[str, Any] = {}
+    sources: list[_Source] = []
+    for parent in parents:
+        parent_data, parent_sources = _resolve(path.parent / parent, chain + (path.resolve(),))
+        merged = merge(merged, parent_data)
+        sources = parent_sources + sources
+    overrides = data.pop("overrides", {})
+    merged = merge(merged, data)
+    if not isinstance(overrides, dict):
+        raise ScenarioError(source.name, "overrides", "expected a mapping of key paths to values", source.lines.get(("overrides",)))
+    _apply_overrides(merged, overrides, source.name, source.lines)
+    return merged, [source] + sources
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: str, lines: LineMap | None = None) -> None:
+    for key_path, value in overrides.items():
+        try:
+            set_path(data, str(key_path), value)
+        except (KeyError, ValueError) as exc:
+            line = (lines or {}).get(("overrides", key_path))
+            raise ScenarioError(origin, f"overrides.{key_path}", str(exc).strip("'\""), line) from None
+
+
+def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
+    """Read, merge, override and validate a scenario file; raise ScenarioError(s) on bad input."""
+    path = Path(path)
+    data, sources = _resolve(path, ())
+    if overrides:
+        _apply_overrides(data, overrides, "--param")
+    return validate(data, sources)
+
+
+def validate(data: dict[str, Any], sources: list[_Source]) -> Scenario:
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioErrors([_to_error(err, data, sources) for err in exc.errors()[:20]]) from None
+    problems = check_references(scenario)
+    if problems:
+        raise ScenarioErrors([_located(sources, _parts(path), msg) for path, msg in problems])
+    return scenario
+
+
+def _parts(path: str) -> tuple[str | int, ...]:
+    from twin.scenario.paths import split_path
+
+    return tuple(split_path(path))
+
+
+def _located(sources: list[_Source], loc: tuple[str | int, ...], message: str) -> ScenarioError:
+    """Attach the most specific file (and line) that defines `loc` or its nearest parent."""
+    for depth in range(len(loc), -1, -1):
+        for source in sources:
+            line = source.lines.get(loc[:depth])
+            if line is not None and (depth > 0 or source is sources[0]):
+                return ScenarioError(source.name, join_path(loc), message, line)
+    return ScenarioError(sources[0].name, join_path(loc), message)
+
+
+def _to_error(err: dict[str, Any], data: Any, sources: list[_Source]) -> ScenarioError:
+    loc = _data_loc(err["loc"], data)
+    return _located(sources, loc, _describe(err, loc))
+
+
+def _data_loc(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
+    """Drop pydantic's union/validator tags from `loc`, keeping the path into the data."""
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str):
+            out.append(part)
+    return tuple(out)
+
+
+def _describe(err: dict[str, Any], loc: tuple[str | int, ...]) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"unknown key{suggestion}; expected one of: {', '.join(allowed)}"
+    message = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    message = re.sub(r"^String should match pattern", "expected a string matching the pattern", message)
+    message = re.sub(r"^\w+ should (be )?", "expected ", message)
+    if message.startswith("Field required"):
+        message = "required key is missing"
+    got = err.get("input")
+    if kind not in ("model_type",) and not isinstance(got, (dict, list)):
+        message += f", got {got!r}"[:120]
+    return message
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    model: Any = Scenario
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if _is_model(model) else None
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return sorted(model.model_fields) if _is_model(model) else []
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel class inside list[...] / X | None / Annotated[...], if any."""
+    if _is_model(annotation):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (list, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

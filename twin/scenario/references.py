@@ -1,0 +1,54 @@
+"""Cross-reference checks the schema cannot express: names that must exist elsewhere."""
+
+from __future__ import annotations
+
+from twin.scenario.schema import Scenario
+
+
+def check_references(scenario: Scenario) -> list[tuple[str, str]]:
+    """(key path, message) for every dangling name; empty when the scenario is consistent."""
+    topo = scenario.topology
+    sites = {site.name for site in topo.sites}
+    ses = {se.name for se in topo.storage}
+    servers = {server.name for server in topo.servers}
+    problems: list[tuple[str, str]] = []
+
+    def need(names: set[str], value: str, path: str, what: str) -> None:
+        if value not in names:
+            problems.append((path, f"expected the name of a {what} in the topology, got {value!r}"))
+
+    for i, site in enumerate(topo.sites):
+        for j, se in enumerate(site.ses):
+            need(ses, se, f"topology.sites[{i}].ses[{j}]", "storage element")
+    for i, se in enumerate(topo.storage):
+        need(sites, se.site, f"topology.storage[{i}].site", "site")
+    for i, link in enumerate(topo.network.links):
+        need(sites, link.source, f"topology.network.links[{i}].source", "site")
+        need(sites, link.destination, f"topology.network.links[{i}].destination", "site")
+    for i, db in enumerate(topo.databases):
+        need(servers, db.server, f"topology.databases[{i}].server", "core server")
+    for i, prod in enumerate(scenario.workload.productions):
+        for j, step in enumerate(prod.steps):
+            for key in ("source_se", "target_se"):
+                for k, se in enumerate(getattr(step, key)):
+                    need(ses, se, f"workload.productions[{i}].steps[{j}].{key}[{k}]", "storage element")
+    for kind in ("production_outputs", "production_outputs_failover"):
+        for data_type, names in getattr(scenario.dirac, kind).items():
+            for k, se in enumerate(names):
+                need(ses, se, f"dirac.{kind}.{data_type}[{k}]", "storage element")
+    databases = {db.name for db in topo.databases}
+    tape_ses = {se.name for se in topo.storage if se.kind == "tape"}
+    targets = {
+        "site_down": (sites, "site"), "failure_spike": (sites, "site"), "se_banned": (ses, "storage element"),
+        "tape_drive_lost": (tape_ses, "tape storage element"), "db_slow": (databases, "database"),
+        "db_down": (databases, "database"), "server_down": (servers, "core server"),
+    }
+    for i, fault in enumerate(scenario.faults):
+        if fault.kind == "link_cut":
+            ends = [end.strip() for end in fault.target.split("->")]
+            if len(ends) != 2 or any(end not in sites for end in ends):
+                problems.append((f"faults[{i}].target", f"expected 'SourceSite->DestinationSite' naming two sites, got {fault.target!r}"))
+        else:
+            names, what = targets[fault.kind]
+            need(names, fault.target, f"faults[{i}].target", what)
+    return problems

@@ -1,0 +1,295 @@
+"""The scenario schema: what a YAML scenario may say, with DIRAC's defaults.
+
+Every model forbids unknown keys, so a typo is an error rather than a silently
+ignored setting. Units are in the key names (_tb, _mbps, _mb, _hs06s); durations
+accept seconds or strings such as "6h", "2d", "8w".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from twin.engine.clock import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Count = Annotated[int, Field(ge=0)]
+PositiveCount = Annotated[int, Field(ge=1)]
+
+
+def _unique_names(items: list[Any]) -> list[Any]:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"expected unique names, {item.name!r} appears twice")
+        seen.add(item.name)
+    return items
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# ---------------------------------------------------------------- run settings
+class RunSettings(Strict):
+    duration: Duration = 8 * 7 * 86400.0
+    seed: int = 1
+    sample_interval: Duration = 3600.0
+    deadline: Duration | None = None
+    event_log: bool = True
+    stop_when_done: bool = True
+
+
+# ---------------------------------------------------------------- topology
+class ComputingElement(Strict):
+    """A CE queue: slots, CPU power and the SiteDirector's queue options."""
+
+    name: str
+    slots: Count
+    hs06_per_core: Positive = 10.0
+    memory_mb_per_slot: PositiveCount = 2000
+    max_waiting_pilots: Count = 10
+    pilot_latency: Duration = 300.0
+    pilot_lifetime: Duration = 259200.0
+    pilot_failure_prob: Probability = 0.0
+
+
+class Site(Strict):
+    name: str
+    ces: Annotated[list[ComputingElement], Field(min_length=1), AfterValidator(_unique_names)]
+    ses: list[str] = []
+    job_failure_prob: Probability = 0.0
+    cpu_share: NonNegative = 0.0
+
+
+class TapeSystem(Strict):
+    drives: PositiveCount
+    drive_mbps: Positive
+    mount_s: Duration = 90.0
+    position_s: Duration = 40.0
+    buffer_tb: Positive = 50.0
+    disk_cache_tb: Positive = 1.0
+    pin_lifetime: Duration = 86400.0
+
+
+class StorageElement(Strict):
+    name: str
+    site: str
+    kind: Literal["disk", "tape"] = "disk"
+    capacity_tb: Positive
+    used_tb: NonNegative = 0.0
+    read_mbps: Positive = 2000.0
+    write_mbps: Positive = 2000.0
+    max_concurrency: PositiveCount = 100
+    failover: bool = False
+    tape: TapeSystem | None = None
+
+    @model_validator(mode="after")
+    def _tape_needs_drives(self) -> "StorageElement":
+        if self.kind == "tape" and self.tape is None:
+            raise ValueError("expected a 'tape' section (drives, drive_mbps...) for a storage element of kind tape")
+        if self.kind == "disk" and self.tape is not None:
+            raise ValueError("expected no 'tape' section for a storage element of kind disk")
+        if self.used_tb > self.capacity_tb:
+            raise ValueError(f"expected used_tb <= capacity_tb, got {self.used_tb} > {self.capacity_tb}")
+        return self
+
+
+class LinkSpec(Strict):
+    bandwidth_mbps: Positive = 10000.0
+    concurrency: PositiveCount = 50
+    failure_prob: Probability = 0.0
+
+
+class Link(LinkSpec):
+    source: str
+    destination: str
+
+
+class Network(Strict):
+    default: LinkSpec = LinkSpec()
+    links: list[Link] = []
+    wan_latency: Duration = 0.05
+    max_files_per_fts_job: PositiveCount = 100
+    max_attempts_per_file: PositiveCount = 256
+
+
+class CoreServer(Strict):
+    name: str
+    cores: PositiveCount
+    ram_gb: Positive
+    services: list[str] = []
+
+
+class Database(Strict):
+    """A MySQL instance: connection pool and a query cost that grows with table size."""
+
+    name: str
+    server: str
+    connections: PositiveCount = 50
+    base_query_ms: Positive = 2.0
+    ms_per_million_rows: NonNegative = 1.0
+    slowdown: Positive = 1.0
+
+
+class Topology(Strict):
+    sites: Annotated[list[Site], Field(min_length=1), AfterValidator(_unique_names)]
+    storage: Annotated[list[StorageElement], AfterValidator(_unique_names)] = []
+    network: Network = Network()
+    servers: Annotated[list[CoreServer], AfterValidator(_unique_names)] = []
+    databases: Annotated[list[Database], AfterValidator(_unique_names)] = []
+
+
+# ---------------------------------------------------------------- workload
+class JobModel(Strict):
+    """What one job of a step costs and produces."""
+
+    cpu_hs06s: Positive = 36000.0
+    cpu_cv: NonNegative = 0.2
+    memory_mb: PositiveCount = 2000
+    processors: PositiveCount = 1
+    cpu_time_limit: Duration = 259200.0
+    output_files: Count = 1
+    output_size_mb: NonNegative = 1000.0
+    output_data_type: str = "default"
+    failure_prob: Probability = 0.0
+    needs_model: bool = False
+
+
+PluginName = Annotated[str, Field(pattern=r"^[A-Za-z]+$")]
+
+
+class Step(Strict):
+    """One production step = one transformation."""
+
+    name: str
+    type: str = "MCSimulation"
+    job_type: str | None = None
+    plugin: PluginName = "Standard"
+    plugin_source: Literal["native", "dirac"] = "native"
+    plugin_class: str | None = None
+    plugin_params: dict[str, Any] = {}
+    group_size: Positive = 1
+    max_tasks: Count | None = None
+    parent: str | list[str] | None = None
+    input_query: dict[str, Any] = {}
+    output_metadata: dict[str, Any] = {}
+    job: JobModel = JobModel()
+    source_se: list[str] = []
+    target_se: list[str] = []
+    body: Literal["workflow", "moving", "removal_file", "removal_replica"] = "workflow"
+    start: Literal["with_production", "after_parent"] = "with_production"
+    start_delay: Duration = 0.0
+
+
+class Production(Strict):
+    name: str
+    start: Duration = 0.0
+    steps: Annotated[list[Step], Field(min_length=1), AfterValidator(_unique_names)]
+
+    @model_validator(mode="after")
+    def _parents_exist(self) -> "Production":
+        names = {step.name for step in self.steps}
+        for step in self.steps:
+            parents = [step.parent] if isinstance(step.parent, str) else (step.parent or [])
+            for parent in parents:
+                if parent not in names:
+                    raise ValueError(f"step {step.name!r}: expected parent to name a step of this production, got {parent!r}")
+        return self
+
+
+class Workload(Strict):
+    productions: Annotated[list[Production], AfterValidator(_unique_names)] = []
+    workflow_files: list[str] = []
+
+
+# ---------------------------------------------------------------- faults
+FaultKind = Literal[
+    "site_down", "se_banned", "tape_drive_lost", "db_slow", "db_down", "link_cut", "failure_spike", "server_down"
+]
+
+
+class Fault(Strict):
+    kind: FaultKind
+    target: str
+    start: Duration
+    end: Duration | None = None
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> "Fault":
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"expected end > start, got start={self.start} end={self.end}")
+        return self
+
+
+# ---------------------------------------------------------------- DIRAC configuration
+class AgentTiming(Strict):
+    polling_time: Duration
+    enabled: bool = True
+
+
+class DiracConfig(Strict):
+    """CS options and agent defaults; every default is DIRAC 9.1.22's (see docs/fidelity.md)."""
+
+    input_data_agent: AgentTiming = AgentTiming(polling_time=120)
+    transformation_agent: AgentTiming = AgentTiming(polling_time=120)
+    workflow_task_agent: AgentTiming = AgentTiming(polling_time=120)
+    request_task_agent: AgentTiming = AgentTiming(polling_time=120)
+    mc_extension_agent: AgentTiming = AgentTiming(polling_time=120)
+    failover_agent: AgentTiming = AgentTiming(polling_time=600)
+    site_director: AgentTiming = AgentTiming(polling_time=120)
+    stalled_job_agent: AgentTiming = AgentTiming(polling_time=3600)
+    request_executing_agent: AgentTiming = AgentTiming(polling_time=60)
+    no_unused_delay: Duration = 6 * 3600.0
+    tasks_per_loop: PositiveCount = 50
+    task_min_age: Duration = 30.0
+    monitoring_age: Duration = 600.0
+    check_reserved_age: Duration = 3600.0
+    monitor_files: bool = True
+    files_max_reset_counter: PositiveCount = 10
+    destination_plugin: Literal["BySE", "ByJobType"] = "BySE"
+    data_processing_types: list[str] = ["MCSimulation", "Merging", "DataReprocessing", "Training", "ApplyModel"]
+    data_manipulation_types: list[str] = ["Replication", "Removal"]
+    extendable_types: list[str] = ["MCSimulation"]
+    mc_tasks_per_iteration: PositiveCount = 50
+    mc_max_failure_rate: Probability = 0.3
+    mc_max_waiting_jobs: PositiveCount = 1000
+    failover_complete_types: list[str] = []
+    failover_flush_types: list[str] = []
+    failover_reassign_types: list[str] = []
+    failover_max_flush: Count = 2
+    failover_max_reassign: Count = 2
+    max_rescheduling: Count = 3
+    reschedule_delays: list[float] = [60.0, 180.0, 300.0, 600.0]
+    stalled_time: Duration = 4500.0
+    failed_time: Duration = 11700.0
+    matched_time: Duration = 7200.0
+    max_pilots_per_cycle: PositiveCount = 100
+    stop_after_failed_matches: PositiveCount = 10
+    job_agent_polling: Duration = 20.0
+    heartbeat_interval: Duration = 1800.0
+    production_outputs: dict[str, list[str]] = {}
+    production_outputs_failover: dict[str, list[str]] = {}
+    ses_for_failover: list[str] = []
+    ses_not_for_jobs: list[str] = []
+    running_limits: dict[str, dict[str, int]] = {}
+    group_share: Positive = 1000.0
+    request_max_attempts: PositiveCount = 256
+    requests_per_cycle: PositiveCount = 300
+    request_workers: PositiveCount = 50
+
+
+# ---------------------------------------------------------------- the scenario
+class Scenario(Strict):
+    name: str
+    description: str = ""
+    run: RunSettings = RunSettings()
+    topology: Topology
+    workload: Workload = Workload()
+    faults: list[Fault] = []
+    dirac: DiracConfig = DiracConfig()
