@@ -73,3 +73,18 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
         node[last] = value
     else:
         raise KeyError(f"{path}: cannot set a value here")
+
+
+def get_path(data: Any, path: str) -> Any:
+    """The value at `path`; KeyError naming the first part that does not exist."""
+    node = data
+    here = ""
+    for key in split_path(path):
+        here = f"{here}[{key}]" if isinstance(node, list) or isinstance(key, int) else (f"{here}.{key}" if here else str(key))
+        if isinstance(node, list):
+            node = node[_child_index(node, key, here)]
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            raise KeyError(f"{here}: no such key")
+    return node

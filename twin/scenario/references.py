@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twin.scenario.paths import get_path
 from twin.scenario.schema import Scenario
 
 
@@ -51,4 +52,17 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         else:
             names, what = targets[fault.kind]
             need(names, fault.target, f"faults[{i}].target", what)
+    problems += _check_provenance(scenario)
+    return problems
+
+
+def _check_provenance(scenario: Scenario) -> list[tuple[str, str]]:
+    """Every provenance entry must point at a value that exists (so sources cannot go stale silently)."""
+    data = scenario.model_dump(mode="json")
+    problems = []
+    for key in scenario.provenance:
+        try:
+            get_path(data, key)
+        except (KeyError, ValueError) as exc:
+            problems.append((f"provenance[{key}]", f"expected a key path that exists in the scenario ({str(exc).strip(chr(34) + chr(39))})"))
     return problems

@@ -157,7 +157,14 @@ class JobModel(Strict):
     output_size_mb: NonNegative = 1000.0
     output_data_type: str = "default"
     failure_prob: Probability = 0.0
-    needs_model: bool = False
+    file_metadata: list[dict[str, Any]] = []
+    model_query: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _one_metadata_per_file(self) -> "JobModel":
+        if self.file_metadata and len(self.file_metadata) != self.output_files:
+            raise ValueError(f"expected one file_metadata entry per output file ({self.output_files}), got {len(self.file_metadata)}")
+        return self
 
 
 PluginName = Annotated[str, Field(pattern=r"^[A-Za-z]+$")]
@@ -182,8 +189,13 @@ class Step(Strict):
     source_se: list[str] = []
     target_se: list[str] = []
     body: Literal["workflow", "moving", "removal_file", "removal_replica"] = "workflow"
-    start: Literal["with_production", "after_parent"] = "with_production"
+    start_after: list[str] = []
     start_delay: Duration = 0.0
+    readiness_gate: bool = False
+
+    @property
+    def parents(self) -> list[str]:
+        return [self.parent] if isinstance(self.parent, str) else list(self.parent or [])
 
 
 class Production(Strict):
@@ -195,10 +207,10 @@ class Production(Strict):
     def _parents_exist(self) -> "Production":
         names = {step.name for step in self.steps}
         for step in self.steps:
-            parents = [step.parent] if isinstance(step.parent, str) else (step.parent or [])
-            for parent in parents:
-                if parent not in names:
-                    raise ValueError(f"step {step.name!r}: expected parent to name a step of this production, got {parent!r}")
+            for key, others in (("parent", step.parents), ("start_after", step.start_after)):
+                for other in others:
+                    if other not in names:
+                        raise ValueError(f"step {step.name!r}: expected {key} to name a step of this production, got {other!r}")
         return self
 
 
@@ -293,3 +305,4 @@ class Scenario(Strict):
     workload: Workload = Workload()
     faults: list[Fault] = []
     dirac: DiracConfig = DiracConfig()
+    provenance: dict[str, Annotated[str, Field(pattern=r"^(source|assumption|derived): .+")]] = {}

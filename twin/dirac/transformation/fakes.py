@@ -10,8 +10,10 @@ They also count calls per method (``calls``) so a test can check the RPC load a 
 from __future__ import annotations
 
 import operator
+import random
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from twin.dirac.clients import Result
@@ -268,3 +270,53 @@ class FakeOperations:
 
     def setValue(self, path: str, value: Any) -> None:
         self.values[path] = value
+
+
+@dataclass
+class FakeEnvironment:
+    """The four fakes together, plus a one-call way to build and run a plugin the way the agent does."""
+
+    fc: FakeFileCatalog = field(default_factory=FakeFileCatalog)
+    transClient: FakeTransformationClient = field(default_factory=FakeTransformationClient)
+    resources: FakeResources = field(default_factory=FakeResources)
+    operations: FakeOperations = field(default_factory=FakeOperations)
+
+    def makePlugin(
+        self,
+        plugin: str,
+        params: dict[str, Any],
+        data: dict[str, list[str]],
+        rng: random.Random | None = None,
+        pluginClass: type | None = None,
+    ) -> Any:
+        """Build, setParameters, setInputData: what TransformationAgent step 7 does before run()."""
+        from twin.dirac.transformation.plugins import load_plugin_class
+
+        cls = pluginClass or load_plugin_class(None)
+        obj = cls(
+            plugin,
+            transClient=self.transClient,
+            fc=self.fc,
+            resources=self.resources,
+            operations=self.operations,
+            rng=rng if rng is not None else random.Random(0),
+        )
+        obj.setParameters(params)
+        obj.setInputData(data)
+        return obj
+
+    def runPlugin(self, plugin: str, params: dict[str, Any], data: dict[str, list[str]], **kwargs: Any) -> Result:
+        return self.makePlugin(plugin, params, data, **kwargs).run()
+
+
+def calibrationFileMetadata(obs_id: Any, ae_id: Any, data_type: str, release: str = "v1") -> dict[str, Any]:
+    """DFC user metadata of a CTA telescope calibration file, as ByTelescopeChunk's query expects it."""
+    return {
+        "curation__release": release,
+        "data__level": "DL1",
+        "data__division": "Monitoring",
+        "data__association": "Telescope",
+        "data__type": data_type,
+        "instance__obs_id": obs_id,
+        "instance__ae_id": ae_id,
+    }

@@ -219,12 +219,12 @@ class TransformationPlugin(PluginBase):
             self.util.logError("Failed to get existing file share", res["Message"])
             return res
         existingCount = res["Value"]
-        res = self.util.groupByReplicas(self.data, self.params["Status"])
-        if not res["OK"]:
-            return res
+        groups = self.util.groupByReplicas(self.data, self.params["Status"])
+        if not groups["OK"]:
+            return groups
 
         tasks = []
-        for replicaSE, lfns in res["Value"]:
+        for replicaSE, lfns in groups["Value"]:
             possibleSEs = replicaSE.split(",")
             res = self._getNextSite(existingCount, cpuShares, candidates=self._getSitesForSEs(possibleSEs))
             if not res["OK"]:
