@@ -152,10 +152,11 @@ class JobModel(Strict):
     cpu_cv: NonNegative = 0.2
     memory_mb: PositiveCount = 2000
     processors: PositiveCount = 1
-    cpu_time_limit: Duration = 259200.0
+    cpu_time_limit: Duration = 86400.0
     output_files: Count = 1
     output_size_mb: NonNegative = 1000.0
     output_data_type: str = "default"
+    scale_with_inputs: bool = False
     failure_prob: Probability = 0.0
     file_metadata: list[dict[str, Any]] = []
     model_query: dict[str, Any] = {}
@@ -294,6 +295,11 @@ class DiracConfig(Strict):
     request_max_attempts: PositiveCount = 256
     requests_per_cycle: PositiveCount = 300
     request_workers: PositiveCount = 50
+    operations: dict[str, Any] = {}
+    service_cpu_ms: NonNegative = 5.0
+    service_cpu_us_per_row: NonNegative = 2.0
+    optimizer_delay: Duration = 5.0
+    operator_reaction: Duration = 0.0
 
 
 # ---------------------------------------------------------------- the scenario

@@ -1,0 +1,131 @@
+"""Scenario -> World: instantiate the grid and the DIRAC systems for one run."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from twin.dirac.catalog import FILE_META, FileCatalog, FileCatalogClient
+from twin.dirac.datamanager import DataManager
+from twin.dirac.operator import Operator
+from twin.dirac.resources import GridResources, ScenarioOperations
+from twin.dirac.rms_system import RequestManagement
+from twin.dirac.services import ServiceLayer
+from twin.dirac.transformation.agents import TransformationAgents
+from twin.dirac.transformation.db import TransformationClient, TransformationDB
+from twin.dirac.wms.system import WorkloadManagement
+from twin.engine.simulation import Simulation
+from twin.errors import ScenarioErrors, ScenarioError
+from twin.grid.grid import build_grid
+from twin.scenario.schema import Scenario
+from twin.world import World
+
+#: File-level metadata the jobs always set (cta-prod-managedata: runNumber, jobID).
+JOB_FILE_FIELDS = {"runNumber": int}
+
+
+def build_world(scenario: Scenario) -> World:
+    """A ready-to-run World; faults are checked against the built grid and scheduled."""
+    run = scenario.run
+    sim = Simulation(run.seed, run.sample_interval, event_log=run.event_log)
+    grid = build_grid(sim, scenario.topology)
+    problems = sim.faults.check(scenario.faults)
+    if problems:
+        raise ScenarioErrors([ScenarioError(scenario.name, *p.split(": ", 1)) for p in problems])
+    services = ServiceLayer(grid, scenario.dirac.service_cpu_ms, scenario.dirac.service_cpu_us_per_row)
+    catalog = FileCatalog(meter=services.meter)
+    file_fields = declare_metadata_fields(catalog, scenario)
+    fc = FileCatalogClient(catalog)
+    tsdb = TransformationDB(meter=services.meter, clock=lambda: sim.now, catalog=fc,
+                            files_max_reset_counter=scenario.dirac.files_max_reset_counter,
+                            extendable_types=scenario.dirac.extendable_types)
+    resources = GridResources(grid, {site.name: site.cpu_share for site in scenario.topology.sites if site.cpu_share})
+    world = World(scenario, sim, grid, services, catalog, fc, tsdb, TransformationClient(tsdb), resources,
+                  ScenarioOperations(scenario.dirac.operations))
+    world._file_fields = file_fields
+    tsdb.on_file_status = world.on_file_status
+    _size_databases(world)
+    world.ts = TransformationAgents(world)
+    world.datamanager = DataManager(world)
+    world.wms = WorkloadManagement(world)
+    world.rms = RequestManagement(world)
+    world.operator = Operator(world)
+    _register_gauges(world)
+    world.ts.start()
+    world.wms.start()
+    world.rms.start()
+    world.operator.start()
+    sim.faults.schedule(scenario.faults)
+    return world
+
+
+def declare_metadata_fields(catalog: FileCatalog, scenario: Scenario) -> set[str]:
+    """Declare every metadata key the scenario uses, typed from its values.
+
+    Keys that vary per output file (a step's `job.file_metadata`) are file fields, as CTA sets
+    nsb/split at upload; every other key is a directory field set on the transformation's
+    output directory, as ProdDataManager does.
+    """
+    file_keys: dict[str, type] = dict(JOB_FILE_FIELDS)
+    dir_keys: dict[str, type] = {}
+    for production in scenario.workload.productions:
+        for step in production.steps:
+            for meta in step.job.file_metadata:
+                _collect(file_keys, meta.items())
+    for production in scenario.workload.productions:
+        for step in production.steps:
+            for source in (step.output_metadata, step.input_query, step.job.model_query):
+                _collect(dir_keys, ((k, v) for k, v in source.items() if k not in file_keys))
+    for name, ftype in file_keys.items():
+        catalog.add_metadata_field(name, ftype, FILE_META)
+    for name, ftype in dir_keys.items():
+        catalog.add_metadata_field(name, ftype)
+    return set(file_keys)
+
+
+def _collect(into: dict[str, type], items: Iterable[tuple[str, Any]]) -> None:
+    for key, value in items:
+        ftype = _value_type(value)
+        if key not in into or (into[key] is int and ftype is float):
+            into[key] = ftype
+        elif into[key] is not ftype and {into[key], ftype} != {int, float}:
+            into[key] = str
+
+
+def _value_type(value: Any) -> type:
+    if isinstance(value, dict):
+        inner = [v for vs in value.values() for v in (vs if isinstance(vs, list) else [vs])]
+        return _common_type(inner)
+    if isinstance(value, list):
+        return _common_type(value)
+    return _common_type([value])
+
+
+def _common_type(values: list[Any]) -> type:
+    kinds = {type(v) for v in values if not isinstance(v, bool)}
+    if kinds <= {int}:
+        return int
+    if kinds <= {int, float}:
+        return float
+    return str
+
+
+def _size_databases(world: World) -> None:
+    """Query cost grows with the tables the DB holds: catalog files, TS files, jobs, requests."""
+    sizes = {
+        "FileCatalogDB": lambda op: float(len(world.catalog)),
+        "TransformationDB": lambda op: float(world.ts_file_rows),
+        "JobDB": lambda op: float(len(world.wms.jobdb)),
+        "ReqDB": lambda op: float(len(world.rms.db)),
+    }
+    for name, size_of in sizes.items():
+        database = world.grid.databases.get(name)
+        if database is not None:
+            database.set_size_of(size_of)
+
+
+def _register_gauges(world: World) -> None:
+    metrics = world.sim.metrics
+    metrics.gauge("catalog.files", lambda: float(len(world.catalog)))
+    metrics.gauge("ts.tasks_created", lambda: float(world.ts.tasks_created))
+    for agent_name in ("TransformationAgent", "InputDataAgent", "WorkflowTaskAgent"):
+        metrics.gauge(f"agent.cycles[{agent_name}]", lambda n=agent_name: float(next((a.cycles for a in world.sim.agents if a.name == n), 0)))

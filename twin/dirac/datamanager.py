@@ -1,0 +1,40 @@
+"""Replica views and job data movement: DIRAC's DataManager and CTA's in-job data management.
+
+`replicas_for` is what the TransformationAgent hands a plugin (domain spec §1.6 step 6):
+for job transformations only active replicas, tape dropped when a disk copy exists,
+failover and not-for-jobs SEs dropped; for data-management transformations every
+replica. LFNs with no usable replica do not reach the plugin and silently stay Unused.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from twin.world import World
+
+
+class DataManager:
+    def __init__(self, world: "World") -> None:
+        self.world = world
+        cfg = world.scenario.dirac
+        self.not_for_jobs = set(cfg.ses_not_for_jobs) | set(cfg.ses_for_failover)
+        self.job_types = set(cfg.data_processing_types)
+        self.no_replica_lookup = {"removal_file"}
+
+    def replicas_for(self, trans: dict[str, Any], lfns: list[str]) -> dict[str, list[str]]:
+        """{lfn: [SE]} for the plugin, filtered as getReplicasForJobs / getReplicas do."""
+        world = self.world
+        runtime = world.runtime(trans["TransformationID"])
+        if runtime.step.body in self.no_replica_lookup:
+            return {lfn: ["None"] for lfn in lfns}
+        found = world.catalog.get_replicas(lfns).successful
+        if trans["Type"] not in self.job_types:
+            return {lfn: list(ses) for lfn, ses in found.items() if ses}
+        return {lfn: ses for lfn, ses in ((lfn, self.job_view(ses)) for lfn, ses in found.items()) if ses}
+
+    def job_view(self, ses: Any) -> list[str]:
+        resources = self.world.resources
+        usable = [se for se in ses if resources.readable(se) and se not in self.not_for_jobs and "failover" not in se.lower()]
+        disk = [se for se in usable if resources.isDiskSE(se)]
+        return disk or usable

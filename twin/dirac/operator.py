@@ -1,0 +1,97 @@
+"""The production operator: submits productions and sequences steps by hand.
+
+CTA operators submit a workflow with cta-prod-submit, and submit the next workflow
+(merge -> train -> apply) once the previous one has finished (domain spec §3.2, §8).
+A step with `start_after` is such a later submission: it becomes its own production,
+submitted when every listed step has finished plus `start_delay` (the operator's
+reaction time). Steps without it start together, in DIRAC's lexicographic order,
+through the Production System's startProduction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from twin.dirac.rms import transformation_body
+from twin.dirac.production import ProductionStep, ProductionSystem, step_name
+from twin.dirac.transformation import status as st
+from twin.scenario.schema import Production, Step
+
+if TYPE_CHECKING:
+    from twin.world import World
+
+
+
+def _body(step: Step) -> str:
+    """The TS Body: the job workflow for job steps, the request body for data-management steps."""
+    return "workflow" if step.body == "workflow" else transformation_body(step.body, step.source_se, step.target_se)
+
+
+class Operator:
+    def __init__(self, world: "World", check_interval: float = 600.0) -> None:
+        self.world = world
+        self.check_interval = check_interval
+        self.ps = ProductionSystem(self._add_transformation, self._start_transformation, self._delete_transformation)
+        #: (production name, step name) -> transformation ID
+        self.trans_ids: dict[tuple[str, str], int] = {}
+        self.failures: list[str] = []
+        #: submissions still to come (productions not started yet, deferred steps)
+        self.unsubmitted = 0
+
+    def start(self) -> None:
+        for production in self.world.scenario.workload.productions:
+            self.unsubmitted += 1 + sum(1 for step in production.steps if step.start_after)
+            self.world.sim.env.process(self._run(production))
+
+    def _run(self, production: Production) -> Iterator[Any]:
+        env = self.world.sim.env
+        yield env.timeout(production.start)
+        first = [step for step in production.steps if not step.start_after]
+        self._submit(production, first, production.name)
+        later = [step for step in production.steps if step.start_after]
+        for step in later:
+            env.process(self._run_deferred(production, step))
+
+    def _run_deferred(self, production: Production, step: Step) -> Iterator[Any]:
+        env = self.world.sim.env
+        waiting_for = [(production.name, name) for name in step.start_after]
+        while not all(key in self.trans_ids and self.world.transformation_finished(self.trans_ids[key]) for key in waiting_for):
+            yield env.timeout(self.check_interval)
+        yield env.timeout(step.start_delay + self.world.scenario.dirac.operator_reaction)
+        self._submit(production, [step], f"{production.name}-{step.name}")
+
+    def _submit(self, production: Production, steps: list[Step], prod_name: str) -> None:
+        """cta-prod-submit: one ProductionStep per step, addProduction, startProduction."""
+        self.unsubmitted -= 1
+        names = {step.name: step_name(i + 1, step.name) for i, step in enumerate(steps)}
+        prod_steps = [self._production_step(production, step, names) for step in steps]
+        prod_id = self.ps.add_production(prod_name, prod_steps)
+        result = self.ps.start_production(prod_id)
+        now = self.world.sim.now
+        if not result["OK"]:
+            self.failures.append(f"{prod_name}: {result['Message']}")
+            self.world.sim.log.log(now, "production.status", f"prod:{prod_name}", "Failed", result["Message"][:200])
+            return
+        self.world.sim.log.log(now, "production.status", f"prod:{prod_name}", "Active")
+
+    def _production_step(self, production: Production, step: Step, names: dict[str, str]) -> ProductionStep:
+        return ProductionStep(
+            name=names[step.name], type=step.type, plugin=step.plugin, agent_type=st.AGENT_TYPE_MANUAL,
+            parent_steps=[names[p] for p in step.parents if p in names],
+            input_query=dict(step.input_query) or None, output_query=dict(step.output_metadata) or None,
+            group_size=step.group_size, body=_body(step),
+            extra={"maxTasks": step.max_tasks or 0, "_twin": (production, step)},
+        )
+
+    # ------------------------------------------------------------------ Transformation System callbacks
+    def _add_transformation(self, **fields: Any) -> dict[str, Any]:
+        production, step = fields.pop("_twin")
+        trans_id = self.world.create_transformation(production, step, fields)
+        self.trans_ids[(production.name, step.name)] = trans_id
+        return {"OK": True, "Value": trans_id}
+
+    def _start_transformation(self, trans_id: int) -> dict[str, Any]:
+        return self.world.start_transformation(trans_id)
+
+    def _delete_transformation(self, trans_id: int) -> dict[str, Any]:
+        return self.world.tsdb.cleanTransformation(trans_id, now=self.world.sim.now)

@@ -1,0 +1,157 @@
+"""The RMS running on the simulated grid: RequestTaskAgent submission and the
+RequestExecutingAgent with its operation handlers (ReplicateAndRegister, RemoveReplica,
+RemoveFile) moving real bytes over the simulated network and storage.
+
+Pure request logic (states, attempts, back-off, selection) is twin.dirac.rms. Handlers
+run in DIRAC's DMMode (file-by-file third-party copies) by default; with
+`dirac.rms_fts_mode` a ReplicateAndRegister is one FTS job per source SE
+(MaxFilesPerJob 100, MaxAttemptsPerFile), as the FTS3Agent would batch it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterator
+
+from twin.dirac import rms
+from twin.dirac.transformation import status as st
+from twin.engine.queueing import ServerPool
+
+if TYPE_CHECKING:
+    from twin.world import World
+
+REQUEST_TASK_STATES_IGNORED = {rms.ASSIGNED}
+
+
+class RequestManagement:
+    def __init__(self, world: "World") -> None:
+        self.world = world
+        self.cfg = world.scenario.dirac
+        self.env = world.sim.env
+        self.db = rms.RequestDB(world.sim.streams.get("rms.select"), on_status=self._on_status)
+        self.workers = ServerPool(self.env, self.cfg.request_workers, "rms:workers")
+        self.task_of: dict[int, tuple[int, int]] = {}
+        self.bytes_replicated = 0.0
+        self.files_replicated = 0
+        self.replicas_removed = 0
+
+    def start(self) -> None:
+        sim, cfg = self.world.sim, self.cfg
+        sim.agent("RequestExecutingAgent", cfg.request_executing_agent.polling_time, self.executing_cycle, 23.0,
+                  cfg.request_executing_agent.enabled)
+        for status in (rms.WAITING, rms.ASSIGNED, rms.DONE, rms.FAILED):
+            sim.metrics.gauge(f"rms.requests_{status.lower()}", lambda s=status: self.db.counters[s])
+
+    def _on_status(self, request: rms.Request, old: str | None, new: str, now: float) -> None:
+        self.world.sim.log.log(now, "request.status", f"request:{request.request_id}", new, request.name)
+        if new in REQUEST_TASK_STATES_IGNORED or request.request_id not in self.task_of:
+            return
+        trans_id, task_id = self.task_of[request.request_id]
+        self.world.ts.note_external_status(trans_id, task_id, new, new in rms.REQUEST_FINAL_STATES)
+
+    # ------------------------------------------------------------------ RequestTaskAgent submission
+    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:
+        world, now = self.world, self.world.sim.now
+        trans_id, task_id = trans["TransformationID"], task["TaskID"]
+        lfns = [lfn for lfn in task["InputData"].split(";") if lfn]
+        try:
+            request = rms.build_request(f"{trans_id:08d}_{task_id:08d}", lfns, trans["Body"], task["TargetSE"], task, now=now)
+        except rms.RequestBodyError as exc:
+            world.sim.log.log(now, "task.refused", f"trans:{trans_id}/task:{task_id}", "bad body", str(exc)[:120])
+            return
+        request_id = self.db.put_request(request, now)
+        self.task_of[request_id] = (trans_id, task_id)
+        yield from world.services.call("ReqManager", "putRequest", len(lfns))
+        world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, request_id, now=world.sim.now)
+        world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{task_id}", st.TASK_SUBMITTED, f"request:{request_id}")
+
+    # ------------------------------------------------------------------ RequestExecutingAgent
+    def executing_cycle(self) -> Iterator[Any]:
+        self.db.kick_assigned(self.env.now)
+        requests = self.db.select(self.env.now, self.cfg.requests_per_cycle)
+        yield from self.world.services.call("ReqManager", "getBulkRequests", max(1, len(requests)))
+        for request in requests:
+            self.env.process(self._execute(request))
+
+    def _execute(self, request: rms.Request) -> Iterator[Any]:
+        yield self.workers.acquire()
+        try:
+            while (op := rms.next_operation(request)) is not None:
+                lfns = rms.begin_operation(request, op, self.env.now, self.cfg.request_max_attempts)
+                handler = HANDLERS.get(op.type)
+                for lfn in lfns:
+                    if handler is None:
+                        rms.record_file_result(request, op, lfn, False, self.env.now, f"no handler for {op.type}", permanent=True)
+                        continue
+                    ok, error, permanent = yield from handler(self, op, lfn)
+                    rms.record_file_result(request, op, lfn, ok, self.env.now, error, permanent)
+                request.refresh(self.env.now)
+                if op.status != rms.DONE:
+                    break
+        finally:
+            self.workers.release()
+        self.db.put_request(request, self.env.now)
+        yield from self.world.services.call("ReqManager", "putRequest")
+
+    # ------------------------------------------------------------------ handlers: (ok, error, permanent)
+    def _replicate(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+        world = self.world
+        catalog = world.catalog
+        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
+        if replicas is None:
+            return False, "No such file or directory", True
+        sources = [se for se in _split(op.source_se) if se in replicas] or [se for se in replicas if world.resources.readable(se)]
+        if not sources:
+            return False, "No valid source replica", False
+        size = float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
+        for target in _split(op.target_se):
+            if target in replicas:
+                continue
+            ok = yield from world.grid.network.copy(sources[0], target, size)
+            if not ok:
+                return False, f"transfer {sources[0]} -> {target} failed", False
+            catalog.add_replicas({lfn: target})
+            self.bytes_replicated += size
+            self.files_replicated += 1
+        yield from world.services.pay("FileCatalog")
+        return True, "", False
+
+    def _remove_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+        world = self.world
+        catalog = world.catalog
+        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
+        if replicas is None:
+            return True, "", False  # DIRAC treats a missing file as already removed
+        size = float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
+        for se in _split(op.target_se):
+            if se not in replicas:
+                continue
+            if len(replicas) <= 1:
+                return False, "cannot remove the last replica", True
+            catalog.remove_replicas({lfn: se})
+            world.grid.ses[se].remove_replica_bytes(size)
+            replicas = {k: v for k, v in replicas.items() if k != se}
+            self.replicas_removed += 1
+        yield from world.services.pay("FileCatalog")
+        return True, "", False
+
+    def _remove_file(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+        world = self.world
+        catalog = world.catalog
+        replicas = catalog.get_replicas([lfn]).successful.get(lfn) or {}
+        size = float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
+        for se in replicas:
+            world.grid.ses[se].remove_replica_bytes(size)
+        catalog.remove_files([lfn])
+        yield from world.services.pay("FileCatalog")
+        return True, "", False
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+HANDLERS = {
+    "ReplicateAndRegister": RequestManagement._replicate,
+    "RemoveReplica": RequestManagement._remove_replica,
+    "RemoveFile": RequestManagement._remove_file,
+}

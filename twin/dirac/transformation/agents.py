@@ -1,0 +1,263 @@
+"""The Transformation System's agents as periodic simulated processes.
+
+InputDataAgent, TransformationAgent, the task-manager agents (WorkflowTaskAgent for jobs,
+RequestTaskAgent for requests) and MCExtensionAgent, with DIRAC 9.1.22's defaults
+(domain spec §1.6). Each cycle is a generator: the pure TransformationDB/FileCatalog
+calls are metered, then the cycle pays for them on the core servers and databases, so a
+slow TransformationDB makes every cycle longer exactly where DIRAC would feel it.
+
+Scale choices (documented in docs/fidelity.md):
+- InputDataAgent: DIRAC re-adds the *full* match set every cycle. The twin charges the
+  DB for exactly that (rows = all matching files) but computes the result incrementally
+  from catalog registrations, so a 10^6-file catalog is never rescanned.
+- Task and file monitoring are driven by job/request status changes ("dirty" sets)
+  instead of polling every task; the 10-minute age filter and the DB cost of the
+  equivalent polling query are kept.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, Iterator
+
+from twin.dirac.transformation import status as st
+
+if TYPE_CHECKING:
+    from twin.world import World
+
+TS = "TransformationManager"
+FC = "FileCatalog"
+
+
+class TransformationAgents:
+    """State shared by the TS agents of one run (what DIRAC keeps in agent memory)."""
+
+    def __init__(self, world: "World") -> None:
+        self.world = world
+        cfg = world.scenario.dirac
+        self.cfg = cfg
+        self.job_types = set(cfg.data_processing_types)
+        self.dm_types = set(cfg.data_manipulation_types)
+        self.input_types = (self.job_types | self.dm_types) - set(cfg.extendable_types)
+        #: InputDataAgent: LFNs registered since the last cycle that match each Input query
+        self.pending_inputs: dict[int, list[str]] = defaultdict(list)
+        self.matching: dict[int, int] = defaultdict(int)
+        self.queries: dict[int, dict[str, Any]] = {}
+        #: TransformationAgent memory: Unused left after the last cycle and when it ran
+        self.leftover: dict[int, int] = {}
+        self.last_run: dict[int, float] = {}
+        self.idle: dict[int, bool] = defaultdict(bool)
+        #: task-manager memory: (transID, taskID) -> latest external status not yet written
+        self.task_updates: dict[tuple[int, int], tuple[str, float]] = {}
+        self.finished_jobs: dict[tuple[int, int], tuple[str, float]] = {}
+        self.tasks_created = 0
+        world.catalog.on_file_registered.append(self._on_file_registered)
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        sim, cfg = self.world.sim, self.cfg
+        sim.agent("InputDataAgent", cfg.input_data_agent.polling_time, self.input_data_cycle, 7.0, cfg.input_data_agent.enabled)
+        sim.agent("TransformationAgent", cfg.transformation_agent.polling_time, self.transformation_cycle, 17.0,
+                  cfg.transformation_agent.enabled)
+        sim.agent("WorkflowTaskAgent", cfg.workflow_task_agent.polling_time, self.workflow_task_cycle, 29.0,
+                  cfg.workflow_task_agent.enabled)
+        sim.agent("RequestTaskAgent", cfg.request_task_agent.polling_time, self.request_task_cycle, 41.0,
+                  cfg.request_task_agent.enabled)
+        sim.agent("MCExtensionAgent", cfg.mc_extension_agent.polling_time, self.mc_extension_cycle, 3.0,
+                  cfg.mc_extension_agent.enabled)
+
+    def register_input_query(self, trans_id: int, query: dict[str, Any], initial: int) -> None:
+        """Called when a transformation with an Input query is created (after its one-off query)."""
+        self.queries[trans_id] = query
+        self.matching[trans_id] = initial
+
+    def _on_file_registered(self, lfn: str) -> None:
+        matches = self.world.catalog.file_matches
+        for trans_id, query in self.queries.items():
+            if matches(lfn, query):
+                self.pending_inputs[trans_id].append(lfn)
+                self.matching[trans_id] += 1
+
+    def _transformations(self, statuses: list[str], types: set[str], automatic: bool = False) -> list[dict[str, Any]]:
+        res = self.world.tsdb.getTransformations({"Status": statuses}, extraParams=True)
+        return [t for t in res["Value"] if t["Type"] in types and (not automatic or t["AgentType"] == st.AGENT_TYPE_AUTOMATIC)]
+
+    # ------------------------------------------------------------------ InputDataAgent
+    def input_data_cycle(self) -> Iterator[Any]:
+        world = self.world
+        for trans in self._transformations([st.ACTIVE], self.input_types):
+            trans_id = trans["TransformationID"]
+            if trans_id not in self.queries:
+                continue
+            world.services.meter("FileCatalogDB", "findFilesByMetadata", self.matching[trans_id])
+            yield from world.services.pay(FC)
+            new = self.pending_inputs.pop(trans_id, [])
+            present = self.matching[trans_id] - len(new)
+            if present:
+                world.services.meter("TransformationDB", "addFilesToTransformation", present)
+            if new:
+                world.tsdb.addFilesToTransformation(trans_id, sorted(new), now=world.sim.now)
+                self.idle[trans_id] = False
+            yield from world.services.pay(TS)
+
+    # ------------------------------------------------------------------ TransformationAgent
+    def transformation_cycle(self) -> Iterator[Any]:
+        for trans in self._transformations([st.ACTIVE, st.COMPLETING, st.FLUSH], self.job_types | self.dm_types):
+            yield from self._process_transformation(trans)
+
+    def _process_transformation(self, trans: dict[str, Any]) -> Iterator[Any]:
+        world, now = self.world, self.world.sim.now
+        trans_id = trans["TransformationID"]
+        tsdb = world.tsdb
+        files = tsdb.getTransformationFiles({"TransformationID": trans_id, "Status": list(st.FILES_TO_PROCESS_STATES)})["Value"]
+        yield from world.services.pay(TS)
+        flush = trans["Status"] == st.FLUSH
+        if not files:
+            if flush:
+                world.set_transformation_status(trans_id, st.ACTIVE)
+            self.idle[trans_id] = True
+            return
+        if self._skip(trans, len(files), now):
+            return
+        self.last_run[trans_id] = now
+        prob = [f["LFN"] for f in files if f["Status"] != st.UNUSED]
+        if prob:
+            tsdb.setFileStatusForTransformation(trans_id, st.UNUSED, prob, force=True, now=now)
+        if not world.runtime(trans_id).ready_to_create_tasks():
+            self.leftover[trans_id] = len(files)
+            return
+        data = world.datamanager.replicas_for(trans, [f["LFN"] for f in files])
+        yield from world.services.pay(FC)
+        assigned, all_created = self._run_plugin(trans, data, files) if data else (0, True)
+        yield from world.services.pay(TS)
+        self.leftover[trans_id] = len(files) - assigned
+        self.idle[trans_id] = assigned == 0
+        if flush and all_created:
+            world.set_transformation_status(trans_id, st.ACTIVE)
+
+    def _skip(self, trans: dict[str, Any], unused: int, now: float) -> bool:
+        """DIRAC's NoUnusedDelay rule: nothing new since last cycle, not Flush, < 6 h since last run."""
+        trans_id = trans["TransformationID"]
+        applies = trans["Type"] in self.job_types or "NoUnusedDelay" in trans
+        return (applies and trans["Status"] != st.FLUSH and self.leftover.get(trans_id) == unused
+                and now - self.last_run.get(trans_id, -1e18) < self.cfg.no_unused_delay)
+
+    def _run_plugin(self, trans: dict[str, Any], data: dict[str, list[str]], files: list[dict[str, Any]]) -> tuple[int, bool]:
+        world = self.world
+        trans_id = trans["TransformationID"]
+        plugin = world.runtime(trans_id).make_plugin()
+        plugin.setParameters(trans)
+        plugin.setInputData(data)
+        plugin.setTransformationFiles(files)
+        result = plugin.run()
+        if not result["OK"]:
+            world.sim.log.log(world.sim.now, "plugin.error", f"trans:{trans_id}", trans["Plugin"], result["Message"][:200])
+            return 0, False
+        assigned, all_created = 0, True
+        for se, lfns in result["Value"]:
+            res = world.tsdb.addTaskForTransformation(trans_id, lfns, se, now=world.sim.now)
+            if res["OK"]:
+                assigned += len(lfns)
+                self.tasks_created += 1
+                world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{res['Value']}", st.TASK_CREATED, se)
+            else:
+                all_created = False
+                world.sim.log.log(world.sim.now, "task.refused", f"trans:{trans_id}", res["Message"][:80], se, float(len(lfns)))
+        return assigned, all_created
+
+    # ------------------------------------------------------------------ task managers
+    def workflow_task_cycle(self) -> Iterator[Any]:
+        yield from self._task_manager_cycle(self.job_types, self.world.wms.submit_task)
+
+    def request_task_cycle(self) -> Iterator[Any]:
+        yield from self._task_manager_cycle(self.dm_types, self.world.rms.submit_task)
+
+    def _task_manager_cycle(self, types: set[str], submit) -> Iterator[Any]:
+        world = self.world
+        cfg = self.cfg
+        monitored = self._transformations([st.ACTIVE, st.COMPLETING, st.STOPPED], types)
+        ids = {t["TransformationID"] for t in monitored}
+        yield from self._update_task_status(ids)
+        yield from self._update_file_status(ids)
+        yield from self._check_reserved(ids)
+        for trans in monitored:
+            if trans["Status"] not in (st.ACTIVE, st.COMPLETING) or trans["AgentType"] != st.AGENT_TYPE_AUTOMATIC:
+                continue
+            trans_id = trans["TransformationID"]
+            res = world.tsdb.getTasksToSubmit(trans_id, cfg.tasks_per_loop, now=world.sim.now)
+            for task in res["Value"]["JobDictionary"].values():
+                yield from submit(trans, task)
+            yield from world.services.pay(TS)
+
+    def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool) -> None:
+        """Job/request status changed: remember it for the next MonitorTasks/MonitorFiles pass."""
+        now = self.world.sim.now
+        self.task_updates[(trans_id, task_id)] = (status, now)
+        if final:
+            self.finished_jobs[(trans_id, task_id)] = (status, now)
+
+    def _due(self, pending: dict[tuple[int, int], tuple[str, float]], ids: set[int]) -> list[tuple[int, int, str]]:
+        cutoff = self.world.sim.now - self.cfg.monitoring_age
+        due = [(t, k, s) for (t, k), (s, when) in pending.items() if t in ids and when <= cutoff]
+        for trans_id, task_id, _ in due:
+            del pending[(trans_id, task_id)]
+        return due
+
+    def _update_task_status(self, ids: set[int]) -> Iterator[Any]:
+        """MonitorTasks: copy job/request statuses older than 10 min onto the tasks."""
+        world = self.world
+        due = self._due(self.task_updates, ids)
+        world.services.meter("TransformationDB", "getTransformationTasks", max(1, len(self.task_updates) + len(due)))
+        for trans_id, task_id, status in due:
+            world.tsdb.setTaskStatus(trans_id, task_id, status, now=world.sim.now)
+            world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{task_id}", status)
+        yield from world.services.pay(TS)
+
+    def _update_file_status(self, ids: set[int]) -> Iterator[Any]:
+        """MonitorFiles: files still Assigned to a finished task -> Processed (Done) or Unused (failed)."""
+        world = self.world
+        if not self.cfg.monitor_files:
+            return
+        for trans_id, task_id, status in self._due(self.finished_jobs, ids):
+            files = world.tsdb.getTransformationFiles({"TransformationID": trans_id, "TaskID": task_id, "Status": st.ASSIGNED})["Value"]
+            if not files:
+                continue
+            new = world.runtime(trans_id).file_status_for_final(status)
+            world.tsdb.setFileStatusForTransformation(trans_id, new, [f["LFN"] for f in files], now=world.sim.now)
+        yield from world.services.pay(TS)
+
+    def _check_reserved(self, ids: set[int]) -> Iterator[Any]:
+        """CheckReserved: tasks Reserved for over 1 h and never submitted go back to Created."""
+        world = self.world
+        older = world.sim.now - self.cfg.check_reserved_age
+        for trans_id in ids:
+            res = world.tsdb.getTransformationTasks({"TransformationID": trans_id, "ExternalStatus": st.TASK_RESERVED}, older=older,
+                                                    timeStamp="LastUpdateTime")
+            stale = [task["TaskID"] for task in res["Value"]]
+            if stale:
+                world.tsdb.setTaskStatus(trans_id, stale, st.TASK_CREATED, now=world.sim.now)
+        yield from world.services.pay(TS)
+
+    # ------------------------------------------------------------------ MCExtensionAgent
+    def mc_extension_cycle(self) -> Iterator[Any]:
+        world, cfg = self.world, self.cfg
+        for trans in self._transformations([st.ACTIVE], set(cfg.extendable_types)):
+            n = self.tasks_to_extend(trans)
+            if n > 0:
+                world.tsdb.extendTransformation(trans["TransformationID"], n, now=world.sim.now)
+                self.tasks_created += n
+            yield from world.services.pay(TS)
+
+    def tasks_to_extend(self, trans: dict[str, Any]) -> int:
+        """MCExtensionAgent's rule: MaxNumberOfTasks - (Total - Failed), clamped to [0, TasksPerIteration]."""
+        cfg = self.cfg
+        max_tasks = int(trans.get("MaxNumberOfTasks") or 0)
+        if max_tasks <= 0:
+            return 0
+        stats = self.world.tsdb.getTransformationTaskStats(trans["TransformationID"])["Value"]
+        total, failed = stats.get("TotalCreated", 0), stats.get(st.TASK_FAILED, 0)
+        if total and failed / total > cfg.mc_max_failure_rate:
+            return 0
+        if stats.get(st.TASK_DONE, 0) >= max_tasks or stats.get(st.TASK_WAITING, 0) > cfg.mc_max_waiting_jobs:
+            return 0
+        return max(0, min(cfg.mc_tasks_per_iteration, max_tasks - (total - failed)))

@@ -1,0 +1,69 @@
+"""What the twin knows about one transformation beyond its TransformationDB row.
+
+The TransformationDB holds DIRAC's view (type, plugin, status, files, tasks). The
+runtime adds what the real system keeps in the job body and the CS: the step it came
+from (job cost model, output metadata, data type), how its plugin is built (native or
+genuine DIRAC), its output directory, and the readiness gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twin.dirac.transformation import status as st
+from twin.dirac.transformation.plugins import load_plugin_class
+from twin.scenario.schema import Production, Step
+
+if TYPE_CHECKING:
+    from twin.world import World
+
+DONE_STATES = {"Done", "Completed"}
+
+
+@dataclass
+class TransformationRuntime:
+    world: "World"
+    trans_id: int
+    production: Production
+    step: Step
+    output_dir: str
+    parents: list[int] = field(default_factory=list)
+    started_at: float | None = None
+    _plugin_class: Any = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.production.name}/{self.step.name}"
+
+    @property
+    def job_type(self) -> str:
+        return self.step.job_type or self.step.type
+
+    @property
+    def is_request_type(self) -> bool:
+        return self.step.type in self.world.scenario.dirac.data_manipulation_types
+
+    def make_plugin(self) -> Any:
+        """A fresh plugin object per cycle, as the TransformationAgent builds one per transformation."""
+        world = self.world
+        rng = world.sim.streams.python(f"plugin.{self.trans_id}")
+        if self.step.plugin_source == "dirac":
+            return world.dirac_host().make_plugin(self.step.plugin, rng=rng)
+        if self._plugin_class is None:
+            self._plugin_class = load_plugin_class(self.step.plugin_class)
+        return self._plugin_class(self.step.plugin, transClient=world.tclient, dataManager=None, fc=world.fc,
+                                  resources=world.resources, operations=world.operations, rng=rng)
+
+    def ready_to_create_tasks(self) -> bool:
+        """The optional readiness gate: no task until the model this step needs is in the catalog."""
+        query = self.step.job.model_query
+        if not (self.step.readiness_gate and query):
+            return True
+        return bool(self.world.fc.findFilesByMetadata(query)["Value"])
+
+    def file_status_for_final(self, external_status: str) -> str:
+        """MonitorFiles: job Done -> Processed, failed -> Unused; request Done -> Processed, else Problematic."""
+        if external_status in DONE_STATES:
+            return st.PROCESSED
+        return st.PROBLEMATIC if self.is_request_type else st.UNUSED

@@ -1,0 +1,366 @@
+"""The WMS running on the simulated grid: job submission, optimizers, SiteDirector,
+pilots (JobAgent), job execution with CTA's in-job data management, StalledJobAgent.
+
+Pure decisions come from the sibling modules (job_status, jobdb, taskqueue, scheduling,
+stalled); this module supplies time, randomness and the grid. Scale choices:
+- queued jobs are records in the TaskQueueDB, never processes; the optimizer and the
+  hold/reschedule delays are timeout callbacks; only *running* pilots are processes
+  (bounded by the number of slots);
+- heartbeats are not events: a running job's heartbeat is refreshed from its pilot's
+  liveness when the StalledJobAgent looks (equivalent to DIRAC's 30-minute heartbeats
+  for the 4500 s/11700 s thresholds), and freezes when its pilot dies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Iterator
+
+from twin.dirac.transformation import status as st
+from twin.dirac.wms import job_status as js
+from twin.dirac.wms.jobdb import Job, JobDB
+from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_se_sites, handle_destination, schedule_job, site_director_pilots
+from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
+from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB
+
+if TYPE_CHECKING:
+    from twin.dirac.transformation.runtime import TransformationRuntime
+    from twin.grid.site import Pilot
+    from twin.world import World
+
+OWNER_GROUP = "cta_prod"
+MODEL_LOOKUP_S = 60.0
+MB = 1e6
+
+
+class WorkloadManagement:
+    def __init__(self, world: "World") -> None:
+        self.world = world
+        cfg = world.scenario.dirac
+        self.cfg = cfg
+        self.env = world.sim.env
+        self.jobdb = JobDB(on_status=self._on_status, max_rescheduling=cfg.max_rescheduling)
+        limiter = Limiter(cfg.running_limits, self.jobdb.running_by_job_type) if cfg.running_limits else None
+        self.tqdb = TaskQueueDB({OWNER_GROUP: cfg.group_share}, limiter=limiter, site_mask=None)
+        streams = world.sim.streams
+        self.rng_match = streams.get("wms.matcher")
+        self.rng_cpu = streams.get("wms.job_cpu")
+        self.rng_fail = streams.get("wms.job_failure")
+        self.rng_upload = streams.get("wms.upload_shuffle")
+        self.rng_sched = streams.get("wms.scheduling")
+        self.stalled_config = StalledConfig(stalled_time=cfg.stalled_time, failed_time=cfg.failed_time, matched_time=cfg.matched_time)
+        self.pinned: dict[tuple[str, str], float] = {}
+        self.cpu_used_hs06s = 0.0
+        self.cpu_wasted_hs06s = 0.0
+        self.failures: Counter[str] = Counter()
+        self.jobs_done_by_site: Counter[str] = Counter()
+        self.outputs_registered = 0
+        self.bytes_uploaded = 0.0
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> None:
+        sim, cfg = self.world.sim, self.cfg
+        sim.agent("SiteDirector", cfg.site_director.polling_time, self.site_director_cycle, 11.0, cfg.site_director.enabled)
+        sim.agent("StalledJobAgent", cfg.stalled_job_agent.polling_time, self.stalled_cycle, 1800.0, cfg.stalled_job_agent.enabled)
+        for status in (js.WAITING, js.STAGING, js.RUNNING, js.DONE, js.FAILED):
+            sim.metrics.gauge(f"wms.jobs_{status.lower()}", lambda s=status: self.jobdb.count(s))
+        for site in self.world.grid.sites:
+            sim.metrics.gauge(f"wms.running[{site}]", lambda s=site: self.jobdb.count_at(s, js.RUNNING))
+
+    # ------------------------------------------------------------------ status callback
+    def _on_status(self, job: Job, old: str, new: str, now: float) -> None:
+        self.world.sim.log.log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(job.job_group))
+        trans_id, task_id = task_of(job)
+        self.world.ts.note_external_status(trans_id, task_id, new, new in js.JOB_FINAL_STATES)
+        if new == js.RECEIVED and old != js.SUBMITTING:
+            self._optimize_later(job, self.cfg.optimizer_delay)
+
+    # ------------------------------------------------------------------ submission (WorkflowTaskAgent)
+    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:
+        """WorkflowTasks: build the job from the task, destination BySE, submit; Submitted + JobID."""
+        world = self.world
+        trans_id, task_id = trans["TransformationID"], task["TaskID"]
+        runtime = world.runtime(trans_id)
+        sites = handle_destination("ANY", by_se_sites(task["TargetSE"], world.resources.sites_for))
+        if sites is None:
+            return  # empty intersection: stays Reserved, CheckReserved returns it to Created after 1 h
+        lfns = [lfn for lfn in task["InputData"].split(";") if lfn]
+        model = runtime.step.job
+        job = self.jobdb.submit(
+            world.sim.now, job_type=runtime.job_type, owner_group=OWNER_GROUP, job_group=trans_id,
+            task_name=f"{trans_id:08d}_{task_id:08d}", input_data=lfns,
+            sites=[] if sites == ["ANY"] else sites, cpu_work=self._sample_cpu(runtime, len(lfns)),
+            cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
+        )
+        yield from world.services.call("JobManager", "insertNewJobIntoDB")
+        world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, job.job_id, now=world.sim.now)
+        world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
+        self._optimize_later(job, self.cfg.optimizer_delay)
+
+    def _sample_cpu(self, runtime: "TransformationRuntime", n_inputs: int) -> float:
+        model = runtime.step.job
+        mean = model.cpu_hs06s * (max(1, n_inputs) if model.scale_with_inputs else 1)
+        if model.cpu_cv <= 0:
+            return mean
+        sigma2 = math.log(1 + model.cpu_cv ** 2)
+        return float(self.rng_cpu.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2)))
+
+    # ------------------------------------------------------------------ optimizers
+    def _optimize_later(self, job: Job, delay: float) -> None:
+        self.env.timeout(max(0.0, delay)).callbacks.append(lambda _ev, j=job: self._optimize(j))
+
+    def _optimize(self, job: Job) -> None:
+        """JobPath -> JobSanity -> InputData -> JobScheduling, as one decision."""
+        now = self.env.now
+        if job.status not in (js.RECEIVED, js.CHECKING):
+            return
+        if job.status == js.RECEIVED:
+            self.jobdb.set_status(job, js.CHECKING, "JobScheduling", now, source="Optimizer")
+        decision = schedule_job(job, self._replica_sites(job.input_data), self._site_mask(), now,
+                                production=job.job_type in self.cfg.data_processing_types,
+                                rng=self.rng_sched, reschedule_delays=self.cfg.reschedule_delays)
+        if isinstance(decision, ToTaskQueue):
+            self.jobdb.set_status(job, js.WAITING, "Pilot Agent Submission", now, source="JobScheduling")
+            self.tqdb.insert(job, decision.sites)
+        elif isinstance(decision, Hold):
+            self._optimize_later(job, decision.until - now)
+        elif isinstance(decision, Stage):
+            self.jobdb.set_status(job, js.STAGING, "Request To Be Sent", now, source="JobScheduling")
+            self.env.process(self._stage(job, decision))
+        elif isinstance(decision, Fail):
+            self.jobdb.set_status(job, js.FAILED, decision.reason, now, source="JobScheduling")
+            self.failures[decision.reason] += 1
+
+    def _site_mask(self) -> set[str]:
+        return {name for name, site in self.world.grid.sites.items() if site.up}
+
+    def _replica_sites(self, lfns: tuple[str, ...]) -> dict[str, dict[str, str]]:
+        """{lfn: {site: disk|tape|cached}} over readable replicas (getReplicasForJobs view)."""
+        if not lfns:
+            return {}
+        world, now = self.world, self.env.now
+        found = world.catalog.get_replicas(lfns).successful
+        out: dict[str, dict[str, str]] = {}
+        for lfn, ses in found.items():
+            by_site: dict[str, str] = {}
+            for se in world.datamanager.job_view(ses):
+                medium = DISK if world.resources.isDiskSE(se) else (CACHED if self.pinned.get((lfn, se), -1) > now else TAPE)
+                for site in world.resources.sites_for(se):
+                    if by_site.get(site) != DISK:
+                        by_site[site] = medium
+            out[lfn] = by_site
+        return out
+
+    def _stage(self, job: Job, decision: Stage) -> Iterator[Any]:
+        """StageRequestAgent/StageMonitorAgent: recall the files at the chosen site, pin them, re-optimize."""
+        world = self.world
+        sizes = world.catalog.get_file_sizes(list(decision.files)).successful
+        for lfn in decision.files:
+            ses = [se for se in world.catalog.get_replicas([lfn]).successful.get(lfn, ())
+                   if not world.resources.isDiskSE(se) and decision.site in world.resources.sites_for(se)]
+            if not ses:
+                continue
+            ok = yield from world.grid.ses[ses[0]].stage(float(sizes.get(lfn, 0)))
+            if ok:
+                self.pinned[(lfn, ses[0])] = self.env.now + world.grid.tapes[ses[0]].pin_lifetime
+        self.jobdb.set_status(job, js.CHECKING, "Staging complete", self.env.now, source="StageMonitor")
+        self._optimize(job)
+
+    # ------------------------------------------------------------------ SiteDirector
+    def site_director_cycle(self) -> Iterator[Any]:
+        for ce in self.world.grid.ces.values():
+            if not ce.site.up:
+                continue
+            waiting_jobs = self.tqdb.count_matching({"Site": ce.site.name, "CPUTime": ce.pilot_lifetime,
+                                                     "MaxRAM": ce.memory_mb}, self.env.now)
+            free = ce.slots - ce.running - ce.waiting
+            n = site_director_pilots(free, ce.max_waiting_pilots, ce.waiting, waiting_jobs, self.cfg.max_pilots_per_cycle)
+            if n:
+                ce.submit_pilots(n, self._pilot_started)
+        yield from self.world.services.call("Matcher", "getMatchingTaskQueues", max(1, len(self.world.grid.ces)))
+
+    def _pilot_started(self, pilot: "Pilot") -> None:
+        self.env.process(self._job_agent(pilot))
+
+    # ------------------------------------------------------------------ JobAgent (inside the pilot)
+    def _job_agent(self, pilot: "Pilot") -> Iterator[Any]:
+        """Match and run jobs one after another until time runs out or 10 matches fail in a row."""
+        services = self.world.services
+        fails = 0
+        while pilot.running:
+            yield from services.call("Matcher", "matchAndGetJob")
+            if not pilot.running:
+                break
+            now = self.env.now
+            job = self.tqdb.match({"Site": pilot.site, "CPUTime": pilot.time_left(now), "MaxRAM": pilot.memory_mb}, self.rng_match, now)
+            if job is None:
+                fails += 1
+                if fails >= self.cfg.stop_after_failed_matches:
+                    break
+                yield self.env.any_of([self.env.timeout(self.cfg.job_agent_polling * (fails + 1) * 2), pilot.killed])
+                continue
+            fails = 0
+            self.jobdb.set_status(job, js.MATCHED, "Assigned", now, source="Matcher", site=pilot.site)
+            job.pilot = pilot
+            yield from self._run_job(job, pilot)
+        pilot.finish()
+
+    def _run_job(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
+        """JobWrapper + CTA job: (model lookup), download, run, upload, TS status updates."""
+        world = self.world
+        runtime = world.runtime(int(job.job_group))
+        model = runtime.step.job
+        start = self.env.now
+        job.start_time = start
+        job.heartbeat_time = start
+        self.jobdb.set_status(job, js.RUNNING, "Job Initialization", start, source="JobWrapper")
+        yield from world.services.call("JobStateUpdate", "setJobStatus")
+        if model.model_query:
+            if not (yield from self._hold(pilot, MODEL_LOOKUP_S)):
+                return
+            found = world.fc.findFilesByMetadata(model.model_query)["Value"]
+            yield from world.services.pay("FileCatalog")
+            if not found:
+                return (yield from self._fail(job, "Model not found", MODEL_LOOKUP_S * pilot.hs06, inputs=None))
+        if not (yield from self._download(job, pilot)):
+            if pilot.running:
+                yield from self._fail(job, "Input Data Download Failed", 0.0, inputs=None)
+            return
+        wall = job.cpu_work / pilot.hs06
+        limit = float(model.cpu_time_limit)
+        p_fail = 1 - (1 - world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
+        if wall > limit:
+            if (yield from self._hold(pilot, limit)):
+                yield from self._fail(job, "Job has exceeded maximum CPU time limit", limit * pilot.hs06, inputs=st.UNUSED)
+            return
+        if self.rng_fail.random() < p_fail:
+            ran = wall * float(self.rng_fail.random())
+            if (yield from self._hold(pilot, ran)):
+                yield from self._fail(job, "Application Finished With Errors", ran * pilot.hs06, inputs=st.UNUSED)
+            return
+        if not (yield from self._hold(pilot, wall)):
+            return
+        self.cpu_used_hs06s += job.cpu_work
+        self.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.env.now, source="JobWrapper")
+        uploaded = yield from self._upload(job, runtime, pilot)
+        if not pilot.running:
+            return
+        if not uploaded:
+            return (yield from self._fail(job, "Failed to upload output data", 0.0, inputs=st.PROBLEMATIC, already_counted=True))
+        self._set_inputs(job, st.PROCESSED)
+        self.jobdb.set_status(job, js.DONE, "Execution Complete", self.env.now, source="JobWrapper")
+        job.end_time = self.env.now
+        self.jobs_done_by_site[pilot.site] += 1
+        yield from world.services.call("JobStateUpdate", "setJobStatus")
+
+    def _hold(self, pilot: "Pilot", seconds: float) -> Iterator[Any]:
+        """Occupy the slot for `seconds`; False if the pilot died meanwhile (the job then stalls)."""
+        if seconds > 0:
+            yield self.env.any_of([self.env.timeout(seconds), pilot.killed])
+        return pilot.running
+
+    def _fail(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None, already_counted: bool = False) -> Iterator[Any]:
+        """A job failure seen by the job itself: CTA sets its inputs directly (not forced)."""
+        self.failures[reason] += 1
+        self.cpu_wasted_hs06s += job.cpu_work if already_counted else cpu_hs06s
+        if already_counted:
+            self.cpu_used_hs06s -= job.cpu_work
+        if inputs is not None:
+            self._set_inputs(job, inputs)
+        self.jobdb.set_status(job, js.FAILED, reason, self.env.now, source="JobWrapper")
+        job.end_time = self.env.now
+        yield from self.world.services.call("JobStateUpdate", "setJobStatus")
+
+    def _set_inputs(self, job: Job, status: str) -> None:
+        if job.input_data:
+            self.world.tsdb.setFileStatusForTransformation(int(job.job_group), status, list(job.input_data), now=self.env.now)
+
+    # ------------------------------------------------------------------ data in and out
+    def _download(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
+        """CTAODownloadInputData: each file from a local replica if any, else any usable one."""
+        if not job.input_data:
+            return True
+        world = self.world
+        catalog = world.catalog
+        replicas = catalog.get_replicas(list(job.input_data)).successful
+        sizes = catalog.get_file_sizes(list(job.input_data)).successful
+        local = set(world.grid.ses_at_site(pilot.site))
+        by_se: Counter[str] = Counter()
+        for lfn in job.input_data:
+            ses = world.datamanager.job_view(replicas.get(lfn, ()))
+            if not ses:
+                return False
+            chosen = next((se for se in ses if se in local), ses[0])
+            by_se[chosen] += sizes.get(lfn, 0)
+        yield from world.services.pay("FileCatalog")
+        for se, nbytes in sorted(by_se.items()):
+            ok = yield from world.grid.network.download(se, pilot.site, float(nbytes))
+            if not ok or not pilot.running:
+                return False
+        return True
+
+    def _upload(self, job: Job, runtime: "TransformationRuntime", pilot: "Pilot") -> Iterator[Any]:
+        """cta-prod-managedata: each output to the shuffled production SEs (local first), then failover SEs."""
+        world = self.world
+        model = runtime.step.job
+        n_files = model.output_files * (max(1, len(job.input_data)) if model.scale_with_inputs else 1)
+        size = model.output_size_mb * MB
+        task_id = task_of(job)[1]
+        for k in range(n_files):
+            se = yield from self._upload_one(pilot, model.output_data_type, size)
+            if se is None:
+                return False
+            meta = dict(model.file_metadata[k % len(model.file_metadata)]) if model.file_metadata else {}
+            meta.update({key: value for key, value in runtime.step.output_metadata.items() if key in world.file_fields})
+            meta["runNumber"] = task_id
+            lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
+            world.catalog.add_file(lfn, int(size), se, meta)
+            self.outputs_registered += 1
+            self.bytes_uploaded += size
+        yield from world.services.pay("FileCatalog")
+        return True
+
+    def _upload_one(self, pilot: "Pilot", data_type: str, size: float) -> Iterator[Any]:
+        for ses in (self._output_ses(data_type, pilot.site), self._failover_ses(data_type)):
+            for se in ses:
+                if not pilot.running:
+                    return None
+                if (yield from self.world.grid.network.upload(pilot.site, se, size)):
+                    return se
+        return None
+
+    def _output_ses(self, data_type: str, site: str) -> list[str]:
+        outputs = self.cfg.production_outputs
+        ses = list(outputs.get(data_type) or outputs.get("default") or self._default_output_ses())
+        self.rng_upload.shuffle(ses)
+        local = set(self.world.grid.ses_at_site(site))
+        return [se for se in ses if se in local] + [se for se in ses if se not in local]
+
+    def _failover_ses(self, data_type: str) -> list[str]:
+        failover = self.cfg.production_outputs_failover
+        return list(failover.get(data_type) or failover.get("default") or [])
+
+    def _default_output_ses(self) -> list[str]:
+        return sorted(name for name, se in self.world.grid.ses.items() if se.is_disk and not se.failover)
+
+    # ------------------------------------------------------------------ StalledJobAgent
+    def stalled_cycle(self) -> Iterator[Any]:
+        now = self.env.now
+        for job in list(self.jobdb.jobs_in(js.RUNNING)) + list(self.jobdb.jobs_in(js.COMPLETING)):
+            if job.pilot is not None and job.pilot.running:
+                job.heartbeat_time = now
+        actions = run_stalled_job_agent(self.jobdb, now, self.stalled_config,
+                                        pilot_running=lambda j: j.pilot is not None and j.pilot.running, tqdb=self.tqdb)
+        for action in actions:
+            if action.action == "Fail":
+                self.failures[action.minor or "Stalled"] += 1
+                job = action.job
+                ran = (job.heartbeat_time or now) - (job.start_time or now)
+                self.cpu_wasted_hs06s += max(0.0, ran) * (job.pilot.hs06 if job.pilot else 0.0)
+        yield from self.world.services.call("JobMonitoring", "selectJobs", max(1, self.jobdb.count(js.RUNNING)))
+
+
+def task_of(job: Job) -> tuple[int, int]:
+    """(TransformationID, TaskID) from the job's JobGroup and its "%08d_%08d" name."""
+    return int(job.job_group), int(job.task_name[9:])

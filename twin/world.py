@@ -1,0 +1,162 @@
+"""The built model of one run: the simulated grid plus the DIRAC systems running on it.
+
+`twin.build.build_world` assembles a World from a validated Scenario; `World.run`
+advances it. Everything a report needs afterwards is read from the World by
+`twin.summary` (the simulation never reads a report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from twin.dirac.transformation import status as st
+from twin.dirac.transformation.runtime import TransformationRuntime
+from twin.scenario.schema import Production, Scenario, Step
+
+if TYPE_CHECKING:
+    from twin.dirac.catalog import FileCatalog, FileCatalogClient
+    from twin.dirac.datamanager import DataManager
+    from twin.dirac.operator import Operator
+    from twin.dirac.resources import GridResources, ScenarioOperations
+    from twin.dirac.rms_system import RequestManagement
+    from twin.dirac.services import ServiceLayer
+    from twin.dirac.transformation.agents import TransformationAgents
+    from twin.dirac.transformation.db import TransformationClient, TransformationDB
+    from twin.dirac.wms.system import WorkloadManagement
+    from twin.engine.simulation import Simulation
+    from twin.grid.grid import Grid
+
+OUTPUT_BASE = "/ctao/MC"
+
+
+@dataclass
+class World:
+    scenario: Scenario
+    sim: "Simulation"
+    grid: "Grid"
+    services: "ServiceLayer"
+    catalog: "FileCatalog"
+    fc: "FileCatalogClient"
+    tsdb: "TransformationDB"
+    tclient: "TransformationClient"
+    resources: "GridResources"
+    operations: "ScenarioOperations"
+    runtimes: dict[int, TransformationRuntime] = field(default_factory=dict)
+    ts: "TransformationAgents" = None  # type: ignore[assignment]
+    datamanager: "DataManager" = None  # type: ignore[assignment]
+    wms: "WorkloadManagement" = None  # type: ignore[assignment]
+    rms: "RequestManagement" = None  # type: ignore[assignment]
+    operator: "Operator" = None  # type: ignore[assignment]
+    _dirac_host: Any = None
+    _file_fields: set[str] = field(default_factory=set)
+    ts_file_rows: int = 0
+    finished_at: dict[int, float] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ transformations
+    def runtime(self, trans_id: int) -> TransformationRuntime:
+        return self.runtimes[trans_id]
+
+    def create_transformation(self, production: Production, step: Step, fields: dict[str, Any]) -> int:
+        """addTransformation + the twin's runtime record + the output directory and its metadata."""
+        now = self.sim.now
+        fields = dict(fields)
+        fields["groupSize"] = int(step.group_size) if float(step.group_size).is_integer() else step.group_size
+        res = self.tsdb.addTransformation(**fields, now=now)
+        if not res["OK"]:
+            raise ValueError(res["Message"])
+        trans_id = res["Value"]
+        for key, value in self._additional_parameters(step).items():
+            self.tsdb.setTransformationParameter(trans_id, key, value)
+        out_dir = f"{OUTPUT_BASE}/{production.name}/{trans_id:08d}"
+        self.catalog.create_directory(out_dir)
+        dir_meta = {k: v for k, v in step.output_metadata.items() if k not in self.file_fields}
+        if dir_meta:
+            self.catalog.set_metadata(out_dir, dir_meta)
+        parents = [self.operator.trans_ids[(production.name, p)] for p in step.parents if (production.name, p) in self.operator.trans_ids]
+        self.runtimes[trans_id] = TransformationRuntime(self, trans_id, production, step, out_dir, parents)
+        if step.input_query:
+            initial = self.tsdb.getCounters("TransformationFiles", ["TransformationID"], {"TransformationID": trans_id})["Value"]
+            self.ts.register_input_query(trans_id, dict(step.input_query), sum(n for _, n in initial))
+        self.sim.log.log(now, "transformation.status", f"trans:{trans_id}", st.NEW, f"{production.name}/{step.name}")
+        return trans_id
+
+    @staticmethod
+    def _additional_parameters(step: Step) -> dict[str, Any]:
+        params = dict(step.plugin_params)
+        if step.source_se:
+            params["SourceSE"] = str(step.source_se)
+        if step.target_se:
+            params["TargetSE"] = str(step.target_se)
+        return params
+
+    def start_transformation(self, trans_id: int) -> dict[str, Any]:
+        """startTransformation: Active and AgentType Automatic."""
+        res = self.tsdb.startTransformation(trans_id, now=self.sim.now)
+        if res["OK"]:
+            self.runtimes[trans_id].started_at = self.sim.now
+            self.sim.log.log(self.sim.now, "transformation.status", f"trans:{trans_id}", st.ACTIVE, self.runtimes[trans_id].name)
+        return res
+
+    def set_transformation_status(self, trans_id: int, status: str) -> None:
+        self.tsdb.setTransformationParameter(trans_id, "Status", status)
+        self.sim.log.log(self.sim.now, "transformation.status", f"trans:{trans_id}", status, self.runtimes[trans_id].name)
+
+    @property
+    def file_fields(self) -> set[str]:
+        return self._file_fields
+
+    def on_file_status(self, trans_id: int, lfn: str, old: str | None, new: str, now: float) -> None:
+        """Every TransformationFiles status change: one event-log row (and the TSDB size for query cost)."""
+        if old is None:
+            self.ts_file_rows += 1
+        self.sim.log.log(now, "file.status", f"trans:{trans_id}/{lfn}", new, old or "")
+
+    # ------------------------------------------------------------------ completion
+    def transformation_finished(self, trans_id: int) -> bool:
+        """No more work can appear: parents finished, no pending input, every task final, nothing to extend.
+
+        Sticky once true (the time is recorded for the reports and the operator).
+        """
+        if trans_id in self.finished_at:
+            return True
+        runtime = self.runtimes[trans_id]
+        if runtime.started_at is None or any(not self.transformation_finished(p) for p in runtime.parents):
+            return False
+        if self.ts.pending_inputs.get(trans_id):
+            return False
+        stats = self.tsdb.getTransformationTaskStats(trans_id)["Value"]
+        if any(n for status, n in stats.items() if status != "TotalCreated" and status not in st.TASK_FINAL_STATES):
+            return False
+        trans = self.tsdb.getTransformation(trans_id, extraParams=True)["Value"]
+        if trans["Type"] in self.scenario.dirac.extendable_types:
+            if self.ts.tasks_to_extend(trans) > 0 or (runtime.step.max_tasks and stats.get("TotalCreated", 0) == 0):
+                return False
+        elif not self.ts.idle.get(trans_id, False):
+            return False
+        if self._unsettled_files(trans_id):
+            return False
+        self.finished_at[trans_id] = self.sim.now
+        self.sim.log.log(self.sim.now, "transformation.finished", f"trans:{trans_id}", trans["Status"], runtime.name)
+        return True
+
+    def _unsettled_files(self, trans_id: int) -> int:
+        """Files still Assigned (their task's outcome not yet written back)."""
+        counts = self.tsdb.getTransformationStats(trans_id)["Value"]
+        return counts.get(st.ASSIGNED, 0)
+
+    def all_finished(self) -> bool:
+        return bool(self.runtimes) and self.operator.unsubmitted == 0 and all(self.transformation_finished(t) for t in self.runtimes)
+
+    # ------------------------------------------------------------------ run
+    def dirac_host(self) -> Any:
+        if self._dirac_host is None:
+            from twin.dirac.host import GenuinePluginHost
+
+            self._dirac_host = GenuinePluginHost.for_world(self)
+        return self._dirac_host
+
+    def run(self, progress: Callable[[float], None] | None = None) -> float:
+        run = self.scenario.run
+        stop = self.all_finished if run.stop_when_done else None
+        return self.sim.run(run.duration, progress=progress, stop_when=stop)
