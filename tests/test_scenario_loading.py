@@ -181,3 +181,26 @@ def test_merge_rules():
     base = {"l": [{"name": "a", "x": 1}], "m": {"k": 1, "j": 2}, "p": [1, 2]}
     change = {"l": [{"name": "a", "y": 2}, {"name": "b"}], "m": {"k": 3}, "p": [3]}
     assert merge(base, change) == {"l": [{"name": "a", "x": 1, "y": 2}, {"name": "b"}], "m": {"k": 3, "j": 2}, "p": [3]}
+
+
+def test_workflow_file_is_imported_as_a_production(tmp_path):
+    workflow = Path(__file__).parent.parent / "scenarios" / "workflows" / "prod5b_test.yml"
+    path = what_if(tmp_path, f"""
+        workload:
+          productions: []
+          workflow_files: [{workflow}]
+          job_models:
+            Merging: {{cpu_hs06s: 1000}}
+        """)
+    scenario = load_scenario(path)
+    (production,) = scenario.workload.productions
+    assert [step.type for step in production.steps] == ["MCSimulation", "DataReprocessing", "Merging", "Merging"]
+    assert production.steps[2].job.cpu_hs06s == 1000
+    assert production.steps[1].parents == [production.steps[0].name]
+
+
+def test_bad_workflow_file_error_names_the_workflow(tmp_path):
+    bad = write(tmp_path, "Common: {MCCampaign: X, configuration_id: 1, base_path: /x}\nProdSteps:\n  - {ID: 1, job_config: {type: Nope}}\n", "wf.yml")
+    path = what_if(tmp_path, f"workload: {{workflow_files: [{bad.name}]}}\n")
+    message = error_of(path)
+    assert "wf.yml" in message and "ProdSteps[0]" in message

@@ -49,7 +49,7 @@ def summarize(world: "World") -> dict[str, Any]:
     summary["invariants"] = invariants(world, summary)
     summary["resources"] = resource_usage(world, metrics)
     summary["bottleneck"] = bottleneck(summary["resources"])
-    summary["plan"] = plan_verdict(world)
+    summary["plan"] = plan_verdict(world, summary["transformations"])
     return summary
 
 
@@ -77,6 +77,7 @@ def _transformations(world: "World") -> list[dict[str, Any]]:
         files = world.tsdb.getTransformationStats(trans_id)["Value"]
         tasks = world.tsdb.getTransformationTaskStats(trans_id)["Value"]
         total = files.get("Total", 0)
+        complete, shortfall = _completeness(world, trans, files, tasks)
         rows.append({
             "id": trans_id, "name": runtime.name, "type": trans["Type"], "plugin": trans["Plugin"],
             "status": trans["Status"], "group_size": trans["GroupSize"],
@@ -85,8 +86,26 @@ def _transformations(world: "World") -> list[dict[str, Any]]:
             "tasks": {k: v for k, v in tasks.items() if k != "TotalCreated"}, "tasks_created": tasks.get("TotalCreated", 0),
             "max_tasks": trans.get("MaxNumberOfTasks") or None,
             "started_at": runtime.started_at, "finished_at": world.finished_at.get(trans_id),
+            "complete": complete, "shortfall": shortfall,
         })
     return rows
+
+
+def _completeness(world: "World", trans: dict[str, Any], files: dict[str, int], tasks: dict[str, int]) -> tuple[bool, str]:
+    """Did the transformation do what was asked? MC: MaxNumberOfTasks Done; data steps: every input Processed."""
+    max_tasks = int(trans.get("MaxNumberOfTasks") or 0)
+    if trans["Type"] in world.scenario.dirac.extendable_types and max_tasks:
+        done = tasks.get(st.TASK_DONE, 0)
+        if done >= max_tasks:
+            return True, ""
+        created, failed = tasks.get("TotalCreated", 0), tasks.get(st.TASK_FAILED, 0)
+        why = (f"MCExtensionAgent stopped: {failed}/{created} tasks failed (> {world.scenario.dirac.mc_max_failure_rate:.0%})"
+               if created and failed / created > world.scenario.dirac.mc_max_failure_rate else "tasks still to create or run")
+        return False, f"{done}/{max_tasks} tasks Done; {why}"
+    left = {k: v for k, v in files.items() if k not in (st.PROCESSED, "Total") and v}
+    if not left:
+        return True, ""
+    return False, ", ".join(f"{n} {status}" for status, n in sorted(left.items())) + " input files not processed"
 
 
 def _storage(world: "World") -> dict[str, Any]:
@@ -175,15 +194,20 @@ def bottleneck(resources: list[dict[str, Any]]) -> dict[str, Any]:
                                   f"(mean utilization {busiest['mean_utilization']:.0%})"}
 
 
-def plan_verdict(world: "World") -> dict[str, Any]:
+def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[str, Any]:
+    """Finished (no more work will happen) and complete (everything asked for was done) by the deadline?"""
     deadline = world.scenario.run.deadline
     done = world.all_finished()
+    short = [f"{t['name']}: {t['shortfall']}" for t in transformations if not t["complete"]]
     finished_at = max(world.finished_at.values()) if done and world.finished_at else None
-    met = None if deadline is None else bool(done and finished_at is not None and finished_at <= deadline)
-    if done:
+    met = None if deadline is None else bool(done and not short and finished_at is not None and finished_at <= deadline)
+    if done and not short:
         verdict = f"All work finished after {format_duration(finished_at or 0.0)}"
+    elif done:
+        verdict = f"Stopped short after {format_duration(finished_at or 0.0)}: {'; '.join(short[:3])}"
     else:
         verdict = f"Work still unfinished after {format_duration(world.sim.now)}"
     if deadline is not None:
         verdict += f"; deadline {format_duration(deadline)} {'met' if met else 'MISSED'}"
-    return {"deadline": deadline, "finished_at": finished_at, "all_finished": done, "deadline_met": met, "verdict": verdict + "."}
+    return {"deadline": deadline, "finished_at": finished_at, "all_finished": done, "complete": done and not short,
+            "shortfalls": short, "deadline_met": met, "verdict": verdict + "."}

@@ -89,7 +89,9 @@ class RequestManagement:
                     break
         finally:
             self.workers.release()
-        self.db.put_request(request, self.env.now)
+        # DIRAC 9.1.22's agent puts the request back through RequestDB directly: the 2*ln(attempt)
+        # minutes back-off of ReqManagerHandler is NOT applied on this path (read in the code).
+        self.db.put_request(request, self.env.now, via_service=False)
         yield from self.world.services.call("ReqManager", "putRequest")
 
     # ------------------------------------------------------------------ handlers: (ok, error, permanent)

@@ -103,6 +103,7 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[
     if len(chain) > MAX_EXTENDS_DEPTH:
         raise ScenarioError(source.name, "extends", f"expected at most {MAX_EXTENDS_DEPTH} levels of extends")
     data = dict(source.data)
+    _absolute_workflow_paths(data, path.parent)
     parents = data.pop("extends", [])
     if isinstance(parents, str):
         parents = [parents]
@@ -120,6 +121,13 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[
         raise ScenarioError(source.name, "overrides", "expected a mapping of key paths to values", source.lines.get(("overrides",)))
     _apply_overrides(merged, overrides, source.name, source.lines)
     return merged, [source] + sources
+
+
+def _absolute_workflow_paths(data: dict[str, Any], base: Path) -> None:
+    """Workflow files are relative to the scenario file that names them, whatever extends it."""
+    workload = data.get("workload")
+    if isinstance(workload, dict) and isinstance(workload.get("workflow_files"), list):
+        workload["workflow_files"] = [str((base / p).resolve()) if isinstance(p, str) else p for p in workload["workflow_files"]]
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: str, lines: LineMap | None = None) -> None:
@@ -145,10 +153,23 @@ def validate(data: dict[str, Any], sources: list[_Source]) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioErrors([_to_error(err, data, sources) for err in exc.errors()[:20]]) from None
+    _import_workflows(scenario)
     problems = check_references(scenario)
     if problems:
         raise ScenarioErrors([_located(sources, _parts(path), msg) for path, msg in problems])
     return scenario
+
+
+def _import_workflows(scenario: Scenario) -> None:
+    """Append the productions of cta-prod-submit workflow files (errors name the workflow file)."""
+    from twin.scenario.workflow import load_workflow
+
+    workload = scenario.workload
+    for path in workload.workflow_files:
+        for production in load_workflow(path, workload.job_models, datasets=workload.datasets):
+            if any(p.name == production.name for p in workload.productions):
+                raise ScenarioError(path, "", f"expected a production name not used yet, got {production.name!r}")
+            workload.productions.append(production)
 
 
 def _parts(path: str) -> tuple[str | int, ...]:

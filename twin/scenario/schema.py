@@ -216,8 +216,12 @@ class Production(Strict):
 
 
 class Workload(Strict):
+    """Productions written out, and/or cta-prod-submit workflow files imported as productions."""
+
     productions: Annotated[list[Production], AfterValidator(_unique_names)] = []
     workflow_files: list[str] = []
+    job_models: dict[str, JobModel] = {}
+    datasets: dict[str, dict[str, Any]] = {}
 
 
 # ---------------------------------------------------------------- faults

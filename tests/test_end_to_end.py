@@ -1,0 +1,120 @@
+"""End to end: MC -> processing on two sites, with and without faults.
+
+Each test runs the whole twin (TS agents, plugins, WMS, pilots, storage, DB costs) and
+checks outcomes that follow from DIRAC's rules, and the conservation invariants.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import minimal
+from twin.runner import simulate
+from twin.scenario.schema import Fault
+
+FINAL_FILE_STATES = {"Processed", "Problematic", "MaxReset", "Unused"}
+
+
+def assert_conserved(summary: dict) -> None:
+    inv = summary["invariants"]
+    assert inv["jobs_conserved"] and inv["tasks_conserved"] and inv["transformation_files_conserved"] and inv["requests_conserved"]
+
+
+def test_nominal_run_creates_exactly_the_requested_tasks_and_processes_every_file():
+    result = simulate(minimal())
+    s = result.summary
+    mc, proc = s["transformations"]
+    assert mc["tasks_created"] == 60 and mc["tasks"] == {"Done": 60}
+    # 60 MC outputs in groups of 5 (Standard plugin, GroupSize 5): exactly 12 full tasks, no leftovers.
+    assert proc["files_total"] == 60 and proc["files"] == {"Processed": 60}
+    assert proc["tasks_created"] == 12
+    assert s["jobs"]["by_status"] == {"Done": 72}
+    assert s["jobs"]["outputs_registered"] == 72
+    assert s["invariants"]["all_transformations_finished"] and s["invariants"]["jobs_not_final"] == 0
+    assert_conserved(s)
+
+
+def test_processing_starts_only_after_mc_outputs_and_jobs_follow_dirac_state_order():
+    events = simulate(minimal()).events
+    jobs = events[events.kind == "job.status"]
+    first = jobs.groupby("entity", observed=True)["state"].apply(list)
+    for states in first:
+        assert states[:2] == ["Received", "Checking"]
+        assert states[-1] == "Done"
+        assert states.index("Matched") < states.index("Running") < states.index("Done")
+    processed = events[(events.kind == "file.status") & (events.state == "Processed")]
+    created = events[(events.kind == "file.status") & (events.detail == "")]
+    assert processed.time.min() > created.time.min()
+
+
+def test_same_seed_gives_identical_event_log_and_other_seed_differs():
+    a = simulate(minimal())
+    b = simulate(minimal())
+    c = simulate(minimal(**{"run.seed": 8}))
+    assert a.event_digest == b.event_digest
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    assert a.event_digest != c.event_digest
+
+
+def test_mc_failures_are_replaced_with_new_tasks_until_max_tasks_done():
+    scenario = minimal(**{"workload.productions[test].steps[MCSimulation].job.failure_prob": 0.2})
+    s = simulate(scenario).summary
+    mc = s["transformations"][0]
+    assert mc["tasks"]["Done"] == 60
+    assert mc["tasks"].get("Failed", 0) > 0
+    assert mc["tasks_created"] == 60 + mc["tasks"]["Failed"]
+    assert s["jobs"]["failures_by_reason"]["Application Finished With Errors"] == mc["tasks"]["Failed"]
+    assert_conserved(s)
+
+
+def test_failed_processing_jobs_return_files_to_unused_and_retry():
+    scenario = minimal(**{"workload.productions[test].steps[Processing].job.failure_prob": 0.3})
+    s = simulate(scenario).summary
+    proc = s["transformations"][1]
+    assert proc["files"].get("Processed", 0) + proc["files"].get("MaxReset", 0) == 60
+    assert proc["tasks"].get("Failed", 0) > 0
+    assert proc["tasks_created"] > 12
+    assert_conserved(s)
+
+
+def test_site_down_stalls_running_jobs_then_fails_them_and_work_completes_elsewhere():
+    scenario = minimal(**{"run.duration": "4d", "workload.productions[test].steps[MCSimulation].max_tasks": 100})
+    scenario.faults = [Fault(kind="site_down", target="LCG.PIC.es", start=1800, end=40000)]
+    result = simulate(scenario)
+    s, events = result.summary, result.events
+    assert s["jobs"]["failures_by_reason"].get("Job stalled: pilot not running", 0) > 0
+    stalled = events[(events.kind == "job.status") & (events.state == "Stalled")]
+    failed = events[(events.kind == "job.status") & (events.state == "Failed")]
+    # DIRAC's thresholds: Stalled only after 4500 s without heartbeat, Failed at a later agent cycle.
+    assert stalled.time.min() >= 1800 + 4500
+    assert failed.time.min() > stalled.time.min()
+    assert s["transformations"][0]["tasks"]["Done"] == 100
+    assert s["transformations"][1]["files"] == {"Processed": 100}
+    assert s["plan"]["complete"]
+    site_rows = events[events.kind == "site.status"]
+    assert list(site_rows.state)[0] == "Down"
+    assert_conserved(s)
+
+
+def test_mc_extension_stops_above_30_percent_failures_and_the_plan_says_so():
+    scenario = minimal(**{"run.duration": "4d"})  # 20 of 60 MC jobs run at PIC when it goes down: 33% > 30%
+    scenario.faults = [Fault(kind="site_down", target="LCG.PIC.es", start=1800, end=40000)]
+    s = simulate(scenario).summary
+    mc = s["transformations"][0]
+    assert mc["tasks"] == {"Done": 40, "Failed": 20} and mc["tasks_created"] == 60
+    assert not mc["complete"] and "MCExtensionAgent stopped" in mc["shortfall"]
+    assert not s["plan"]["complete"] and s["plan"]["verdict"].startswith("Stopped short")
+    assert_conserved(s)
+
+
+def test_all_upload_targets_banned_makes_inputs_problematic():
+    scenario = minimal(**{"run.duration": "1d"})
+    scenario.faults = [Fault(kind="se_banned", target=se, start=5000, params={"access": "write"})
+                       for se in ("CC-IN2P3-Disk", "PIC-Disk")]
+    s = simulate(scenario).summary
+    assert s["jobs"]["failures_by_reason"].get("Failed to upload output data", 0) > 0
+    files = s["transformations"][1]["files"]
+    assert files.get("Problematic", 0) > 0
+    assert set(files) <= FINAL_FILE_STATES | {"Assigned"}
+    assert_conserved(s)
