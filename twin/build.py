@@ -12,6 +12,7 @@ from twin.dirac.rms_system import RequestManagement
 from twin.dirac.services import ServiceLayer
 from twin.dirac.transformation.agents import TransformationAgents
 from twin.dirac.transformation.db import TransformationClient, TransformationDB
+from twin.dirac.transformation.failover import TransformationFailoverAgent
 from twin.dirac.wms.system import WorkloadManagement
 from twin.engine.simulation import Simulation
 from twin.errors import ScenarioErrors, ScenarioError
@@ -49,8 +50,11 @@ def build_world(scenario: Scenario) -> World:
     world.wms = WorkloadManagement(world)
     world.rms = RequestManagement(world)
     world.operator = Operator(world)
+    world.failover = TransformationFailoverAgent(world)
+    _register_initial_data(world)
     _register_gauges(world)
     world.ts.start()
+    world.failover.start()
     world.wms.start()
     world.rms.start()
     world.operator.start()
@@ -67,19 +71,36 @@ def declare_metadata_fields(catalog: FileCatalog, scenario: Scenario) -> set[str
     """
     file_keys: dict[str, type] = dict(JOB_FILE_FIELDS)
     dir_keys: dict[str, type] = {}
-    for production in scenario.workload.productions:
-        for step in production.steps:
-            for meta in step.job.file_metadata:
-                _collect(file_keys, meta.items())
-    for production in scenario.workload.productions:
-        for step in production.steps:
-            for source in (step.output_metadata, step.input_query, step.job.model_query):
-                _collect(dir_keys, ((k, v) for k, v in source.items() if k not in file_keys))
+    steps = [step for production in scenario.workload.productions for step in production.steps]
+    initial = scenario.workload.initial_data
+    for meta in [m for step in steps for m in step.job.file_metadata] + [m for data in initial for m in data.file_metadata]:
+        _collect(file_keys, meta.items())
+    sources = [s for step in steps for s in (step.output_metadata, step.input_query, step.job.model_query)]
+    for source in sources + [data.metadata for data in initial]:
+        _collect(dir_keys, ((k, v) for k, v in source.items() if k not in file_keys))
     for name, ftype in file_keys.items():
         catalog.add_metadata_field(name, ftype, FILE_META)
     for name, ftype in dir_keys.items():
         catalog.add_metadata_field(name, ftype)
     return set(file_keys)
+
+
+def _register_initial_data(world: World) -> None:
+    """Files present before the run: spread round-robin over their SEs, bytes accounted on the SEs."""
+    catalog = world.catalog
+    for data in world.scenario.workload.initial_data:
+        directory = f"/ctao/data/{data.name}"
+        catalog.create_directory(directory)
+        dir_meta = {k: v for k, v in data.metadata.items() if k not in world.file_fields}
+        if dir_meta:
+            catalog.set_metadata(directory, dir_meta)
+        size = int(data.size_mb * 1e6)
+        for i in range(data.count):
+            se = data.ses[i % len(data.ses)]
+            meta = dict(data.file_metadata[i % len(data.file_metadata)]) if data.file_metadata else {}
+            meta["runNumber"] = i
+            catalog.add_file(f"{directory}/{i // 1000:03d}xxx/{data.name}_{i:07d}.dat", size, se, meta)
+            world.grid.ses[se].add_replica_bytes(size)
 
 
 def _collect(into: dict[str, type], items: Iterable[tuple[str, Any]]) -> None:

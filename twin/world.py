@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from twin.dirac.services import ServiceLayer
     from twin.dirac.transformation.agents import TransformationAgents
     from twin.dirac.transformation.db import TransformationClient, TransformationDB
+    from twin.dirac.transformation.failover import TransformationFailoverAgent
     from twin.dirac.wms.system import WorkloadManagement
     from twin.engine.simulation import Simulation
     from twin.grid.grid import Grid
@@ -48,6 +49,7 @@ class World:
     wms: "WorkloadManagement" = None  # type: ignore[assignment]
     rms: "RequestManagement" = None  # type: ignore[assignment]
     operator: "Operator" = None  # type: ignore[assignment]
+    failover: "TransformationFailoverAgent" = None  # type: ignore[assignment]
     _dirac_host: Any = None
     _file_fields: set[str] = field(default_factory=set)
     ts_file_rows: int = 0
@@ -141,9 +143,10 @@ class World:
         return True
 
     def _unsettled_files(self, trans_id: int) -> int:
-        """Files still Assigned (their task's outcome not yet written back)."""
+        """Files still Assigned (outcome not yet written back), or Unused while a Flush is still to come."""
         counts = self.tsdb.getTransformationStats(trans_id)["Value"]
-        return counts.get(st.ASSIGNED, 0)
+        unused = counts.get(st.UNUSED, 0) if self.runtimes[trans_id].awaits_flush() else 0
+        return counts.get(st.ASSIGNED, 0) + unused
 
     def all_finished(self) -> bool:
         return bool(self.runtimes) and self.operator.unsubmitted == 0 and all(self.transformation_finished(t) for t in self.runtimes)

@@ -51,6 +51,9 @@ class Operator:
         later = [step for step in production.steps if step.start_after]
         for step in later:
             env.process(self._run_deferred(production, step))
+        for step in production.steps:
+            if step.operator_flush:
+                env.process(self._run_flush(production, step))
 
     def _run_deferred(self, production: Production, step: Step) -> Iterator[Any]:
         env = self.world.sim.env
@@ -59,6 +62,18 @@ class Operator:
             yield env.timeout(self.check_interval)
         yield env.timeout(step.start_delay + self.world.scenario.dirac.operator_reaction)
         self._submit(production, [step], f"{production.name}-{step.name}")
+
+    def _run_flush(self, production: Production, step: Step) -> Iterator[Any]:
+        """The operator flushes a step once its parents have finished: its partial groups become tasks."""
+        env, world = self.world.sim.env, self.world
+        key = (production.name, step.name)
+        while key not in self.trans_ids or not all(world.transformation_finished(p) for p in world.runtime(self.trans_ids[key]).parents):
+            yield env.timeout(self.check_interval)
+        yield env.timeout(world.scenario.dirac.operator_reaction)
+        trans_id = self.trans_ids[key]
+        world.runtime(trans_id).flushed = True
+        if world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
+            world.set_transformation_status(trans_id, st.FLUSH)
 
     def _submit(self, production: Production, steps: list[Step], prod_name: str) -> None:
         """cta-prod-submit: one ProductionStep per step, addProduction, startProduction."""

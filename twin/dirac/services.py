@@ -36,7 +36,10 @@ class ServiceLayer:
         self.cpu_ms_per_call = cpu_ms_per_call
         self.cpu_us_per_row = cpu_us_per_row
         self._pending: dict[tuple[str, str], int] = defaultdict(int)
-        self._host = {service: server for server in grid.servers.values() for service in server.services}
+        self._hosts: dict[str, list[Any]] = defaultdict(list)
+        for server in grid.servers.values():
+            for service in server.services:
+                self._hosts[service].append(server)
         self.calls: dict[str, int] = defaultdict(int)
 
     def meter(self, db: str, op: str, rows: int = 1) -> None:
@@ -63,6 +66,13 @@ class ServiceLayer:
 
     def _cpu(self, service: str, rows: int) -> Generator[Any, Any, None]:
         self.calls[service] += 1
-        server = self._host.get(service)
-        if server is not None:
+        hosts = self._hosts.get(service)
+        if hosts:
+            server = hosts[0] if len(hosts) == 1 else min(hosts, key=_load)
             yield from server.call(self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6)
+
+
+def _load(server: Any) -> tuple[float, str]:
+    """Duplicated services sit behind a load balancer: the least loaded live host takes the call."""
+    pool = server.cores
+    return (float("inf") if not server.up else (pool.busy + pool.queue_length) / max(1, pool.capacity), server.name)

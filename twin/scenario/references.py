@@ -33,6 +33,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             for key in ("source_se", "target_se"):
                 for k, se in enumerate(getattr(step, key)):
                     need(ses, se, f"workload.productions[{i}].steps[{j}].{key}[{k}]", "storage element")
+    for i, data in enumerate(scenario.workload.initial_data):
+        for k, se in enumerate(data.ses):
+            need(ses, se, f"workload.initial_data[{i}].ses[{k}]", "storage element")
     for kind in ("production_outputs", "production_outputs_failover"):
         for data_type, names in getattr(scenario.dirac, kind).items():
             for k, se in enumerate(names):

@@ -193,6 +193,7 @@ class Step(Strict):
     start_after: list[str] = []
     start_delay: Duration = 0.0
     readiness_gate: bool = False
+    operator_flush: bool = False
 
     @property
     def parents(self) -> list[str]:
@@ -215,6 +216,17 @@ class Production(Strict):
         return self
 
 
+class InitialData(Strict):
+    """Files already in the catalog when the run starts (e.g. existing DL0 for a reprocessing campaign)."""
+
+    name: str
+    count: PositiveCount
+    size_mb: NonNegative = 1000.0
+    ses: Annotated[list[str], Field(min_length=1)]
+    metadata: dict[str, Any] = {}
+    file_metadata: list[dict[str, Any]] = []
+
+
 class Workload(Strict):
     """Productions written out, and/or cta-prod-submit workflow files imported as productions."""
 
@@ -222,6 +234,7 @@ class Workload(Strict):
     workflow_files: list[str] = []
     job_models: dict[str, JobModel] = {}
     datasets: dict[str, dict[str, Any]] = {}
+    initial_data: Annotated[list[InitialData], AfterValidator(_unique_names)] = []
 
 
 # ---------------------------------------------------------------- faults

@@ -30,6 +30,7 @@ class TransformationRuntime:
     output_dir: str
     parents: list[int] = field(default_factory=list)
     started_at: float | None = None
+    flushed: bool = False
     _plugin_class: Any = None
 
     @property
@@ -61,6 +62,13 @@ class TransformationRuntime:
         if not (self.step.readiness_gate and query):
             return True
         return bool(self.world.fc.findFilesByMetadata(query)["Value"])
+
+    def awaits_flush(self) -> bool:
+        """A Flush is still to come (operator or failover agent), so held partial groups are not final."""
+        if self.step.operator_flush:
+            return not self.flushed
+        failover = self.world.failover
+        return self.step.type in failover.flush_types and failover.flushes[self.trans_id] < failover.max_flush
 
     def file_status_for_final(self, external_status: str) -> str:
         """MonitorFiles: job Done -> Processed, failed -> Unused; request Done -> Processed, else Problematic."""

@@ -311,8 +311,10 @@ class WorkloadManagement:
             se = yield from self._upload_one(pilot, model.output_data_type, size)
             if se is None:
                 return False
-            meta = dict(model.file_metadata[k % len(model.file_metadata)]) if model.file_metadata else {}
-            meta.update({key: value for key, value in runtime.step.output_metadata.items() if key in world.file_fields})
+            meta = {key: value for key, value in runtime.step.output_metadata.items()
+                    if key in world.file_fields and not isinstance(value, (dict, list))}
+            if model.file_metadata:
+                meta.update(model.file_metadata[k % len(model.file_metadata)])
             meta["runNumber"] = task_id
             lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
             world.catalog.add_file(lfn, int(size), se, meta)

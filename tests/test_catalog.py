@@ -1,0 +1,412 @@
+"""Behaviour of the in-memory DFC: typed metadata, indexed meta-queries with inheritance, datasets, facade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+from twin.dirac.catalog import FILE_META, NO_SUCH_FILE, FileCatalog, FileCatalogClient
+
+MC = "/vo/MC"
+
+
+def build_catalog(meter=None) -> FileCatalog:
+    """gamma/{z20,z40} and proton/z20 with directory metadata, runs as file metadata, plus an untagged dir."""
+    fc = FileCatalog(meter=meter)
+    fc.add_metadata_field("particle", str)
+    fc.add_metadata_field("zenith", int)
+    fc.add_metadata_field("runNumber", int, FILE_META)
+    fc.add_metadata_field("nsb", float, FILE_META)
+    for particle in ("gamma", "proton"):
+        fc.create_directory(f"{MC}/{particle}")
+        fc.set_metadata(f"{MC}/{particle}", {"particle": particle})
+    for sub, zenith in (("gamma/z20", 20), ("gamma/z40", 40), ("proton/z20", 20)):
+        fc.create_directory(f"{MC}/{sub}")
+        fc.set_metadata(f"{MC}/{sub}", {"zenith": zenith})
+        for run in range(1, 5):
+            fc.add_file(f"{MC}/{sub}/run{run}", size=run * 10, se="DISK-1",
+                        metadata={"runNumber": run, "nsb": float(run % 2)})
+    fc.add_file(f"{MC}/untagged/run1", size=1, se="DISK-1", metadata={"runNumber": 1})
+    return fc
+
+
+def names(lfns: list[str]) -> set[str]:
+    return {lfn.removeprefix(MC + "/") for lfn in lfns}
+
+
+@pytest.fixture()
+def fc() -> FileCatalog:
+    return build_catalog()
+
+
+# --- typed fields -----------------------------------------------------------------------------
+
+
+def test_wrong_types_are_rejected_with_a_clear_message(fc: FileCatalog) -> None:
+    with pytest.raises(ValueError, match="'runNumber' has type int.*'7'.*str"):
+        fc.set_metadata(f"{MC}/gamma/z20/run1", {"runNumber": "7"})
+    with pytest.raises(ValueError, match="has type int"):
+        fc.set_metadata(f"{MC}/gamma/z20/run1", {"runNumber": True})
+    with pytest.raises(ValueError, match="has type int"):
+        fc.set_metadata(f"{MC}/gamma/z20/run1", {"runNumber": 1.5})
+    with pytest.raises(ValueError, match="has type str"):
+        fc.set_metadata(f"{MC}/gamma", {"particle": 3})
+    fc.set_metadata(f"{MC}/gamma/z20/run1", {"nsb": 2})  # ints are fine for float fields
+    assert fc.get_file_user_metadata(f"{MC}/gamma/z20/run1")["nsb"] == 2.0
+
+
+def test_a_failed_write_leaves_nothing_behind(fc: FileCatalog) -> None:
+    with pytest.raises(ValueError):
+        fc.add_file(f"{MC}/gamma/z20/bad", 1, metadata={"runNumber": 9, "nsb": "high"})
+    assert f"{MC}/gamma/z20/bad" not in fc
+    assert fc.find_files_by_metadata({"runNumber": 9}) == []
+
+
+def test_fields_have_one_level_and_one_type(fc: FileCatalog) -> None:
+    with pytest.raises(ValueError, match="not defined"):
+        fc.set_metadata(f"{MC}/gamma", {"energy": 1})
+    with pytest.raises(ValueError, match="directory field"):
+        fc.set_metadata(f"{MC}/gamma/z20/run1", {"particle": "gamma"})
+    with pytest.raises(ValueError, match="file field"):
+        fc.set_metadata(f"{MC}/gamma", {"runNumber": 1})
+    fc.add_metadata_field("zenith", "INT")  # same declaration again: accepted
+    with pytest.raises(ValueError, match="already defined"):
+        fc.add_metadata_field("zenith", float)
+    with pytest.raises(ValueError, match="Unsupported metadata type"):
+        fc.add_metadata_field("when", "DATETIME")
+    assert fc.get_metadata_fields() == {
+        "DirectoryMetaFields": {"particle": "VARCHAR(128)", "zenith": "INT"},
+        "FileMetaFields": {"runNumber": "INT", "nsb": "FLOAT"},
+    }
+
+
+def test_directory_field_is_set_once_per_chain(fc: FileCatalog) -> None:
+    with pytest.raises(ValueError, match="Metadata conflict detected for particle"):
+        fc.set_metadata(f"{MC}/gamma/z20", {"particle": "electron"})
+    with pytest.raises(ValueError, match="Metadata conflict detected for zenith"):
+        fc.set_metadata(f"{MC}/gamma", {"zenith": 20})
+    fc.set_metadata(f"{MC}/gamma", {"particle": "gamma-diffuse"})  # same holder: update allowed
+    assert names(fc.find_files_by_metadata({"particle": "gamma-diffuse", "zenith": 40})) == {
+        f"gamma/z40/run{r}" for r in range(1, 5)}
+
+
+# --- meta-queries ----------------------------------------------------------------------------------
+
+Z20 = {f"{p}/z20/run{r}" for p in ("gamma", "proton") for r in range(1, 5)}
+Z40 = {f"gamma/z40/run{r}" for r in range(1, 5)}
+GAMMA = Z40 | {f"gamma/z20/run{r}" for r in range(1, 5)}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"zenith": 20}, Z20),
+        ({"zenith": {"=": 40}}, Z40),
+        ({"zenith": [20, 40]}, Z20 | Z40),
+        ({"zenith": {"in": [40, 60]}}, Z40),
+        ({"zenith": {"!=": 20}}, Z40),
+        ({"zenith": {"nin": [20]}}, Z40),
+        ({"zenith": {"<": 40}}, Z20),
+        ({"zenith": {"<=": 40}}, Z20 | Z40),
+        ({"zenith": {">": 20}}, Z40),
+        ({"zenith": {">=": 20}}, Z20 | Z40),
+        ({"zenith": {">": 20, "<": 40}}, set()),
+        ({"particle": "gamma"}, GAMMA),
+        ({"particle": {"!=": "gamma"}}, {f"proton/z20/run{r}" for r in range(1, 5)}),
+    ],
+)
+def test_each_operator_on_inherited_directory_metadata(fc: FileCatalog, query: dict, expected: set) -> None:
+    assert names(fc.find_files_by_metadata(query)) == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "runs"),
+    [
+        ({"runNumber": 2}, {2}),
+        ({"runNumber": {"in": [1, 4, 99]}}, {1, 4}),
+        ({"runNumber": {"!=": 2}}, {1, 3, 4}),
+        ({"runNumber": {"nin": [1, 2]}}, {3, 4}),
+        ({"runNumber": {"<": 3}}, {1, 2}),
+        ({"runNumber": {"<=": 3}}, {1, 2, 3}),
+        ({"runNumber": {">": 3}}, {4}),
+        ({"runNumber": {">=": 3}}, {3, 4}),
+        ({"runNumber": {">=": 2, "<=": 3, "!=": 3}}, {2}),
+        ({"nsb": {">": 0.5}}, {1, 3}),
+    ],
+)
+def test_each_operator_on_file_metadata(fc: FileCatalog, query: dict, runs: set) -> None:
+    found = fc.find_files_by_metadata(dict(query, particle="gamma", zenith=40))
+    assert names(found) == {f"gamma/z40/run{r}" for r in runs}
+
+
+def test_mixed_directory_and_file_keys(fc: FileCatalog) -> None:
+    query = {"particle": {"in": ["gamma", "proton"]}, "zenith": {"<": 30}, "runNumber": {">=": 3}}
+    assert names(fc.find_files_by_metadata(query)) == {
+        "gamma/z20/run3", "gamma/z20/run4", "proton/z20/run3", "proton/z20/run4"}
+
+
+def test_file_key_alone_spans_the_whole_namespace_including_untagged_dirs(fc: FileCatalog) -> None:
+    assert names(fc.find_files_by_metadata({"runNumber": 1})) == {
+        "gamma/z20/run1", "gamma/z40/run1", "proton/z20/run1", "untagged/run1"}
+
+
+def test_missing_metadata_never_matches_negative_operators(fc: FileCatalog) -> None:
+    assert "untagged/run1" not in names(fc.find_files_by_metadata({"particle": {"nin": ["gamma"]}}))
+
+
+def test_path_restricts_the_search_above_and_below_the_holder(fc: FileCatalog) -> None:
+    assert names(fc.find_files_by_metadata({"zenith": 20}, path=f"{MC}/proton")) == {
+        f"proton/z20/run{r}" for r in range(1, 5)}
+    assert names(fc.find_files_by_metadata({"particle": "gamma"}, path=f"{MC}/gamma/z40/")) == Z40
+    assert fc.find_files_by_metadata({"particle": "gamma"}, path=f"{MC}/proton") == []
+    with pytest.raises(FileNotFoundError):
+        fc.find_files_by_metadata({}, path="/nowhere")
+
+
+def test_query_errors_are_explicit(fc: FileCatalog) -> None:
+    with pytest.raises(ValueError, match="not defined"):
+        fc.find_files_by_metadata({"energy": 1})
+    with pytest.raises(ValueError, match="Illegal query operator"):
+        fc.find_files_by_metadata({"zenith": {"~": 1}})
+    with pytest.raises(ValueError, match="list of values for comparison"):
+        fc.find_files_by_metadata({"zenith": {"<": [1, 2]}})
+    with pytest.raises(ValueError, match="has type int"):
+        fc.find_files_by_metadata({"zenith": "20"})
+
+
+def test_updates_move_files_between_index_buckets(fc: FileCatalog) -> None:
+    lfn = f"{MC}/gamma/z20/run1"
+    fc.set_metadata(lfn, {"runNumber": 100})
+    assert fc.find_files_by_metadata({"runNumber": {">": 50}}) == [lfn]
+    fc.set_metadata(f"{MC}/gamma/z20", {"zenith": 60})
+    assert names(fc.find_files_by_metadata({"zenith": {">=": 60}})) == {f"gamma/z20/run{r}" for r in range(1, 5)}
+    fc.remove_metadata(f"{MC}/gamma/z20", ["zenith"])
+    assert fc.find_files_by_metadata({"zenith": 60}) == []
+    with pytest.raises(ValueError, match="conflict"):
+        fc.set_metadata(f"{MC}/gamma", {"zenith": 10})  # gamma/z40 still holds zenith
+    fc.remove_metadata(f"{MC}/gamma/z40", ["zenith"])
+    fc.set_metadata(f"{MC}/gamma", {"zenith": 10})  # no conflict any more
+    assert lfn in fc.find_files_by_metadata({"zenith": 10})
+    fc.remove_files([lfn])
+    assert lfn not in fc.find_files_by_metadata({"zenith": 10})
+    assert fc.find_files_by_metadata({"runNumber": 100}) == []
+
+
+def test_range_scans_skip_values_that_left_and_count_returning_ones_once() -> None:
+    fc = FileCatalog()
+    fc.add_metadata_field("runNumber", int, FILE_META)
+    for run in range(100):
+        fc.add_file(f"/runs/r{run}", 1, metadata={"runNumber": run})
+    assert len(fc.find_files_by_metadata({"runNumber": {">=": 10, "<": 20}})) == 10  # values now sorted
+    fc.remove_files(["/runs/r12", "/runs/r13"])  # two stale values, too few to trigger a compaction
+    fc.set_metadata("/runs/r14", {"runNumber": 1000})
+    fc.set_metadata("/runs/r15", {"runNumber": 13})  # a stale value comes back: listed twice, found once
+    found = fc.find_files_by_metadata({"runNumber": {">=": 10, "<": 20}})
+    assert sorted(found) == sorted(f"/runs/r{run}" for run in (10, 11, 15, 16, 17, 18, 19))
+    assert fc.find_files_by_metadata({"runNumber": {">": 999}}) == ["/runs/r14"]
+
+
+def test_file_matches_agrees_with_the_index(fc: FileCatalog) -> None:
+    query = {"particle": "gamma", "runNumber": {">": 2}}
+    hits = set(fc.find_files_by_metadata(query))
+    for lfn in (f"{MC}/gamma/z20/run3", f"{MC}/gamma/z20/run1", f"{MC}/proton/z20/run4", f"{MC}/untagged/run1"):
+        assert fc.file_matches(lfn, query) == (lfn in hits)
+
+
+# --- replicas, namespace, listeners, meter -------------------------------------------------------------
+
+
+def test_replicas_and_removal(fc: FileCatalog) -> None:
+    lfn = f"{MC}/gamma/z20/run2"
+    fc.add_replicas({lfn: "TAPE-1", "/no/such": "TAPE-1"})
+    ok, failed = fc.get_replicas([lfn, "/no/such"])
+    assert ok == {lfn: {"DISK-1": lfn, "TAPE-1": lfn}}
+    assert failed == {"/no/such": NO_SUCH_FILE}
+    fc.remove_replicas({lfn: "DISK-1"})
+    assert fc.get_replicas(lfn).successful == {lfn: {"TAPE-1": lfn}}
+    assert fc.remove_files([lfn, "/no/such"]).successful == {lfn: True, "/no/such": True}
+    assert lfn not in fc and len(fc) == 12
+    with pytest.raises(ValueError, match="already registered"):
+        fc.add_file(f"{MC}/gamma/z20/run3", 1)
+
+
+def test_listener_sees_a_fully_registered_file() -> None:
+    fc = build_catalog()
+    seen: list[tuple[str, bool]] = []
+    fc.on_file_registered.append(lambda lfn: seen.append((lfn, fc.file_matches(lfn, {"runNumber": 7}))))
+    fc.add_file(f"{MC}/gamma/z20/run7", 70, "DISK-1", {"runNumber": 7})
+    assert seen == [(f"{MC}/gamma/z20/run7", True)]
+
+
+def test_meter_and_counters_see_every_public_call() -> None:
+    calls: list[tuple[str, str, int]] = []
+    fc = build_catalog(meter=lambda db, op, rows: calls.append((db, op, rows)))
+    calls.clear()
+    fc.counters.clear()
+    fc.find_files_by_metadata({"zenith": 20})
+    fc.get_file_sizes([f"{MC}/gamma/z20/run1", "/missing"])
+    with pytest.raises(ValueError):
+        fc.find_files_by_metadata({"nope": 1})
+    assert calls == [("FileCatalogDB", "findFilesByMetadata", 8), ("FileCatalogDB", "getFileSize", 2),
+                     ("FileCatalogDB", "findFilesByMetadata", 0)]
+    assert fc.counters == {"findFilesByMetadata": 2, "getFileSize": 1}
+
+
+# --- datasets -------------------------------------------------------------------------------------------
+
+
+def test_datasets_are_evaluated_on_demand(fc: FileCatalog) -> None:
+    fc.add_dataset("/vo/datasets/gamma_z20", {"particle": "gamma", "zenith": 20})
+    params = fc.get_dataset_parameters("/vo/datasets/gamma_z20")
+    assert (params["NumberOfFiles"], params["TotalSize"]) == (4, 100)
+    assert params["MetaQuery"] == {"particle": "gamma", "zenith": 20}
+    fc.add_file(f"{MC}/gamma/z20/run9", 1000, "DISK-1", {"runNumber": 9})
+    params = fc.get_dataset_parameters("/vo/datasets/gamma_z20")
+    assert (params["NumberOfFiles"], params["TotalSize"]) == (5, 1100)
+    assert len(fc.get_dataset_files("/vo/datasets/gamma_z20")) == 5
+    with pytest.raises(ValueError, match="already exists"):
+        fc.add_dataset("/vo/datasets/gamma_z20", {})
+    with pytest.raises(ValueError, match="not defined"):
+        fc.add_dataset("/vo/datasets/bad", {"energy": 1})
+    fc.remove_dataset("/vo/datasets/gamma_z20")
+    with pytest.raises(FileNotFoundError, match="Unknown MetaDataset"):
+        fc.get_dataset_parameters("/vo/datasets/gamma_z20")
+
+
+# --- facade -------------------------------------------------------------------------------------------------
+
+
+def test_facade_return_shapes(fc: FileCatalog) -> None:
+    client = FileCatalogClient(fc)
+    lfn = f"{MC}/gamma/z40/run3"
+    assert client.getFileSize([lfn, "/x"]) == {
+        "OK": True, "Value": {"Successful": {lfn: 30}, "Failed": {"/x": NO_SUCH_FILE}}}
+    assert client.getFileSize(lfn)["Value"]["Successful"] == {lfn: 30}
+    assert client.getFileUserMetadata(lfn) == {
+        "OK": True, "Value": {"particle": "gamma", "zenith": 40, "runNumber": 3, "nsb": 1.0}}
+    assert client.getFileUserMetadata("/x") == {"OK": False, "Message": f"{NO_SUCH_FILE}: /x"}
+    found = client.findFilesByMetadata({"zenith": 40, "runNumber": 3})
+    assert found == {"OK": True, "Value": [lfn]}
+    assert client.findFilesByMetadata({"bogus": 1})["OK"] is False
+    assert client.getReplicas([lfn])["Value"] == {"Successful": {lfn: {"DISK-1": lfn}}, "Failed": {}}
+
+
+def test_facade_registration_as_jobs_do_it(fc: FileCatalog) -> None:
+    client = FileCatalogClient(fc)
+    new = f"{MC}/gamma/z40/run8"
+    res = client.addFile({new: {"Size": 5, "SE": "DISK-2", "GUID": "g", "Checksum": "c",
+                                "Metadata": {"runNumber": 8}},
+                          f"{MC}/gamma/z40/run1": {"Size": 1, "SE": "DISK-2"}})
+    assert res["Value"]["Successful"] == {new: True}
+    assert "already registered" in res["Value"]["Failed"][f"{MC}/gamma/z40/run1"]
+    assert client.setMetadata(new, {"nsb": 0.2}) == {"OK": True, "Value": None}
+    assert client.setMetadataBulk({new: {"runNumber": 18}, "/x": {"runNumber": 1}})["Value"]["Failed"].keys() == {"/x"}
+    assert client.addReplica({new: {"SE": "TAPE-1"}})["Value"]["Successful"] == {new: True}
+    assert client.getReplicas(new)["Value"]["Successful"][new].keys() == {"DISK-2", "TAPE-1"}
+    assert client.removeReplica({new: {"SE": "DISK-2"}})["OK"]
+    assert client.findFilesByMetadata({"runNumber": 18, "nsb": 0.2})["Value"] == [new]
+    assert client.getDirectoryUserMetadata(f"{MC}/gamma/z40")["Value"] == {"particle": "gamma", "zenith": 40}
+    assert client.addMetadataField("site", "VARCHAR(128)")["OK"]
+    assert client.getMetadataFields()["Value"]["DirectoryMetaFields"]["site"] == "VARCHAR(128)"
+    assert client.removeFile(new)["Value"]["Successful"] == {new: True}
+
+
+def test_facade_datasets(fc: FileCatalog) -> None:
+    client = FileCatalogClient(fc)
+    assert client.addDataset({"/ds/a": {"zenith": 40}, "/ds/b": {"nope": 1}})["Value"]["Successful"] == {"/ds/a": True}
+    res = client.getDatasetParameters("/ds/a")["Value"]
+    assert res["Successful"]["/ds/a"]["NumberOfFiles"] == 4
+    assert client.getDatasetParameters(["/ds/zz"])["Value"]["Failed"] == {"/ds/zz": "Unknown MetaDataset /ds/zz"}
+    assert len(client.getDatasetFiles("/ds/a")["Value"]["Successful"]["/ds/a"]) == 4
+    assert client.removeDataset("/ds/a")["Value"]["Successful"] == {"/ds/a": True}
+
+
+# --- property: index == brute force ------------------------------------------------------------------------
+
+DIRS = ["/a", "/a/b", "/a/b/c", "/a/d", "/e", "/e/f"]
+OPS = ["=", "in", "!=", "nin", "<", "<=", ">", ">="]
+
+
+def brute_force_match(meta: dict[str, Any], query: dict[str, dict[str, Any]]) -> bool:
+    """MetaQuery.applyQuery, written independently of the catalog."""
+    for key, ops in query.items():
+        if key not in meta:
+            return False
+        value = meta[key]
+        for op, operand in ops.items():
+            ok = {
+                "=": lambda: value == operand, "!=": lambda: value != operand,
+                "in": lambda: value in operand, "nin": lambda: value not in operand,
+                "<": lambda: value < operand, "<=": lambda: value <= operand,
+                ">": lambda: value > operand, ">=": lambda: value >= operand,
+            }[op]()
+            if not ok:
+                return False
+    return True
+
+
+small_int = hs.integers(0, 3)
+condition = hs.sampled_from(OPS).flatmap(
+    lambda op: (hs.lists(small_int, max_size=3) if op in ("in", "nin") else small_int).map(lambda v: {op: v}))
+query_strategy = hs.dictionaries(hs.sampled_from(["d1", "d2", "f1", "f2"]), condition, max_size=2)
+add_file = hs.tuples(hs.just("file"), hs.sampled_from(DIRS), hs.integers(0, 30), small_int, small_int)
+set_dir_meta = hs.tuples(hs.just("dir_meta"), hs.sampled_from(DIRS), hs.sampled_from(["d1", "d2"]), small_int)
+mutation = hs.one_of(
+    add_file,
+    set_dir_meta,
+    hs.tuples(hs.just("dir_unset"), hs.sampled_from(DIRS), hs.sampled_from(["d1", "d2"])),
+    hs.tuples(hs.just("file_meta"), hs.integers(0, 30), hs.sampled_from(["f1", "f2"]), small_int),
+    hs.tuples(hs.just("remove"), hs.integers(0, 30)),
+)
+
+
+def apply(fc: FileCatalog, op: tuple) -> None:
+    kind = op[0]
+    try:
+        if kind == "dir_meta":
+            fc.create_directory(op[1])
+            fc.set_metadata(op[1], {op[2]: op[3]})
+        elif kind == "dir_unset" and op[1] in fc._dir_ids:
+            fc.remove_metadata(op[1], [op[2]])
+        elif kind == "file":
+            fc.add_file(f"{op[1]}/f{op[2]}", op[2], "SE", {"f1": op[3], "f2": op[4]})
+        elif kind == "file_meta":
+            lfns = sorted(fc._file_ids)
+            if lfns:
+                fc.set_metadata(lfns[op[1] % len(lfns)], {op[2]: op[3]})
+        elif kind == "remove":
+            lfns = sorted(fc._file_ids)
+            if lfns:
+                fc.remove_files([lfns[op[1] % len(lfns)]])
+    except ValueError:
+        pass  # conflicts and duplicates are legitimately refused
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(files=hs.lists(add_file, min_size=3, max_size=30), dir_meta=hs.lists(set_dir_meta, min_size=1, max_size=8),
+       mutations=hs.lists(mutation, max_size=20), queries=hs.lists(query_strategy, min_size=1, max_size=4),
+       path=hs.sampled_from(["/", "/a", "/a/b", "/e"]))
+def test_index_query_equals_brute_force_scan(
+    files: list[tuple], dir_meta: list[tuple], mutations: list[tuple], queries: list[dict], path: str
+) -> None:
+    fc = FileCatalog()
+    fc.add_metadata_field("d1", int)
+    fc.add_metadata_field("d2", int)
+    fc.add_metadata_field("f1", int, FILE_META)
+    fc.add_metadata_field("f2", int, FILE_META)
+    for dirpath in DIRS:
+        fc.create_directory(dirpath)
+    for op in files + dir_meta + mutations:
+        apply(fc, op)
+    for query in queries:
+        found = fc.find_files_by_metadata(query, path)
+        expected = {
+            lfn for lfn in fc._file_ids
+            if (path == "/" or lfn.startswith(path + "/"))
+            and brute_force_match(fc.get_file_user_metadata(lfn), query)
+        }
+        assert len(found) == len(set(found))
+        assert set(found) == expected

@@ -1,0 +1,1057 @@
+"""In-memory TransformationDB: transformations, TransformationFiles, tasks and meta-queries.
+
+Method names, arguments and S_OK/S_ERROR shapes follow DIRAC's TransformationDB / TransformationClient
+(DIRAC 9.1.22), so agent code reads as in DIRAC; time stamps are floats (simulation seconds) passed as
+``now`` or read from an injected ``clock``. The client-side parts that matter for behaviour live here too:
+the file state machine of ``setFileStatusForTransformation`` (Processed sticky, MaxReset, ErrorCount),
+``startTransformation``/``stopTransformation`` and ``moveFilesToDerivedTransformation``.
+
+Sized for 10^6 files per transformation: TransformationFiles are stored column-wise (arrays of codes
+and numbers, one row per file) with per-status row sets and (Status, UsedSE) counters, and tasks keep
+per-ExternalStatus indexes, so the agents' hot calls ("files in Unused/ProbInFC", counts by status or
+UsedSE, "Created tasks to submit") cost O(answer), not O(table).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from twin.dirac.catalog import Meter, MeteredStore, metered, one_row
+from twin.dirac.clients import FileCatalogAPI
+from twin.dirac.returnvalues import S_ERROR, S_OK
+from twin.dirac.transformation import status as st
+
+Result = dict[str, Any]
+FileStatusListener = Callable[[int, str, "str | None", str, float], None]
+
+TRANSPARAMS = (
+    "TransformationID", "TransformationName", "Description", "LongDescription", "CreationDate",
+    "LastUpdate", "Author", "AuthorGroup", "Type", "Plugin", "AgentType", "Status", "FileMask",
+    "TransformationGroup", "GroupSize", "InheritedFrom", "Body", "MaxNumberOfTasks", "EventsPerTask",
+    "TransformationFamily",
+)
+MUTABLE_PARAMS = (
+    "TransformationName", "Description", "LongDescription", "AgentType", "Status", "GroupSize",
+    "MaxNumberOfTasks", "TransformationFamily", "Body",
+)
+TRANSFILEPARAMS = (
+    "TransformationID", "FileID", "Status", "TaskID", "TargetSE", "UsedSE", "ErrorCount", "LastUpdate",
+    "InsertedTime",
+)
+FILE_COLUMNS = ("LFN",) + TRANSFILEPARAMS
+TASKSPARAMS = (
+    "TaskID", "TransformationID", "ExternalStatus", "ExternalID", "TargetSE", "CreationTime", "LastUpdateTime",
+)
+NOT_ALL_FILES_AVAILABLE = "Not all supplied files available in the transformation database"
+TRANSFORMATION_NOT_FOUND = "Transformation does not exist"
+#: TaskID given to inherited files: parent TaskID offset by parent ID (TransformationDB convention).
+INHERITED_TASK_OFFSET = 1_000_000
+
+
+def next_file_status(current: str, proposed: str, error_count: int, force: bool, max_reset: int) -> str:
+    """TransformationClient._applyTransformationFilesStateMachine for one file.
+
+    ErrorCount is the value *before* this update (the DB increments it afterwards), so with the default
+    counter of 10 the reset that finds ErrorCount == 10 (the 11th failure) yields MaxReset.
+    """
+    if current == st.PROCESSED and proposed != st.PROCESSED:
+        return proposed if force else st.PROCESSED
+    if current == st.MAX_RESET:
+        return st.MAX_RESET if proposed == st.UNUSED and not force else proposed
+    if proposed == st.UNUSED and error_count and error_count % max_reset == 0 and not force:
+        return st.MAX_RESET
+    return proposed
+
+
+def file_was_in_error(current: str, new: str) -> bool:
+    """TransformationClient._wasFileInError: an Assigned file that ends anywhere but Processed failed."""
+    return current == st.ASSIGNED and new != st.PROCESSED
+
+
+class _Codes:
+    """Interning table str <-> small int so per-file columns store numbers, not strings."""
+
+    __slots__ = ("codes", "names")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.names: list[str] = []
+
+    def code(self, name: str) -> int:
+        code = self.codes.get(name)
+        if code is None:
+            code = self.codes[name] = len(self.names)
+            self.names.append(name)
+        return code
+
+
+class _FileTable:
+    """TransformationFiles of one transformation, column-wise; a row per file, in insertion order."""
+
+    __slots__ = ("row_of", "file_id", "status", "task_id", "error_count", "used_se", "target_se",
+                 "last_update", "inserted", "by_status", "by_status_se")
+
+    def __init__(self) -> None:
+        self.row_of: dict[int, int] = {}
+        self.file_id = array("q")
+        self.status = array("B")
+        self.task_id = array("q")  # 0 = NULL
+        self.error_count = array("l")
+        self.used_se = array("l")
+        self.target_se = array("l")
+        self.last_update = array("d")
+        self.inserted = array("d")
+        self.by_status: dict[int, set[int]] = {}
+        self.by_status_se: dict[tuple[int, int], int] = {}
+
+    def __len__(self) -> int:
+        return len(self.file_id)
+
+    def append(self, fid: int, status: int, task_id: int, used_se: int, target_se: int, now: float) -> int:
+        row = len(self.file_id)
+        self.row_of[fid] = row
+        self.file_id.append(fid)
+        self.status.append(status)
+        self.task_id.append(task_id)
+        self.error_count.append(0)
+        self.used_se.append(used_se)
+        self.target_se.append(target_se)
+        self.last_update.append(now)
+        self.inserted.append(now)
+        self.by_status.setdefault(status, set()).add(row)
+        self._count(status, used_se, +1)
+        return row
+
+    def _count(self, status: int, used_se: int, delta: int) -> None:
+        key = (status, used_se)
+        n = self.by_status_se.get(key, 0) + delta
+        if n:
+            self.by_status_se[key] = n
+        else:
+            del self.by_status_se[key]
+
+    def set_status(self, row: int, status: int, now: float) -> None:
+        old = self.status[row]
+        self.by_status[old].discard(row)
+        self.by_status.setdefault(status, set()).add(row)
+        self._count(old, self.used_se[row], -1)
+        self._count(status, self.used_se[row], +1)
+        self.status[row] = status
+        self.last_update[row] = now
+
+    def assign(self, row: int, task_id: int, used_se: int, assigned: int, now: float) -> None:
+        self._count(self.status[row], self.used_se[row], -1)
+        self.used_se[row] = used_se
+        self._count(self.status[row], used_se, +1)
+        self.task_id[row] = task_id
+        self.set_status(row, assigned, now)
+
+    def rows_in(self, status_codes: Iterable[int]) -> set[int]:
+        by_status = self.by_status
+        return set().union(*(by_status.get(code, ()) for code in status_codes))
+
+
+class _Task:
+    __slots__ = ("task_id", "status", "external_id", "target_se", "creation_time", "last_update_time", "inputs")
+
+    def __init__(self, task_id: int, target_se: str, now: float, inputs: tuple[int, ...]) -> None:
+        self.task_id = task_id
+        self.status = st.TASK_CREATED
+        self.external_id = "0"
+        self.target_se = target_se
+        self.creation_time = now
+        self.last_update_time = now
+        self.inputs = inputs  # FileIDs
+
+
+class _TaskTable:
+    """Tasks of one transformation (TaskID = position + 1) with ExternalStatus -> TaskIDs in entry order."""
+
+    __slots__ = ("tasks", "by_status")
+
+    def __init__(self) -> None:
+        self.tasks: list[_Task] = []
+        self.by_status: dict[str, dict[int, None]] = {}
+
+    def get(self, task_id: int) -> _Task | None:
+        return self.tasks[task_id - 1] if isinstance(task_id, int) and 0 < task_id <= len(self.tasks) else None
+
+    def add(self, target_se: str, now: float, inputs: tuple[int, ...]) -> _Task:
+        task = _Task(len(self.tasks) + 1, target_se, now, inputs)
+        self.tasks.append(task)
+        self.by_status.setdefault(task.status, {})[task.task_id] = None
+        return task
+
+    def set_status(self, task: _Task, status: str, now: float) -> None:
+        if status != task.status:
+            del self.by_status[task.status][task.task_id]
+            self.by_status.setdefault(status, {})[task.task_id] = None
+            task.status = status
+        task.last_update_time = now
+
+    def counts(self) -> dict[str, int]:
+        return {status: len(ids) for status, ids in self.by_status.items() if ids}
+
+
+class _Transformation:
+    __slots__ = ("params", "additional", "files", "tasks", "queries")
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.additional: dict[str, Any] = {}
+        self.files = _FileTable()
+        self.tasks = _TaskTable()
+        self.queries: dict[str, dict[str, Any]] = {}
+
+    @property
+    def id(self) -> int:
+        return self.params["TransformationID"]
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    return value in wanted if isinstance(wanted, (list, tuple, set)) else value == wanted
+
+
+def _select(items: Iterable[Any], get: Callable[[Any, str], Any], cond: Mapping[str, Any],
+            older: float | None, newer: float | None, time_stamp: str | None) -> list[Any]:
+    """SQL-like WHERE: equality / IN on `cond`, and time_stamp >= newer, time_stamp < older."""
+    checks = list(cond.items())
+    out = []
+    for item in items:
+        if all(_matches(get(item, attr), wanted) for attr, wanted in checks):
+            if time_stamp and (newer is not None and get(item, time_stamp) < newer
+                               or older is not None and get(item, time_stamp) >= older):
+                continue
+            out.append(item)
+    return out
+
+
+def _order_page(items: list[Any], get: Callable[[Any, str], Any], order: str | list[str] | None,
+                limit: int | None, offset: int | None) -> list[Any]:
+    """ORDER BY "Attr[:ASC|:DESC]" (applied last to first, so the first is the major key), LIMIT, OFFSET."""
+    orders = [order] if isinstance(order, str) else list(order or [])
+    for spec in reversed(orders):
+        attr, _, direction = spec.partition(":")
+        items.sort(key=lambda item: _sort_key(get(item, attr)), reverse=direction.upper() == "DESC")
+    start = offset or 0
+    return items[start:start + limit] if limit else items[start:]
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value)
+
+
+def _ids(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple, set)) else [value]
+
+
+def _unknown(_trans_name: Any) -> Result:
+    """DIRAC's exact message: callers compare it (TransformationDB._getTransformationID)."""
+    return S_ERROR(TRANSFORMATION_NOT_FOUND)
+
+
+class TransformationDB(MeteredStore):
+    """The TS database. Public methods return S_OK/S_ERROR and are metered as db="TransformationDB"."""
+
+    DB_NAME = "TransformationDB"
+
+    def __init__(
+        self,
+        meter: Meter | None = None,
+        clock: Callable[[], float] | None = None,
+        catalog: FileCatalogAPI | None = None,
+        files_max_reset_counter: int = st.FILES_MAX_RESET_COUNTER,
+        extendable_types: Iterable[str] = st.EXTENDABLE_TRANSFORMATION_TYPES,
+        on_file_status: FileStatusListener | None = None,
+    ) -> None:
+        """`catalog` serves the Input meta-query run once by addTransformation; `on_file_status` is called
+        (transID, lfn, old, new, now) on every file status change, old=None when a file is added."""
+        super().__init__(meter)
+        self._clock = clock or (lambda: 0.0)
+        self.catalog = catalog
+        self.files_max_reset_counter = files_max_reset_counter
+        self.extendable_types = {t.lower() for t in extendable_types}
+        self.on_file_status = on_file_status
+        self._trans: dict[int, _Transformation] = {}
+        self._names: dict[str, int] = {}
+        self._next_id = 1
+        self._file_ids: dict[str, int] = {}  # DataFiles: LFN -> FileID, global
+        self._lfns: list[str] = [""]  # FileID -> LFN (FileIDs start at 1)
+        self._status = _Codes()
+        self._se = _Codes()
+        self._unknown_se = self._se.code(st.UNKNOWN_SE)
+        self._unused = self._status_code(st.UNUSED)
+        self._assigned = self._status_code(st.ASSIGNED)
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _now(self, now: float | None) -> float:
+        return self._clock() if now is None else float(now)
+
+    def _status_code(self, status: str) -> int:
+        code = self._status.code(status)
+        if code > 255:
+            raise ValueError("More than 256 distinct TransformationFiles statuses")
+        return code
+
+    def _lookup(self, trans_name: int | str) -> _Transformation | None:
+        if isinstance(trans_name, str) and not trans_name.isdigit():
+            trans_id = self._names.get(trans_name)
+        else:
+            trans_id = int(trans_name)
+        return self._trans.get(trans_id) if trans_id is not None else None
+
+    def _file_id(self, lfn: str) -> int:
+        fid = self._file_ids.get(lfn)
+        if fid is None:
+            fid = self._file_ids[lfn] = len(self._lfns)
+            self._lfns.append(lfn)
+        return fid
+
+    def _row_of_lfn(self, trans: _Transformation, lfn: str) -> int | None:
+        fid = self._file_ids.get(lfn)
+        return None if fid is None else trans.files.row_of.get(fid)
+
+    def _notify(self, trans: _Transformation, row: int, old: str | None, new: str, now: float) -> None:
+        if self.on_file_status is not None:
+            self.on_file_status(trans.id, self._lfns[trans.files.file_id[row]], old, new, now)
+
+    def _trans_dict(self, trans: _Transformation, extra_params: bool, columns: Iterable[str] | None = None) -> dict:
+        params = trans.params if columns is None else {c: trans.params[c] for c in columns if c in trans.params}
+        out = dict(params)
+        if extra_params:
+            out.update(trans.additional)
+        return out
+
+    # --- transformations ------------------------------------------------------------------------------
+
+    @metered("addTransformation", one_row)
+    def addTransformation(
+        self,
+        transName: str,
+        description: str,
+        longDescription: str,
+        transType: str,
+        plugin: str,
+        agentType: str,
+        fileMask: str,
+        transformationGroup: str = "General",
+        groupSize: int = 1,
+        inheritedFrom: int = 0,
+        body: str = "",
+        maxTasks: int = 0,
+        eventsPerTask: int = 0,
+        addFiles: bool = True,
+        inputMetaQuery: dict[str, Any] | None = None,
+        outputMetaQuery: dict[str, Any] | None = None,
+        author: str = "",
+        authorGroup: str = "",
+        now: float | None = None,
+    ) -> Result:
+        """Create a transformation in status New; S_OK(transID)."""
+        if transName in self._names:
+            return S_ERROR(f"Transformation with name {transName} already exists with "
+                           f"TransformationID = {self._names[transName]}")
+        parent = self._lookup(inheritedFrom) if inheritedFrom else None
+        if inheritedFrom and parent is None:
+            return _unknown(inheritedFrom)
+        t = self._now(now)
+        trans_id = self._next_id
+        self._next_id += 1
+        trans = _Transformation({
+            "TransformationID": trans_id, "TransformationName": transName, "Description": description,
+            "LongDescription": longDescription, "CreationDate": t, "LastUpdate": t, "Author": author,
+            "AuthorGroup": authorGroup, "Type": transType, "Plugin": plugin, "AgentType": agentType,
+            "Status": st.NEW, "FileMask": fileMask, "TransformationGroup": transformationGroup,
+            "GroupSize": groupSize, "InheritedFrom": inheritedFrom, "Body": body, "MaxNumberOfTasks": maxTasks,
+            "EventsPerTask": eventsPerTask, "TransformationFamily": 0,
+        })
+        self._trans[trans_id] = trans
+        self._names[transName] = trans_id
+        for query_type, query in (("Input", inputMetaQuery), ("Output", outputMetaQuery)):
+            if query:
+                trans.queries[query_type] = dict(query)
+        if parent is not None:
+            self._derive_from(parent, trans, t)
+        if addFiles and inputMetaQuery and self.catalog is not None:
+            found = self._attach_input_files(trans, inputMetaQuery, t)
+            if not found["OK"]:
+                return found
+        return S_OK(trans_id)
+
+    def _attach_input_files(self, trans: _Transformation, query: dict[str, Any], now: float) -> Result:
+        """The one-off Input query of addTransformation (InputDataAgent keeps it up to date afterwards)."""
+        found = self.catalog.findFilesByMetadata(query)  # type: ignore[union-attr]
+        if found["OK"] and found["Value"]:
+            self._add_files(trans, found["Value"], now)
+        return found
+
+    def _derive_from(self, parent: _Transformation, child: _Transformation, now: float) -> None:
+        """Parent -> Completing/Automatic; its files are copied as "<status>-inherited" (not Removed)."""
+        parent.params.update(Status=st.COMPLETING, AgentType=st.AGENT_TYPE_AUTOMATIC, LastUpdate=now)
+        src = parent.files
+        names = self._status.names
+        for row in range(len(src)):
+            status = names[src.status[row]]
+            if status == st.REMOVED:
+                continue
+            if "-" not in status:
+                status = f"{status}-inherited"
+            task_id = src.task_id[row]
+            if task_id:
+                task_id += INHERITED_TASK_OFFSET * parent.id
+            new_row = child.files.append(src.file_id[row], self._status_code(status), task_id,
+                                         src.used_se[row], src.target_se[row], now)
+            self._notify(child, new_row, None, status, now)
+
+    @metered("getTransformations")
+    def getTransformations(
+        self,
+        condDict: dict[str, Any] | None = None,
+        older: float | None = None,
+        newer: float | None = None,
+        timeStamp: str = "LastUpdate",
+        orderAttribute: str | None = None,
+        limit: int | None = None,
+        extraParams: bool = False,
+        offset: int | None = None,
+        columns: list[str] | None = None,
+    ) -> Result:
+        """Transformation dicts; with extraParams the AdditionalParameters are merged in (plugins' params)."""
+        get = lambda trans, attr: trans.params.get(attr)  # noqa: E731
+        chosen = _select(self._trans.values(), get, condDict or {}, older, newer, timeStamp)
+        chosen = _order_page(chosen, get, orderAttribute, limit, offset)
+        return S_OK([self._trans_dict(trans, extraParams, columns) for trans in chosen])
+
+    @metered("getTransformation", one_row)
+    def getTransformation(self, transName: int | str, extraParams: bool = False) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        return S_OK(self._trans_dict(trans, extraParams))
+
+    @metered("getTransformationParameters", one_row)
+    def getTransformationParameters(self, transName: int | str, parameters: str | list[str]) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        merged = self._trans_dict(trans, True)
+        names = [parameters] if isinstance(parameters, str) else list(parameters)
+        missing = [name for name in names if name not in merged]
+        if missing:
+            return S_ERROR(f"Parameter {missing[0]} not defined for transformation {transName}")
+        if len(names) == 1:
+            return S_OK(merged[names[0]])
+        return S_OK({name: merged[name] for name in names})
+
+    @metered("getTransformationWithStatus")
+    def getTransformationWithStatus(self, status: str | list[str]) -> Result:
+        return S_OK([tid for tid, trans in self._trans.items() if _matches(trans.params["Status"], status)])
+
+    @metered("setTransformationParameter", one_row)
+    def setTransformationParameter(self, transName: int | str, paramName: str, paramValue: Any,
+                                   now: float | None = None) -> Result:
+        """Core parameters must be mutable; any other name is an AdditionalParameter (ints kept as int,
+        everything else stored as its string form, as the DB does)."""
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        if paramName not in TRANSPARAMS:
+            trans.additional[paramName] = int(paramValue) if isinstance(paramValue, int) else str(paramValue)
+            return S_OK()
+        if paramName not in MUTABLE_PARAMS:
+            return S_ERROR(f"Can not update the '{paramName}' transformation parameter")
+        if paramName == "TransformationName":
+            if paramValue in self._names and self._names[paramValue] != trans.id:
+                return S_ERROR(f"Transformation with name {paramValue} already exists")
+            del self._names[trans.params["TransformationName"]]
+            self._names[paramValue] = trans.id
+        trans.params[paramName] = paramValue
+        trans.params["LastUpdate"] = self._now(now)
+        return S_OK()
+
+    @metered("getAdditionalParameters")
+    def getAdditionalParameters(self, transName: int | str) -> Result:
+        trans = self._lookup(transName)
+        return _unknown(transName) if trans is None else S_OK(dict(trans.additional))
+
+    @metered("deleteTransformationParameter", one_row)
+    def deleteTransformationParameter(self, transName: int | str, paramName: str) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        if paramName in TRANSPARAMS:
+            return S_ERROR("Can not delete core transformation parameter")
+        trans.additional.pop(paramName, None)
+        return S_OK()
+
+    def startTransformation(self, transID: int | str, now: float | None = None) -> Result:
+        """Client call: Status Active and AgentType Automatic (two parameter updates, as in DIRAC)."""
+        return self._set_status_and_agent(transID, st.ACTIVE, st.AGENT_TYPE_AUTOMATIC, now)
+
+    def stopTransformation(self, transID: int | str, now: float | None = None) -> Result:
+        """Client call: Status Stopped and AgentType Manual."""
+        return self._set_status_and_agent(transID, st.STOPPED, st.AGENT_TYPE_MANUAL, now)
+
+    def _set_status_and_agent(self, trans_id: int | str, status: str, agent_type: str, now: float | None) -> Result:
+        res = self.setTransformationParameter(trans_id, "Status", status, now=now)
+        if not res["OK"]:
+            return res
+        return self.setTransformationParameter(trans_id, "AgentType", agent_type, now=now)
+
+    def completeTransformation(self, transID: int | str, now: float | None = None) -> Result:
+        return self.setTransformationParameter(transID, "Status", st.COMPLETED, now=now)
+
+    @metered("cleanTransformation", one_row)
+    def cleanTransformation(self, transName: int | str, now: float | None = None) -> Result:
+        """Drop files, tasks and meta-queries; Status TransformationCleaned (TaskIDs restart at 1)."""
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        trans.files = _FileTable()
+        trans.tasks = _TaskTable()
+        trans.queries.clear()
+        trans.params["Status"] = st.TRANSFORMATION_CLEANED
+        trans.params["LastUpdate"] = self._now(now)
+        return S_OK(trans.id)
+
+    # --- meta-queries ---------------------------------------------------------------------------------
+
+    @metered("createTransformationMetaQuery", one_row)
+    def createTransformationMetaQuery(self, transName: int | str, queryDict: dict[str, Any], queryType: str) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        if queryType in trans.queries:
+            return S_ERROR(f"The {queryType} MetaQuery already exists for transformation {trans.id}")
+        trans.queries[queryType] = dict(queryDict)
+        return S_OK()
+
+    @metered("getTransformationMetaQuery", one_row)
+    def getTransformationMetaQuery(self, transName: int | str, queryType: str) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        query = trans.queries.get(queryType)
+        if query is None:
+            return S_ERROR(f"No {queryType} MetaQuery found for transformation {trans.id}")
+        return S_OK(dict(query))
+
+    @metered("deleteTransformationMetaQuery", one_row)
+    def deleteTransformationMetaQuery(self, transName: int | str, queryType: str) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        trans.queries.pop(queryType, None)
+        return S_OK()
+
+    # --- TransformationFiles ----------------------------------------------------------------------------
+
+    @metered("addFilesToTransformation")
+    def addFilesToTransformation(self, transName: int | str, lfns: list[str], now: float | None = None) -> Result:
+        """Attach LFNs as Unused; idempotent: an LFN already attached is "Present" and left untouched."""
+        if not lfns:
+            return S_ERROR("Zero length LFN list")
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        return S_OK({"Successful": self._add_files(trans, lfns, self._now(now)), "Failed": {}})
+
+    def _add_files(self, trans: _Transformation, lfns: Iterable[str], now: float) -> dict[str, str]:
+        table = trans.files
+        row_of = table.row_of
+        outcome: dict[str, str] = {}
+        for lfn in lfns:
+            fid = self._file_id(lfn)
+            if fid in row_of:
+                outcome[lfn] = "Present"
+                continue
+            row = table.append(fid, self._unused, 0, self._unknown_se, self._unknown_se, now)
+            outcome[lfn] = "Added"
+            self._notify(trans, row, None, st.UNUSED, now)
+        return outcome
+
+    def _file_records(self, pairs: list[tuple[_Transformation, int]]) -> list[dict[str, Any]]:
+        """Rows as DIRAC dicts (LFN + TRANSFILEPARAMS); the hot loop of every file read, kept flat."""
+        lfns, statuses, ses = self._lfns, self._status.names, self._se.names
+        records = []
+        for trans, row in pairs:
+            table = trans.files
+            fid = table.file_id[row]
+            records.append({
+                "LFN": lfns[fid], "TransformationID": trans.id, "FileID": fid, "Status": statuses[table.status[row]],
+                "TaskID": table.task_id[row] or None, "TargetSE": ses[table.target_se[row]],
+                "UsedSE": ses[table.used_se[row]], "ErrorCount": table.error_count[row],
+                "LastUpdate": table.last_update[row], "InsertedTime": table.inserted[row],
+            })
+        return records
+
+    def _file_getter(self) -> Callable[[tuple[_Transformation, int], str], Any]:
+        """Column accessor on (transformation, row) pairs, for WHERE / ORDER BY / GROUP BY."""
+        def get(item: tuple[_Transformation, int], attr: str) -> Any:
+            trans, row = item
+            table = trans.files
+            if attr == "Status":
+                return self._status.names[table.status[row]]
+            if attr == "LFN":
+                return self._lfns[table.file_id[row]]
+            if attr in ("UsedSE", "TargetSE"):
+                return self._se.names[(table.used_se if attr == "UsedSE" else table.target_se)[row]]
+            if attr == "TransformationID":
+                return trans.id
+            if attr == "TaskID":
+                return table.task_id[row] or None
+            column = {"FileID": table.file_id, "ErrorCount": table.error_count,
+                      "LastUpdate": table.last_update, "InsertedTime": table.inserted}[attr]
+            return column[row]
+        return get
+
+    def _selected_transformations(self, cond: Mapping[str, Any]) -> list[_Transformation]:
+        if "TransformationID" not in cond:
+            return list(self._trans.values())
+        found = (self._trans.get(tid) for tid in _ids(cond["TransformationID"]))
+        return [trans for trans in found if trans is not None]
+
+    def _candidate_rows(self, trans: _Transformation, cond: Mapping[str, Any]) -> tuple[Iterable[int], str | None]:
+        """Rows that may match, from the most selective index, and the condition that index settled."""
+        table = trans.files
+        if "LFN" in cond:
+            rows = (self._row_of_lfn(trans, lfn) for lfn in _ids(cond["LFN"]))
+            return sorted({row for row in rows if row is not None}), "LFN"
+        if "FileID" in cond:
+            return sorted({table.row_of[f] for f in _ids(cond["FileID"]) if f in table.row_of}), "FileID"
+        if "TaskID" in cond and None not in _ids(cond["TaskID"]):
+            inputs = (task.inputs for task in map(trans.tasks.get, _ids(cond["TaskID"])) if task is not None)
+            return sorted({table.row_of[f] for fids in inputs for f in fids if f in table.row_of}), None
+        if "Status" in cond:
+            codes = [self._status.codes[s] for s in _ids(cond["Status"]) if s in self._status.codes]
+            return sorted(table.rows_in(codes)), "Status"
+        return range(len(table)), None
+
+    def _file_rows(self, cond: Mapping[str, Any], older: float | None, newer: float | None,
+                   time_stamp: str | None) -> list[tuple[_Transformation, int]]:
+        get = self._file_getter()
+        timed = older is not None or newer is not None
+        selected: list[tuple[_Transformation, int]] = []
+        for trans in self._selected_transformations(cond):
+            rows, settled = self._candidate_rows(trans, cond)
+            pairs = [(trans, row) for row in rows]
+            rest = {k: v for k, v in cond.items() if k not in ("TransformationID", settled)}
+            selected.extend(_select(pairs, get, rest, older, newer, time_stamp) if rest or timed else pairs)
+        return selected
+
+    @metered("getTransformationFiles")
+    def getTransformationFiles(
+        self,
+        condDict: dict[str, Any] | None = None,
+        older: float | None = None,
+        newer: float | None = None,
+        timeStamp: str = "LastUpdate",
+        orderAttribute: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        columns: list[str] | None = None,
+    ) -> Result:
+        """File dicts (LFN + TRANSFILEPARAMS) per transformation in insertion order; None TaskID if unassigned."""
+        cond = condDict or {}
+        bad = [key for key in cond if key not in FILE_COLUMNS]
+        if bad:
+            return S_ERROR(f"Invalid key {bad[0]} in condDict")
+        if columns is not None and not set(columns) <= set(FILE_COLUMNS):
+            return S_ERROR(f"Invalid columns requested, valid columns are: {list(FILE_COLUMNS)}")
+        pairs = _order_page(self._file_rows(cond, older, newer, timeStamp), self._file_getter(),
+                            orderAttribute, limit, offset)
+        records = self._file_records(pairs)
+        if columns is not None:
+            records = [{c: rec[c] for c in columns} for rec in records]
+        return S_OK(records)
+
+    @metered("setFileStatusForTransformation")
+    def setFileStatusForTransformation(
+        self,
+        transName: int | str,
+        newLFNsStatus: dict[str, str] | str | None = None,
+        lfns: list[str] | str | None = None,
+        force: bool = False,
+        now: float | None = None,
+    ) -> Result:
+        """Client state machine then DB update; S_OK({lfn: new status}) for the files that changed.
+
+        `newLFNsStatus` is {lfn: status}, or one status for all of `lfns`. LFNs not in the transformation
+        are ignored. ErrorCount is incremented when an Assigned file goes anywhere but Processed.
+        """
+        if isinstance(newLFNsStatus, str):
+            if not lfns:
+                return S_OK({})
+            newLFNsStatus = dict.fromkeys([lfns] if isinstance(lfns, str) else lfns, newLFNsStatus)
+        if not newLFNsStatus:
+            return S_OK({})
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        t = self._now(now)
+        changed: dict[str, str] = {}
+        for lfn, proposed in newLFNsStatus.items():
+            row = self._row_of_lfn(trans, lfn)
+            if row is not None and self._move_file(trans, row, proposed, force, t):
+                changed[lfn] = self._status.names[trans.files.status[row]]
+        return S_OK(changed)
+
+    def _move_file(self, trans: _Transformation, row: int, proposed: str, force: bool, now: float) -> bool:
+        table = trans.files
+        current = self._status.names[table.status[row]]
+        new = next_file_status(current, proposed, table.error_count[row], force, self.files_max_reset_counter)
+        if new == current:
+            return False
+        if file_was_in_error(current, new):
+            table.error_count[row] += 1
+        table.set_status(row, self._status_code(new), now)
+        self._notify(trans, row, current, new, now)
+        return True
+
+    @metered("getTransformationStats")
+    def getTransformationStats(self, transName: int | str) -> Result:
+        """{status: count} over non-inherited statuses, plus "Total"."""
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        names = self._status.names
+        stats = {names[code]: len(rows) for code, rows in sorted(trans.files.by_status.items(),
+                                                                  key=lambda kv: names[kv[0]])
+                 if rows and "-" not in names[code]}
+        stats["Total"] = sum(stats.values())
+        return S_OK(stats)
+
+    # --- counters ------------------------------------------------------------------------------------
+
+    @metered("getCounters")
+    def getCounters(self, table: str, attrList: list[str], condDict: dict[str, Any] | None,
+                    older: float | None = None, newer: float | None = None, timeStamp: str | None = None) -> Result:
+        """SELECT attrs, COUNT(*) ... GROUP BY attrs ORDER BY attrs, as [({attr: value}, count), ...].
+
+        TransformationFiles grouped/filtered by TransformationID, Status, UsedSE and TransformationTasks by
+        TransformationID, ExternalStatus are served from the counters; anything else is counted row by row.
+        """
+        cond = condDict or {}
+        timed = older is not None or newer is not None
+        if table == "TransformationFiles":
+            if not timed and set(attrList) | set(cond) <= {"TransformationID", "Status", "UsedSE"}:
+                counts = self._file_counts_indexed(attrList, cond)
+            else:
+                counts = self._group(self._file_rows(cond, older, newer, timeStamp), self._file_getter(), attrList)
+        elif table == "TransformationTasks":
+            if not timed and set(attrList) | set(cond) <= {"TransformationID", "ExternalStatus"}:
+                counts = self._task_counts_indexed(attrList, cond)
+            else:
+                counts = self._group(self._task_rows(cond, older, newer, timeStamp), _task_get, attrList)
+        elif table == "Transformations":
+            rows = _select(self._trans.values(), lambda t, a: t.params.get(a), cond, older, newer, timeStamp)
+            counts = self._group(rows, lambda t, a: t.params.get(a), attrList)
+        else:
+            return S_ERROR(f"Invalid table argument: {table}")
+        ordered = sorted(counts.items(), key=lambda kv: tuple(_sort_key(v) for v in kv[0]))
+        return S_OK([(dict(zip(attrList, key)), n) for key, n in ordered if n])
+
+    @staticmethod
+    def _group(items: Iterable[Any], get: Callable[[Any, str], Any], attrs: list[str]) -> dict[tuple, int]:
+        counts: dict[tuple, int] = {}
+        for item in items:
+            key = tuple(get(item, attr) for attr in attrs)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _file_counts_indexed(self, attrs: list[str], cond: Mapping[str, Any]) -> dict[tuple, int]:
+        counts: dict[tuple, int] = {}
+        for trans in self._selected_transformations(cond):
+            for (status_code, se_code), n in trans.files.by_status_se.items():
+                values = {"TransformationID": trans.id, "Status": self._status.names[status_code],
+                          "UsedSE": self._se.names[se_code]}
+                if all(_matches(values[attr], wanted) for attr, wanted in cond.items()):
+                    key = tuple(values[attr] for attr in attrs)
+                    counts[key] = counts.get(key, 0) + n
+        return counts
+
+    def _task_counts_indexed(self, attrs: list[str], cond: Mapping[str, Any]) -> dict[tuple, int]:
+        counts: dict[tuple, int] = {}
+        for trans in self._selected_transformations(cond):
+            for status, n in trans.tasks.counts().items():
+                values = {"TransformationID": trans.id, "ExternalStatus": status}
+                if all(_matches(values[attr], wanted) for attr, wanted in cond.items()):
+                    key = tuple(values[attr] for attr in attrs)
+                    counts[key] = counts.get(key, 0) + n
+        return counts
+
+    # --- tasks ------------------------------------------------------------------------------------------
+
+    @metered("addTaskForTransformation", one_row)
+    def addTaskForTransformation(self, transID: int | str, lfns: list[str] | None = None, se: str = st.UNKNOWN_SE,
+                                 now: float | None = None) -> Result:
+        """New Created task; its files become Assigned with TaskID and UsedSE=se. All-or-nothing: any LFN
+        not attached or not in Unused/ProbInFC refuses the whole task."""
+        trans = self._lookup(transID)
+        if trans is None:
+            return _unknown(transID)
+        table = trans.files
+        names = self._status.names
+        rows: dict[int, None] = {}
+        for lfn in lfns or ():
+            row = self._row_of_lfn(trans, lfn)
+            if row is None or names[table.status[row]] not in st.ALLOWED_STATUS_FOR_TASKS:
+                return S_ERROR(NOT_ALL_FILES_AVAILABLE)
+            rows[row] = None
+        t = self._now(now)
+        task = trans.tasks.add(se, t, tuple(table.file_id[row] for row in rows))
+        se_code = self._se.code(se)
+        for row in rows:
+            old = names[table.status[row]]
+            table.assign(row, task.task_id, se_code, self._assigned, t)
+            self._notify(trans, row, old, st.ASSIGNED, t)
+        return S_OK(task.task_id)
+
+    @metered("extendTransformation")
+    def extendTransformation(self, transName: int | str, nTasks: int, now: float | None = None) -> Result:
+        """Add nTasks input-less Created tasks to an extendable (MC simulation) transformation."""
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        if str(trans.params["Type"]).lower() not in self.extendable_types:
+            return S_ERROR("Can not extend non-SIMULATION type production")
+        t = self._now(now)
+        return S_OK([trans.tasks.add(st.UNKNOWN_SE, t, ()).task_id for _ in range(nTasks)])
+
+    def _task_record(self, trans: _Transformation, task: _Task, input_vector: bool) -> dict[str, Any]:
+        record = {
+            "TaskID": task.task_id, "TransformationID": trans.id, "ExternalStatus": task.status,
+            "ExternalID": task.external_id, "TargetSE": task.target_se, "CreationTime": task.creation_time,
+            "LastUpdateTime": task.last_update_time,
+        }
+        if input_vector:
+            record["InputVector"] = self._input_vector(task)
+        return record
+
+    def _input_vector(self, task: _Task) -> str:
+        """TaskInputs.InputVector: the task LFNs joined by ';' ("" for input-less tasks)."""
+        return ";".join(self._lfns[fid] for fid in task.inputs)
+
+    def _task_rows(self, cond: Mapping[str, Any], older: float | None, newer: float | None,
+                   time_stamp: str | None) -> list[tuple[_Transformation, _Task]]:
+        timed = older is not None or newer is not None
+        selected: list[tuple[_Transformation, _Task]] = []
+        for trans in self._selected_transformations(cond):
+            candidates, settled = self._candidate_tasks(trans.tasks, cond)
+            pairs = [(trans, task) for task in candidates if task is not None]
+            rest = {k: v for k, v in cond.items() if k not in ("TransformationID", settled)}
+            selected.extend(_select(pairs, _task_get, rest, older, newer, time_stamp) if rest or timed else pairs)
+        return selected
+
+    @staticmethod
+    def _candidate_tasks(tasks: _TaskTable, cond: Mapping[str, Any]) -> tuple[list[_Task | None], str | None]:
+        if "TaskID" in cond:
+            return [tasks.get(task_id) for task_id in dict.fromkeys(_ids(cond["TaskID"]))], "TaskID"
+        if "ExternalStatus" in cond:
+            ids = sorted(set().union(*(tasks.by_status.get(s, ()) for s in _ids(cond["ExternalStatus"]))))
+            return [tasks.get(task_id) for task_id in ids], "ExternalStatus"
+        return list(tasks.tasks), None
+
+    @metered("getTransformationTasks")
+    def getTransformationTasks(
+        self,
+        condDict: dict[str, Any] | None = None,
+        older: float | None = None,
+        newer: float | None = None,
+        timeStamp: str = "CreationTime",
+        orderAttribute: str | None = None,
+        limit: int | None = None,
+        inputVector: bool = False,
+        offset: int | None = None,
+    ) -> Result:
+        cond = condDict or {}
+        bad = [key for key in cond if key not in TASKSPARAMS]
+        if bad:
+            return S_ERROR(f"Invalid key {bad[0]} in condDict")
+        pairs = _order_page(self._task_rows(cond, older, newer, timeStamp), _task_get, orderAttribute, limit, offset)
+        return S_OK([self._task_record(trans, task, inputVector) for trans, task in pairs])
+
+    @metered("getTasksToSubmit")
+    def getTasksToSubmit(self, transName: int | str, numTasks: int, site: str = "", now: float | None = None) -> Result:
+        """Reserve up to numTasks Created tasks older than 30 s (in order of entering Created).
+
+        S_OK(transformation dict + "JobDictionary": {TaskID: {TaskID, TransformationID, TargetSE,
+        Status ("Created", as read before reserving), InputData (';'-joined LFNs)}}).
+        """
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        t = self._now(now)
+        cutoff = t - st.TASK_SUBMIT_MIN_AGE_S
+        tasks = trans.tasks
+        chosen: list[_Task] = []
+        for task_id in tasks.by_status.get(st.TASK_CREATED, ()):
+            if len(chosen) >= numTasks:
+                break
+            task = tasks.tasks[task_id - 1]
+            if task.creation_time < cutoff:
+                chosen.append(task)
+        jobs: dict[int, dict[str, Any]] = {}
+        for task in chosen:
+            jobs[task.task_id] = {"TaskID": task.task_id, "TransformationID": trans.id, "TargetSE": task.target_se,
+                                  "Status": task.status, "InputData": self._input_vector(task)}
+            if site:
+                jobs[task.task_id]["Site"] = site
+            tasks.set_status(task, st.TASK_RESERVED, t)
+        trans_dict = self._trans_dict(trans, False)
+        trans_dict["JobDictionary"] = jobs
+        return S_OK(trans_dict)
+
+    def _tasks_or_error(self, trans: _Transformation, task_ids: Iterable[int]) -> list[_Task] | Result:
+        tasks = [trans.tasks.get(task_id) for task_id in task_ids]
+        if None in tasks:
+            return S_ERROR(f"Unknown task in transformation {trans.id}: {list(task_ids)}")
+        return tasks  # type: ignore[return-value]
+
+    @metered("setTaskStatus")
+    def setTaskStatus(self, transName: int | str, taskID: int | list[int], status: str,
+                      now: float | None = None) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        tasks = self._tasks_or_error(trans, _ids(taskID))
+        if isinstance(tasks, dict):
+            return tasks
+        t = self._now(now)
+        for task in tasks:
+            trans.tasks.set_status(task, status, t)
+        return S_OK()
+
+    @metered("setTaskStatusAndWmsID", one_row)
+    def setTaskStatusAndWmsID(self, transName: int | str, taskID: int, status: str, taskWmsID: Any,
+                              now: float | None = None) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        tasks = self._tasks_or_error(trans, [taskID])
+        if isinstance(tasks, dict):
+            return tasks
+        tasks[0].external_id = str(taskWmsID)
+        trans.tasks.set_status(tasks[0], status, self._now(now))
+        return S_OK()
+
+    @metered("getTaskInputVector")
+    def getTaskInputVector(self, transName: int | str, taskID: int | list[int]) -> Result:
+        trans = self._lookup(transName)
+        if trans is None:
+            return _unknown(transName)
+        found = ((task_id, trans.tasks.get(task_id)) for task_id in _ids(taskID))
+        return S_OK({task_id: self._input_vector(task) for task_id, task in found if task is not None and task.inputs})
+
+    @metered("getTransformationTaskStats")
+    def getTransformationTaskStats(self, transName: int | str = "") -> Result:
+        """{ExternalStatus: count} plus TotalCreated, for one transformation or (no name) for all."""
+        if transName:
+            trans = self._lookup(transName)
+            if trans is None:
+                return _unknown(transName)
+            selected = [trans]
+        else:
+            selected = list(self._trans.values())
+        stats: dict[str, int] = {}
+        for trans in selected:
+            for status, n in trans.tasks.counts().items():
+                stats[status] = stats.get(status, 0) + n
+        stats = dict(sorted(stats.items()))
+        stats["TotalCreated"] = sum(stats.values())
+        return S_OK(stats)
+
+    # --- derived transformations (client logic) ---------------------------------------------------------
+
+    def moveFilesToDerivedTransformation(self, transDict: dict[str, Any], resetUnused: bool = True,
+                                         now: float | None = None) -> Result:
+        """TransformationClient.moveFilesToDerivedTransformation: hand the parent's Unused/MaxReset files to
+        the derived transformation; S_OK((parentID, {moveStatus: count}))."""
+        prod = transDict["TransformationID"]
+        parent = int(transDict.get("InheritedFrom", 0) or 0)
+        if not parent:
+            return S_OK((parent, {}))
+        res = self.getTransformationFiles({"TransformationID": parent, "Status": [st.UNUSED, st.MAX_RESET]})
+        if not res["OK"]:
+            return res
+        parent_files = res["Value"]
+        if not parent_files:
+            return S_OK((parent, {}))
+        res = self.getTransformationFiles({"TransformationID": prod, "LFN": [f["LFN"] for f in parent_files]})
+        if not res["OK"]:
+            return res
+        derived_status = {f["LFN"]: f["Status"] for f in res["Value"]}
+        moved, in_parent, in_derived = self._plan_move(parent_files, derived_status, resetUnused)
+        for status, lfns in in_parent.items():
+            self.setFileStatusForTransformation(parent, status, lfns, now=now)
+        for status, lfns in in_derived.items():
+            self.setFileStatusForTransformation(prod, status, lfns, now=now)
+        self._inherit_processed(prod, parent, now)
+        return S_OK((parent, moved))
+
+    @staticmethod
+    def _plan_move(parent_files: list[dict[str, Any]], derived_status: dict[str, str], reset_unused: bool
+                   ) -> tuple[dict[str, int], dict[str, list[str]], dict[str, list[str]]]:
+        moved: dict[str, int] = {}
+        in_parent: dict[str, list[str]] = {}
+        in_derived: dict[str, list[str]] = {}
+        for record in parent_files:
+            lfn, parent_status = record["LFN"], record["Status"]
+            if lfn not in derived_status:
+                continue
+            status = move_status = parent_status
+            if parent_status == st.MAX_RESET:
+                status, move_status = (st.UNUSED, "Unused from MaxReset") if reset_unused else (st.MAXRESET_INHERITED,
+                                                                                              parent_status)
+            if derived_status[lfn].endswith("-inherited"):
+                in_derived.setdefault(status, []).append(lfn)
+                moved[move_status] = moved.get(move_status, 0) + 1
+            target = st.NOT_PROCESSED if parent_status == st.UNUSED else st.MOVED
+            in_parent.setdefault(target, []).append(lfn)
+        return moved, in_parent, in_derived
+
+    def _inherit_processed(self, prod: int, parent: int, now: float | None) -> None:
+        """Derived files still Assigned-/Unused-inherited whose parent file got Processed -> Processed-inherited."""
+        res = self.getTransformationFiles({"TransformationID": prod,
+                                           "Status": [st.ASSIGNED_INHERITED, st.UNUSED_INHERITED]})
+        if not res["OK"] or not res["Value"]:
+            return
+        res = self.getTransformationFiles({"TransformationID": parent, "LFN": [f["LFN"] for f in res["Value"]]})
+        processed = [f["LFN"] for f in res["Value"] if f["Status"] == st.PROCESSED] if res["OK"] else []
+        if processed:
+            self.setFileStatusForTransformation(prod, st.PROCESSED_INHERITED, processed, now=now)
+
+
+def _task_get(item: tuple[_Transformation, _Task], attr: str) -> Any:
+    trans, task = item
+    if attr == "TransformationID":
+        return trans.id
+    return getattr(task, _TASK_ATTRS[attr])
+
+
+_TASK_ATTRS = {
+    "TaskID": "task_id", "ExternalStatus": "status", "ExternalID": "external_id", "TargetSE": "target_se",
+    "CreationTime": "creation_time", "LastUpdateTime": "last_update_time",
+}
+
+
+class TransformationClient:
+    """DIRAC's TransformationClient over a `TransformationDB`: satisfies TransformationClientAPI; every
+    other DIRAC method is passed straight through to the DB."""
+
+    def __init__(self, db: TransformationDB) -> None:
+        self.db = db
+
+    def getCounters(self, table: str, attrList: list[str], condDict: dict[str, Any]) -> Result:
+        return self.db.getCounters(table, attrList, condDict)
+
+    def addFilesToTransformation(self, transID: int, lfns: list[str]) -> Result:
+        return self.db.addFilesToTransformation(transID, lfns)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.db, name)
