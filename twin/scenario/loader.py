@@ -10,6 +10,7 @@ does. Every error names the file (and line, where one is known) and the key path
 from __future__ import annotations
 
 import copy
+import os
 import re
 import difflib
 import types
@@ -102,7 +103,8 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[
         raise ScenarioError(source.name, "extends", f"expected no cycle, but {path} extends itself through {[str(p) for p in chain]}")
     if len(chain) > MAX_EXTENDS_DEPTH:
         raise ScenarioError(source.name, "extends", f"expected at most {MAX_EXTENDS_DEPTH} levels of extends")
-    data = dict(source.data)
+    # Top-level "x-..." keys only hold YAML anchors shared by the file (as in docker compose).
+    data = {key: value for key, value in source.data.items() if not str(key).startswith("x-")}
     _absolute_workflow_paths(data, path.parent)
     parents = data.pop("extends", [])
     if isinstance(parents, str):
@@ -112,7 +114,7 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[
     merged: dict[str, Any] = {}
     sources: list[_Source] = []
     for parent in parents:
-        parent_data, parent_sources = _resolve(path.parent / parent, chain + (path.resolve(),))
+        parent_data, parent_sources = _resolve(Path(os.path.normpath(path.parent / parent)), chain + (path.resolve(),))
         merged = merge(merged, parent_data)
         sources = parent_sources + sources
     overrides = data.pop("overrides", {})

@@ -1,0 +1,175 @@
+"""Central DIRAC hosts and their MySQL databases: where service calls and queries cost time.
+
+An overloaded DB or host slows the agents and pilots that wait on it, as in production
+(design principle: model cost where it changes decisions).
+
+Simplified: a query holds one DB connection *and* one core of its host for its whole
+service time (a CPU-bound MySQL thread), so the effective DB concurrency is
+min(connections, free host cores). Service times are gamma-distributed around the
+cost formula with coefficient of variation `service_cv` (1 = exponential, the M/M/c
+case; 0 = deterministic). Outages never pre-empt: work already running finishes,
+new work waits in FIFO order until the host or DB is back. RAM is recorded, not
+simulated.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Generator
+
+import numpy as np
+import simpy
+
+from twin.engine.queueing import ServerPool, hold_all
+from twin.engine.simulation import Simulation
+from twin.grid.faultstate import ActiveFaults
+from twin.scenario import schema
+
+DEFAULT_SERVICE_CV = 1.0
+DEFAULT_MS_PER_ROW = 0.01  # per result/affected row beyond the first (10 us)
+DEFAULT_RESERVOIR = 10_000
+EWMA_ALPHA = 0.05
+
+
+class CoreServer:
+    """A host: `cores` FIFO cores, its RAM and the services it runs."""
+
+    def __init__(self, sim: Simulation, spec: schema.CoreServer) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.name = spec.name
+        self.total_cores = spec.cores
+        self.ram_gb = spec.ram_gb
+        self.services = list(spec.services)
+        self.cores = ServerPool(sim.env, spec.cores, f"server:{spec.name}")
+        self._down = ActiveFaults()
+        self.calls = 0
+        self.cpu_seconds = 0.0
+
+    @property
+    def up(self) -> bool:
+        return not self._down
+
+    def call(self, cpu_seconds: float) -> Generator[simpy.Event, object, None]:
+        """A service call costing `cpu_seconds` on one core (waits while the host is down)."""
+        yield from self.cores.serve(cpu_seconds)
+        self.account(cpu_seconds)
+
+    def account(self, cpu_seconds: float) -> None:
+        self.calls += 1
+        self.cpu_seconds += cpu_seconds
+
+    def on_down(self, params: dict[str, Any], active: bool) -> None:
+        """Fault "server_down": no core is granted while down; calls wait for the host."""
+        self._down.edge(1, active)
+        self.cores.set_capacity(self.total_cores if self.up else 0)
+        self.sim.log.log(self.env.now, "server.status", f"server:{self.name}", "Up" if self.up else "Down")
+
+
+class Database:
+    """A MySQL instance: connection pool and a query cost that grows with table size."""
+
+    def __init__(
+        self,
+        sim: Simulation,
+        spec: schema.Database,
+        server: CoreServer | None = None,
+        service_cv: float = DEFAULT_SERVICE_CV,
+        ms_per_row: float = DEFAULT_MS_PER_ROW,
+        reservoir_size: int = DEFAULT_RESERVOIR,
+    ) -> None:
+        self.sim = sim
+        self.env = sim.env
+        self.name = spec.name
+        self.server = server
+        self.total_connections = spec.connections
+        self.connections = ServerPool(sim.env, spec.connections, f"db:{spec.name}")
+        self.base_query_ms = spec.base_query_ms
+        self.ms_per_million_rows = spec.ms_per_million_rows
+        self.ms_per_row = ms_per_row
+        self.slowdown = spec.slowdown
+        self.service_cv = service_cv
+        self._service_rng = sim.streams.get(f"db.{spec.name}.service")
+        self._sample_rng = sim.streams.get(f"db.{spec.name}.reservoir")
+        self._size_of: Callable[[str], float] | None = None
+        self._table_rows = 0.0
+        self._slow = ActiveFaults()
+        self._down = ActiveFaults()
+        self.queries_by_op: dict[str, int] = defaultdict(int)
+        self.queries = 0
+        self.total_latency = 0.0
+        self.latency_ewma = 0.0
+        self._reservoir_size = reservoir_size
+        self._reservoir: list[float] = []
+
+    # ------------------------------------------------------------ cost
+    def set_size_of(self, size_of: Callable[[str], float]) -> None:
+        """Table rows an operation scans, e.g. lambda op: len(catalog) for "getReplicas"."""
+        self._size_of = size_of
+
+    def set_table_rows(self, rows: float) -> None:
+        """A single table size for every operation (used when no `size_of` is set)."""
+        self._table_rows = float(rows)
+
+    @property
+    def slow_factor(self) -> float:
+        return self._slow.product()
+
+    def service_mean(self, op: str, rows: int = 1) -> float:
+        """Mean service time in seconds:
+        (base_query_ms + ms_per_million_rows x table_rows/1e6 + ms_per_row x (rows-1))
+        x slowdown x db_slow factor / 1000."""
+        table_rows = self._size_of(op) if self._size_of is not None else self._table_rows
+        ms = self.base_query_ms + self.ms_per_million_rows * table_rows / 1e6 + self.ms_per_row * max(0, rows - 1)
+        return ms * self.slowdown * self.slow_factor / 1000.0
+
+    def _draw_service(self, mean: float) -> float:
+        cv = self.service_cv
+        if cv <= 0:
+            return mean
+        shape = 1.0 / (cv * cv)
+        return float(self._service_rng.gamma(shape, mean / shape))
+
+    # ------------------------------------------------------------ queries
+    def query(self, op: str, rows: int = 1) -> Generator[simpy.Event, object, float]:
+        """Run one query; returns its latency (queueing + service) in seconds.
+        Its cost, db_slow factor included, is fixed when the query is issued."""
+        start = self.env.now
+        service = self._draw_service(self.service_mean(op, rows))
+        pools = [self.connections] if self.server is None else [self.connections, self.server.cores]
+        yield from hold_all(self.env, pools, service)
+        if self.server is not None:
+            self.server.account(service)
+        self._record(op, self.env.now - start)
+        return self.env.now - start
+
+    def _record(self, op: str, latency: float) -> None:
+        self.queries += 1
+        self.queries_by_op[op] += 1
+        self.total_latency += latency
+        self.latency_ewma += EWMA_ALPHA * (latency - self.latency_ewma) if self.queries > 1 else latency
+        if len(self._reservoir) < self._reservoir_size:
+            self._reservoir.append(latency)
+        else:  # reservoir sampling (Algorithm R): every query kept with equal probability
+            j = int(self._sample_rng.integers(self.queries))
+            if j < self._reservoir_size:
+                self._reservoir[j] = latency
+
+    def mean_latency(self) -> float:
+        return self.total_latency / self.queries if self.queries else 0.0
+
+    def latency_percentile(self, q: float) -> float:
+        """The q-th percentile (0..100) of query latency, from a uniform sample of queries."""
+        return float(np.percentile(self._reservoir, q)) if self._reservoir else 0.0
+
+    # ------------------------------------------------------------ faults
+    def on_slow(self, params: dict[str, Any], active: bool) -> None:
+        """Fault "db_slow": service times x params["factor"] (default 4) while active."""
+        self._slow.edge(float(params.get("factor", 4.0)), active)
+        self.sim.log.log(self.env.now, "db.status", f"db:{self.name}", "Slow" if self._slow else "Normal", "", self.slow_factor)
+
+    def on_down(self, params: dict[str, Any], active: bool) -> None:
+        """Fault "db_down": no connection is granted while down; queries wait."""
+        self._down.edge(1, active)
+        self.connections.set_capacity(0 if self._down else self.total_connections)
+        self.sim.log.log(self.env.now, "db.status", f"db:{self.name}", "Down" if self._down else "Up")
