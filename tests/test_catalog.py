@@ -410,3 +410,20 @@ def test_index_query_equals_brute_force_scan(
         }
         assert len(found) == len(set(found))
         assert set(found) == expected
+
+
+def test_compiled_query_agrees_with_file_matches_and_is_not_metered():
+    calls = []
+    catalog = FileCatalog(meter=lambda db, op, rows: calls.append(op))
+    catalog.add_metadata_field("particle", str)
+    catalog.add_metadata_field("nsb", int, "-f")
+    catalog.create_directory("/d")
+    catalog.set_metadata("/d", {"particle": "proton"})
+    catalog.add_file("/d/a", 10, "SE", {"nsb": 1})
+    catalog.add_file("/d/b", 10, "SE", {"nsb": 5})
+    query = {"particle": "proton", "nsb": {">": 2}}
+    predicate = catalog.compile_query(query)
+    calls.clear()
+    assert [predicate(catalog.effective_metadata(lfn)) for lfn in ("/d/a", "/d/b")] == [False, True]
+    assert calls == []
+    assert [catalog.file_matches(lfn, query) for lfn in ("/d/a", "/d/b")] == [False, True]

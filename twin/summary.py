@@ -105,7 +105,9 @@ def _completeness(world: "World", trans: dict[str, Any], files: dict[str, int], 
     left = {k: v for k, v in files.items() if k not in (st.PROCESSED, "Total") and v}
     if not left:
         return True, ""
-    return False, ", ".join(f"{n} {status}" for status, n in sorted(left.items())) + " input files not processed"
+    total = files.get("Total", 0)
+    enough = total and files.get(st.PROCESSED, 0) / total >= world.scenario.run.min_processed_fraction
+    return bool(enough), ", ".join(f"{n} {status}" for status, n in sorted(left.items())) + " input files not processed"
 
 
 def _storage(world: "World") -> dict[str, Any]:

@@ -668,6 +668,16 @@ class FileCatalog(MeteredStore):
             for key, cond in query.items()
         )
 
+    # Unmetered helpers for the simulation's own bookkeeping (the InputDataAgent's incremental view):
+    # one metadata read per registered file, checked against pre-parsed queries.
+    def effective_metadata(self, lfn: str) -> dict[str, Any]:
+        return self._file_metadata(self._fid(lfn))
+
+    def compile_query(self, query: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+        """A predicate on effective metadata equivalent to `file_matches` for `query`, parsed once."""
+        parsed = [(key, _parse_condition(self._field(key), cond)) for key, cond in query.items()]
+        return lambda meta: all(_satisfies(meta.get(key, _MISSING), ops) for key, ops in parsed)
+
     def _field(self, key: str) -> _Field:
         field = self._fields.get(key)
         if field is None:

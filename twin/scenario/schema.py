@@ -42,6 +42,7 @@ class RunSettings(Strict):
     deadline: Duration | None = None
     event_log: bool = True
     stop_when_done: bool = True
+    min_processed_fraction: Probability = 0.99
 
 
 # ---------------------------------------------------------------- topology

@@ -18,7 +18,7 @@ Scale choices (documented in docs/fidelity.md):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from twin.dirac.transformation import status as st
 
@@ -42,7 +42,7 @@ class TransformationAgents:
         #: InputDataAgent: LFNs registered since the last cycle that match each Input query
         self.pending_inputs: dict[int, list[str]] = defaultdict(list)
         self.matching: dict[int, int] = defaultdict(int)
-        self.queries: dict[int, dict[str, Any]] = {}
+        self.queries: dict[int, Callable[[Mapping[str, Any]], bool]] = {}
         #: TransformationAgent memory: Unused left after the last cycle and when it ran
         self.leftover: dict[int, int] = {}
         self.last_run: dict[int, float] = {}
@@ -68,13 +68,15 @@ class TransformationAgents:
 
     def register_input_query(self, trans_id: int, query: dict[str, Any], initial: int) -> None:
         """Called when a transformation with an Input query is created (after its one-off query)."""
-        self.queries[trans_id] = query
+        self.queries[trans_id] = self.world.catalog.compile_query(query)
         self.matching[trans_id] = initial
 
     def _on_file_registered(self, lfn: str) -> None:
-        matches = self.world.catalog.file_matches
-        for trans_id, query in self.queries.items():
-            if matches(lfn, query):
+        if not self.queries:
+            return
+        meta = self.world.catalog.effective_metadata(lfn)
+        for trans_id, matches in self.queries.items():
+            if matches(meta):
                 self.pending_inputs[trans_id].append(lfn)
                 self.matching[trans_id] += 1
 
