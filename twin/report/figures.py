@@ -26,6 +26,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 DAY = 86400.0
 WIDTH = 11.4
@@ -84,10 +85,15 @@ def site_names(metrics: pd.DataFrame, summary: Mapping[str, Any]) -> list[str]:
 
 
 def palette(names: Iterable[str]) -> dict[str, str]:
-    """Stable colour per name: sorted names take tab10 (tab20 beyond ten) in turn."""
+    """Stable colour per name: sorted names take tab10 in turn; beyond ten, tab20's dark
+    shades first and its light ones after, so neighbours in the legend never share a hue."""
     names = sorted(set(names))
-    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
-    return {n: matplotlib.colors.to_hex(cmap(i % cmap.N)) for i, n in enumerate(names)}
+    if len(names) <= 10:
+        colors = list(matplotlib.colormaps["tab10"].colors)
+    else:
+        tab20 = list(matplotlib.colormaps["tab20"].colors)
+        colors = tab20[0::2] + tab20[1::2]
+    return {n: matplotlib.colors.to_hex(colors[i % len(colors)]) for i, n in enumerate(names)}
 
 
 def trans_names(summary: Mapping[str, Any]) -> dict[int, str]:
@@ -95,19 +101,38 @@ def trans_names(summary: Mapping[str, Any]) -> dict[int, str]:
 
 
 def event_counts(events: pd.DataFrame, kind: str, state: str, names: Mapping[int, str], t_end: float) -> Curves:
-    """Cumulative count of (kind, state) events over time, per transformation (event value)."""
+    """Cumulative count of (kind, state) events over time, per transformation.
+
+    The transformation is the event value for job.status, and the `trans:<id>/` prefix of
+    the entity for file and task events. Counts are binned (BINS points), so a run of
+    millions of events still plots in milliseconds.
+    """
     if events is None or events.empty or "kind" not in events:
         return {}
     sel = events[(events["kind"] == kind) & (events["state"] == state)]
     if sel.empty:
         return {}
+    if kind == "job.status":
+        ids = sel["value"]
+    else:
+        ids = pd.to_numeric(sel["entity"].astype(str).str.extract(r"^trans:(\d+)/", expand=False), errors="coerce")
     edges = np.linspace(0.0, max(t_end, float(sel["time"].max()), 1.0), BINS + 1)
     out: Curves = {}
-    for value, group in sel.groupby(sel["value"].fillna(-1).astype(int), sort=True):
+    for value, group in sel.groupby(ids.fillna(-1).astype(int).to_numpy(), sort=True):
         counts, _ = np.histogram(group["time"].to_numpy(dtype=float), bins=edges)
         label = names.get(int(value), f"transformation {value}" if value >= 0 else "no transformation")
         out[label] = (np.concatenate([[0.0], edges[1:] / DAY]), np.concatenate([[0.0], np.cumsum(counts)]))
     return out
+
+
+def progress_text(pct: float | None) -> str:
+    """'100%' only when everything is done: 99.96% shows as '99.96%', never rounded up."""
+    if pct is None:
+        return "–"
+    if pct in (0.0, 100.0):
+        return f"{pct:.0f}%"
+    text = f"{pct:.1f}"
+    return f"{pct:.2f}%" if text in ("100.0", "0.0") else f"{text}%"
 
 
 # ---------------------------------------------------------------- faults
@@ -152,13 +177,13 @@ def fault_spans(events: pd.DataFrame | None, summary: Mapping[str, Any] | None =
     return spans
 
 
-def shade_faults(axes: Sequence[Axes], spans: Sequence[FaultSpan], t_end: float, label_top: bool = True) -> None:
+def shade_faults(axes: Sequence[Axes], spans: Sequence[FaultSpan], t_end: float) -> None:
     """Shade fault windows on every axis; number them on the top one."""
     for i, ax in enumerate(axes):
         for span in spans:
             end = (span.end if span.end is not None else t_end) / DAY
             ax.axvspan(span.start / DAY, end, color=FAULT_COLOR, alpha=0.10, lw=0, zorder=0)
-            if label_top and i == 0:
+            if i == 0:
                 ax.text(span.start / DAY, 0.97, span.label, transform=ax.get_xaxis_transform(), va="top", ha="left",
                         fontsize=9, color=FAULT_COLOR, fontweight="bold",
                         bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
@@ -213,26 +238,30 @@ def time_axes(axes: Sequence[Axes], t_end: float, spans: Sequence[FaultSpan] = (
 
 
 def legend(ax: Axes, handles: list[Any] | None = None, title: str | None = None) -> None:
-    """Legend outside the plot on the right, so it never hides data."""
-    kwargs: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 9, "frameon": False,
-                              "alignment": "left"}
-    if title:
-        kwargs["title"] = title
-        kwargs["title_fontsize"] = 9
+    """Legend outside the plot on the right, so it never hides data; a list too long for the
+    figure's height is cut with '… N more' rather than running off the image."""
     if handles is None:
         handles = ax.get_legend_handles_labels()[0]
-    if handles:
-        ax.legend(handles=handles, labels=[wrap(h.get_label(), 30) for h in handles], **kwargs)
+    if not handles:
+        return
+    fontsize = 9.0 if len(handles) <= 12 else 7.5
+    room = max(3, int((ax.figure.get_figheight() - 0.4) / (fontsize / 72 * 1.9)) - (1 if title else 0))
+    if len(handles) > room:
+        more = Line2D([], [], ls="", label=f"… {len(handles) - room + 1} more")
+        handles = list(handles[:room - 1]) + [more]
+    ax.legend(handles=handles, labels=[wrap(h.get_label(), 26) for h in handles], loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), fontsize=fontsize, frameon=False, alignment="left", title=title,
+              title_fontsize=fontsize)
 
 
-def lines(ax: Axes, data: Curves, colors: Mapping[str, str] | None = None, style: str = "-", suffix: str = "",
-          step: bool = True) -> None:
+def lines(ax: Axes, data: Curves, colors: Mapping[str, str] | None = None, style: str = "-", step: bool = True) -> None:
+    """One line per series; step (post) for sampled gauges, straight for binned event counts."""
     for label, (x, y) in data.items():
         kw = {"color": colors.get(label)} if colors and label in colors else {}
         if step:
-            ax.step(x, y, where="post", ls=style, lw=1.5, label=label + suffix, **kw)
+            ax.step(x, y, where="post", ls=style, lw=1.5, label=label, **kw)
         else:
-            ax.plot(x, y, ls=style, lw=1.5, label=label + suffix, **kw)
+            ax.plot(x, y, ls=style, lw=1.5, label=label, **kw)
 
 
 def hbar_height(n: int) -> float:
@@ -260,9 +289,9 @@ def jobs_by_site(metrics: pd.DataFrame, colors: Mapping[str, str], spans: Sequen
     if running:
         x = days(metrics)
         labels = list(running)
-        axes[0].stackplot(x, *[running[k][1] for k in labels], labels=labels, step="post",
-                          colors=[colors.get(k, "#999999") for k in labels], alpha=0.85)
-        legend(axes[0], title="site")
+        areas = axes[0].stackplot(x, *[running[k][1] for k in labels], labels=labels, step="post",
+                                  colors=[colors.get(k, "#999999") for k in labels], alpha=0.85)
+        legend(axes[0], list(areas)[::-1], title="site")  # legend top = top of the stack
     axes[0].set_ylabel("running jobs")
     axes[0].set_title("Running jobs by site (stacked)", loc="left", fontsize=11)
     lines(axes[1], waiting_c, {"waiting": "#444444", "staging": "#9467bd"})
@@ -281,7 +310,11 @@ def line_panels(panels: Sequence[tuple[Curves, str, str]], colors: Mapping[str, 
         lines(ax, data, colors, step=step)
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left", fontsize=11)
-    legend(axes[0], title=legend_title)
+    handles: dict[str, Any] = {}
+    for ax in axes:  # one legend for every panel: a series only in a lower panel is listed too
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    legend(axes[0], list(handles.values()), title=legend_title)
     time_axes(axes, t_end, spans)
     return fig
 
@@ -318,10 +351,11 @@ def transformation_bars(summary: Mapping[str, Any]) -> Figure | None:
     axes[0].barh(y, [p or 0.0 for p in pcts], color=["#2ca02c" if (p or 0) >= 100 else "#1f77b4" for p in pcts])
     for yi, p, t in zip(y, pcts, rows[::-1]):
         what = f"{t['files'].get('Processed', 0):,}/{t['files_total']:,} files" if t.get("files_total") else \
-            f"{t.get('tasks', {}).get('Done', 0):,}/{t.get('max_tasks') or '?'} tasks"
-        shown = "–" if p is None else f"{p:.0f}%" if p in (0.0, 100.0) else f"{p:.1f}%"
-        axes[0].text(1.0, yi, f" {shown}  ({what})", va="center", fontsize=9, color="white" if (p or 0) > 40 else "black")
+            f"{t.get('tasks', {}).get('Done', 0):,}/{t['max_tasks']:,} tasks" if t.get("max_tasks") else "no input files"
+        axes[0].text(1.0, yi, f" {progress_text(p)}  ({what})", va="center", fontsize=9,
+                     color="white" if (p or 0) > 40 else "black")
     axes[0].set_yticks(y, names, fontsize=9)
+    axes[0].set_ylim(-0.6, len(rows) - 0.4)
     axes[0].set_xlim(0, 100)
     axes[0].set_xlabel("progress [%]  (files Processed; MC: tasks Done / max tasks)")
     axes[0].set_title("Progress", loc="left", fontsize=11)
@@ -332,6 +366,8 @@ def transformation_bars(summary: Mapping[str, Any]) -> Figure | None:
         axes[1].barh(y, values, left=left, label=status, color=TASK_COLORS.get(status))
         left += values
     axes[1].set_xlabel("tasks created, by status")
+    axes[1].xaxis.set_major_locator(MaxNLocator(5, integer=True))
+    axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     axes[1].set_title("Tasks", loc="left", fontsize=11)
     legend(axes[1], title="task status")
     for ax in axes:
@@ -339,13 +375,24 @@ def transformation_bars(summary: Mapping[str, Any]) -> Figure | None:
     return fig
 
 
-def done_jobs(events: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
-    """Cumulative Done jobs per transformation: the shape of each step's progress."""
-    data = event_counts(events, "job.status", "Done", trans_names(summary), t_end)
-    if not data:
+def progress_curves(events: pd.DataFrame, summary: Mapping[str, Any], t_end: float) -> tuple[Curves, Curves]:
+    """Cumulative Done jobs and Processed input files per transformation, from the event log."""
+    names = trans_names(summary)
+    return (event_counts(events, "job.status", "Done", names, t_end),
+            event_counts(events, "file.status", "Processed", names, t_end))
+
+
+def progress_over_time(events: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan],
+                       t_end: float) -> Figure | None:
+    """Done jobs and Processed files per transformation over time: the shape of each step's progress."""
+    done, processed = progress_curves(events, summary, t_end)
+    panels = [(data, ylabel, title) for data, ylabel, title in (
+        (done, "jobs Done (cumulative)", "Done jobs per transformation"),
+        (processed, "files Processed (cumulative)", "Processed input files per transformation")) if data]
+    if not panels:
         return None
-    return line_panels([(data, "jobs Done (cumulative)", "Done jobs per transformation")], palette(data),
-                       "transformation", spans, t_end, 3.4, step=False)
+    colors = palette(list(trans_names(summary).values()) + list(done) + list(processed))
+    return line_panels(panels, colors, "transformation", spans, t_end, 3.0, step=False)
 
 
 # ---------------------------------------------------------------- data: storage, transfers, tape
@@ -380,11 +427,19 @@ def storage_fill(metrics: pd.DataFrame, summary: Mapping[str, Any], colors: Mapp
         kind = " tape" if kinds.get(name) == "tape" else ""
         axes[0].step(x, y, where="post", lw=1.6, color=color, ls=style, label=f"{name} ({caps[name]:,.0f} TB{kind})")
     axes[0].axhline(100.0, color="#b42318", lw=1, ls=":")
-    axes[0].set_ylabel("fill [% of capacity]")
-    axes[0].set_title("Storage fill", loc="left", fontsize=11)
-    legend(axes[0], title="storage element")
-    time_axes(axes, t_end, spans)
-    axes[0].set_ylim(0, max(5.0, min(110.0, max(float(np.nanmax(y)) for _, y in data.values()) * 1.15)))
+    return percent_panel(fig, data, "fill [% of capacity]", "Storage fill", "storage element", spans, t_end)
+
+
+def percent_panel(fig: Figure, data: Curves, ylabel: str, title: str, legend_title: str, spans: Sequence[FaultSpan],
+                  t_end: float) -> Figure:
+    """Finish a one-panel % figure: y up to just above the peak (at least 5%, at most 110%), so a
+    nearly idle resource reads as nearly idle and a full one shows its 100% line."""
+    ax = fig.axes[0]
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, loc="left", fontsize=11)
+    legend(ax, title=legend_title)
+    time_axes([ax], t_end, spans)
+    ax.set_ylim(0, max(5.0, min(110.0, max(float(np.nanmax(y)) for _, y in data.values()) * 1.15)))
     return fig
 
 
@@ -455,12 +510,8 @@ def server_cpu(metrics: pd.DataFrame, summary: Mapping[str, Any], spans: Sequenc
     colors = palette(data)
     for name, (x, y) in data.items():
         axes[0].step(x, y, where="post", lw=1.5, color=colors[name], label=f"{name} ({cores[name]:.0f} cores)")
-    axes[0].set_title("Core server CPU (busy cores read at each sample time)", loc="left", fontsize=11)
-    axes[0].set_ylabel("busy cores [%]")
-    legend(axes[0], title="server")
-    time_axes(axes, t_end, spans)
-    axes[0].set_ylim(0, max(5.0, min(105.0, max(float(np.nanmax(y)) for _, y in data.values()) * 1.2)))
-    return fig
+    return percent_panel(fig, data, "busy cores [%]", "Core server CPU (busy cores read at each sample time)", "server",
+                         spans, t_end)
 
 
 def db_latency_curves(metrics: pd.DataFrame) -> Curves:
@@ -571,22 +622,23 @@ class Panel:
     whatif: Curves
 
 
-def overlay(panels: Sequence[Panel], run_labels: tuple[str, str], t_end: float) -> Figure | None:
-    """Baseline vs what-if: colour = series (site, DB...), line style = run."""
+def overlay(panels: Sequence[Panel], run_labels: tuple[str, str], t_end: float,
+            colors: Mapping[str, str] | None = None) -> Figure | None:
+    """Baseline vs what-if: colour = series (site, DB...), the same in every panel; line style = run."""
     panels = [p for p in panels if p.baseline or p.whatif]
     if not panels:
         return None
+    colors = colors or palette(name for p in panels for name in list(p.baseline) + list(p.whatif))
     fig, axes = new_figure(len(panels), 1, height=2.9)
     for ax, panel in zip(axes, panels):
-        colors = palette(list(panel.baseline) + list(panel.whatif))
         lines(ax, panel.baseline, colors, "-", step=False)
         lines(ax, panel.whatif, colors, "--", step=False)
         ax.set_ylabel(panel.ylabel)
         ax.set_title(panel.title, loc="left", fontsize=11)
-        handles = [Patch(color=c, label=n) for n, c in colors.items()] + [
-            Line2D([], [], color="#333333", ls="-", label=run_labels[0]),
-            Line2D([], [], color="#333333", ls="--", label=run_labels[1])]
-        legend(ax, handles)
+        names = sorted(set(panel.baseline) | set(panel.whatif))
+        legend(ax, [Line2D([], [], color="#333333", ls="-", label=run_labels[0]),
+                    Line2D([], [], color="#333333", ls="--", label=run_labels[1])]
+               + [Patch(color=colors.get(n, "#999999"), label=n) for n in names])
     time_axes(axes, t_end)
     return fig
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -175,16 +176,22 @@ def sorted_resources(resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str
                                             -float(r.get("mean_utilization") or 0.0)))
 
 
-def _bottleneck_section(s: Mapping[str, Any]) -> Html:
+def _bottleneck_section(s: Mapping[str, Any], shown: int = 12) -> Html:
+    """The verdict, then the resources table: saturated and busiest first, the idle tail folded away."""
     neck = s.get("bottleneck", {})
     rows = sorted_resources(s.get("resources", []))
     classes = [("bad" if r.get("name") == neck.get("name") and r.get("kind") == neck.get("kind") else "warn")
                if r.get("first_saturated_at") is not None else None for r in rows]
-    body = table(["resource", "name", "mean utilization", "peak utilization", "first saturated (≥95%) after"],
-                 [[r.get("kind"), r.get("name"), pct(r.get("mean_utilization")), pct(r.get("peak_utilization")),
-                   duration(r.get("first_saturated_at"))] for r in rows], classes)
-    return join([box("info", "Bottleneck:", neck.get("verdict", "no verdict in the summary")),
-                 note("Every capacity-bound resource, saturated ones first (in order of first saturation)."), body])
+    cells = [[r.get("kind"), r.get("name"), pct(r.get("mean_utilization")), pct(r.get("peak_utilization")),
+              duration(r.get("first_saturated_at"))] for r in rows]
+    headers = ["resource", "name", "mean utilization", "peak utilization", "first saturated (≥95%) after"]
+    cut = max(shown, sum(1 for r in rows if r.get("first_saturated_at") is not None))
+    parts = [box("info", "Bottleneck:", neck.get("verdict", "no verdict in the summary")),
+             note("Every capacity-bound resource, saturated ones first (in order of first saturation)."),
+             table(headers, cells[:cut], classes[:cut])]
+    if len(rows) > cut:
+        parts.append(details(f"{len(rows) - cut} more resources, less busy", table(headers, cells[cut:], classes[cut:])))
+    return join(parts)
 
 
 # ---------------------------------------------------------------- jobs and transformations
@@ -213,7 +220,7 @@ def _transformations_section(run: Run) -> Html:
         tasks = t.get("tasks", {})
         rows.append([t.get("id"), t.get("name"), t.get("type"), t.get("plugin"), t.get("status"), num(t.get("files_total")),
                      *[num(t.get("files", {}).get(st, 0)) for st in file_statuses],
-                     "–" if F.progress_pct(t) is None else f"{F.progress_pct(t):.1f}%", num(t.get("tasks_created")),
+                     F.progress_text(F.progress_pct(t)), num(t.get("tasks_created")),
                      num(tasks.get("Done", 0)), num(tasks.get("Failed", 0)), duration(t.get("started_at")),
                      duration(t.get("finished_at")), "yes" if t.get("complete") else f"no: {t.get('shortfall', '')}"])
         classes.append(None if t.get("complete") else "bad")
@@ -222,7 +229,7 @@ def _transformations_section(run: Run) -> Html:
     return join([
         table(headers, rows, classes),
         figure_html(F.transformation_bars(run.summary), "transformation progress"),
-        figure_html(F.done_jobs(run.events, run.summary, run.spans, run.t_end), "done jobs per transformation")
+        figure_html(F.progress_over_time(run.events, run.summary, run.spans, run.t_end), "progress per transformation")
         or note("No job.status events in the event log (run.event_log off?)."),
     ])
 
@@ -357,7 +364,9 @@ def _scenario_section(run: Run) -> Html:
     provenance = scenario.get("provenance") or run.summary.get("provenance") or {}
     if provenance:
         rows = [[key, *(_split_provenance(text))] for key, text in provenance.items()]
-        parts += [tag("h3", "Provenance"), table(["value", "basis", "explanation"], rows)]
+        bases = Counter(basis or "unstated" for _, basis, _ in rows)
+        counts = ", ".join(f"{n} {basis}" for basis, n in bases.most_common())
+        parts.append(details(f"Provenance of {len(rows)} values ({counts})", table(["value", "basis", "explanation"], rows)))
     text = yaml.safe_dump(scenario, sort_keys=False, allow_unicode=True) if scenario else "(scenario not recorded)"
     parts.append(details("Resolved scenario (YAML)", pre(text)))
     return join(parts)
@@ -489,11 +498,12 @@ def compare_report_html(a: Run, b: Run) -> str:
         ])),
         ("transformations", "Transformation progress", join([
             delta_table(keyed_deltas(by_trans(sa), by_trans(sb), F.progress_pct, lambda k: f"{k} progress [%]",
-                                     lambda v: num(v, 1), +1), labels),
-            figure_html(F.overlay([F.Panel("Done jobs per transformation (cumulative)", "jobs Done",
-                                           F.event_counts(a.events, "job.status", "Done", F.trans_names(sa), t_end),
-                                           F.event_counts(b.events, "job.status", "Done", F.trans_names(sb), t_end))],
-                                  labels, t_end), "transformation progress overlay"),
+                                     lambda v: num(v, 2), +1), labels),
+            figure_html(F.overlay([F.Panel(title, ylabel, base, whatif) for (title, ylabel), base, whatif in zip(
+                (("Done jobs per transformation (cumulative)", "jobs Done"),
+                 ("Processed input files per transformation (cumulative)", "files Processed")),
+                F.progress_curves(a.events, sa, t_end), F.progress_curves(b.events, sb, t_end))], labels, t_end),
+                "transformation progress overlay"),
         ])),
         ("services", "Core services", join([
             delta_table(keyed_deltas(sa.get("databases", {}), sb.get("databases", {}), lambda d: d.get("p95_latency_ms"),
