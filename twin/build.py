@@ -58,6 +58,7 @@ def build_world(scenario: Scenario) -> World:
     world.wms.start()
     world.rms.start()
     world.operator.start()
+    world.start_monitor()
     sim.faults.schedule(scenario.faults)
     return world
 

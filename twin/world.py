@@ -149,7 +149,13 @@ class World:
         return counts.get(st.ASSIGNED, 0) + unused
 
     def all_finished(self) -> bool:
-        return bool(self.runtimes) and self.operator.unsubmitted == 0 and all(self.transformation_finished(t) for t in self.runtimes)
+        """Every submission made and every transformation finished (each one checked, so finish times are recorded)."""
+        finished = [self.transformation_finished(t) for t in self.runtimes]
+        return bool(self.runtimes) and self.operator.unsubmitted == 0 and all(finished)
+
+    def start_monitor(self, period: float = 600.0) -> None:
+        """The twin's own observer (not a DIRAC agent): records when each transformation finishes."""
+        self.sim.agent("twin.FinishMonitor", period, self.all_finished, period)
 
     # ------------------------------------------------------------------ run
     def dirac_host(self) -> Any:

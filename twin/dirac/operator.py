@@ -52,7 +52,7 @@ class Operator:
         for step in later:
             env.process(self._run_deferred(production, step))
         for step in production.steps:
-            if step.operator_flush:
+            if production.flushes(step):
                 env.process(self._run_flush(production, step))
 
     def _run_deferred(self, production: Production, step: Step) -> Iterator[Any]:

@@ -4,7 +4,8 @@ What the WMS sees is DIRAC's view of a CE: `available()` as ComputingElement.ava
 computes it, `submit_pilots()` as the SiteDirector calls it, and a `Pilot` handed to
 the JobAgent logic through `on_start` once it holds a slot.
 
-Simplified: a pilot is single-core and holds exactly one slot; the batch system is a
+Simplified: a pilot holds exactly one slot of `processors` cores (1 by default) and runs one
+job at a time; the batch system is a
 counter (no fair-share inside the site); pilot queueing time is exponential with mean
 `pilot_latency`; an aborting pilot aborts at the end of that wait. A pilot still running
 at `end_time` is ended by the batch system (wall-clock limit) and `killed` fires.
@@ -28,13 +29,14 @@ WAITING, RUNNING, DONE, FAILED, ABORTED = "Waiting", "Running", "Done", "Failed"
 class Pilot:
     """One pilot job in one CE slot (the JobAgent's container)."""
 
-    __slots__ = ("id", "ce", "site", "hs06", "memory_mb", "start", "end_time", "killed", "status")
+    __slots__ = ("id", "ce", "site", "hs06", "processors", "memory_mb", "start", "end_time", "killed", "status")
 
     def __init__(self, pilot_id: int, ce: "ComputingElement") -> None:
         self.id = pilot_id
         self.ce = ce
         self.site: str = ce.site.name
         self.hs06: float = ce.hs06_per_core
+        self.processors: int = ce.processors
         self.memory_mb: int = ce.memory_mb
         self.start: float | None = None
         self.end_time: float | None = None
@@ -66,6 +68,7 @@ class ComputingElement:
         self.name = spec.name
         self.slots = spec.slots
         self.hs06_per_core = spec.hs06_per_core
+        self.processors = spec.processors
         self.memory_mb = spec.memory_mb_per_slot
         self.max_waiting_pilots = spec.max_waiting_pilots
         self.pilot_latency = spec.pilot_latency

@@ -18,7 +18,13 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         if value not in names:
             problems.append((path, f"expected the name of a {what} in the topology, got {value!r}"))
 
+    ce_names: dict[str, str] = {}
     for i, site in enumerate(topo.sites):
+        for j, ce in enumerate(site.ces):
+            if ce.name in ce_names:
+                problems.append((f"topology.sites[{i}].ces[{j}].name",
+                                 f"expected a CE name unique across sites, {ce.name!r} is also a CE of {ce_names[ce.name]}"))
+            ce_names.setdefault(ce.name, site.name)
         for j, se in enumerate(site.ses):
             need(ses, se, f"topology.sites[{i}].ses[{j}]", "storage element")
     for i, se in enumerate(topo.storage):

@@ -1,8 +1,9 @@
 """The scenario schema: what a YAML scenario may say, with DIRAC's defaults.
 
 Every model forbids unknown keys, so a typo is an error rather than a silently
-ignored setting. Units are in the key names (_tb, _mbps, _mb, _hs06s); durations
-accept seconds or strings such as "6h", "2d", "8w".
+ignored setting. Units are in the key names: _tb (10^12 bytes), _mb (10^6 bytes),
+_mbps (MB/s, 10^6 bytes per second, not megabits), _hs06s (HS06-seconds of CPU work);
+durations accept seconds or strings such as "6h", "2d", "8w".
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class ComputingElement(Strict):
 
     name: str
     slots: Count
+    processors: PositiveCount = 1
     hs06_per_core: Positive = 10.0
     memory_mb_per_slot: PositiveCount = 2000
     max_waiting_pilots: Count = 10
@@ -147,7 +149,11 @@ class Topology(Strict):
 
 # ---------------------------------------------------------------- workload
 class JobModel(Strict):
-    """What one job of a step costs and produces."""
+    """What one job of a step costs and produces.
+
+    `cpu_hs06s` is per job, or per input file with `cpu_per_input` (processing, merging);
+    `output_files` is per job, or per input file with `outputs_per_input` (one DL1 per DL0).
+    """
 
     cpu_hs06s: Positive = 36000.0
     cpu_cv: NonNegative = 0.2
@@ -157,7 +163,8 @@ class JobModel(Strict):
     output_files: Count = 1
     output_size_mb: NonNegative = 1000.0
     output_data_type: str = "default"
-    scale_with_inputs: bool = False
+    cpu_per_input: bool = False
+    outputs_per_input: bool = False
     failure_prob: Probability = 0.0
     file_metadata: list[dict[str, Any]] = []
     model_query: dict[str, Any] = {}
@@ -194,7 +201,7 @@ class Step(Strict):
     start_after: list[str] = []
     start_delay: Duration = 0.0
     readiness_gate: bool = False
-    operator_flush: bool = False
+    operator_flush: bool | None = None
 
     @property
     def parents(self) -> list[str]:
@@ -202,9 +209,19 @@ class Step(Strict):
 
 
 class Production(Strict):
+    """A production: its steps start together (lexicographic order) unless `start_after` defers them.
+
+    `operator_flush` (default for every step; a step may override it) models the operator's
+    habit of flushing a step once its parents have finished, so held partial groups run.
+    """
+
     name: str
     start: Duration = 0.0
+    operator_flush: bool = False
     steps: Annotated[list[Step], Field(min_length=1), AfterValidator(_unique_names)]
+
+    def flushes(self, step: Step) -> bool:
+        return self.operator_flush if step.operator_flush is None else step.operator_flush
 
     @model_validator(mode="after")
     def _parents_exist(self) -> "Production":

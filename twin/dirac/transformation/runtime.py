@@ -65,7 +65,7 @@ class TransformationRuntime:
 
     def awaits_flush(self) -> bool:
         """A Flush is still to come (operator or failover agent), so held partial groups are not final."""
-        if self.step.operator_flush:
+        if self.production.flushes(self.step):
             return not self.flushed
         failover = self.world.failover
         return self.step.type in failover.flush_types and failover.flushes[self.trans_id] < failover.max_flush

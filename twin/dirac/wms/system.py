@@ -22,7 +22,7 @@ from twin.dirac.wms import job_status as js
 from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
-from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB
+from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_job
 
 if TYPE_CHECKING:
     from twin.dirac.transformation.runtime import TransformationRuntime
@@ -100,7 +100,7 @@ class WorkloadManagement:
 
     def _sample_cpu(self, runtime: "TransformationRuntime", n_inputs: int) -> float:
         model = runtime.step.job
-        mean = model.cpu_hs06s * (max(1, n_inputs) if model.scale_with_inputs else 1)
+        mean = model.cpu_hs06s * (max(1, n_inputs) if model.cpu_per_input else 1)
         if model.cpu_cv <= 0:
             return mean
         sigma2 = math.log(1 + model.cpu_cv ** 2)
@@ -173,7 +173,7 @@ class WorkloadManagement:
             if not ce.site.up:
                 continue
             waiting_jobs = self.tqdb.count_matching({"Site": ce.site.name, "CPUTime": ce.pilot_lifetime,
-                                                     "MaxRAM": ce.memory_mb}, self.env.now)
+                                                     "MaxRAM": ce.memory_mb, "NumberOfProcessors": ce.processors}, self.env.now)
             free = ce.slots - ce.running - ce.waiting
             n = site_director_pilots(free, ce.max_waiting_pilots, ce.waiting, waiting_jobs, self.cfg.max_pilots_per_cycle)
             if n:
@@ -193,7 +193,9 @@ class WorkloadManagement:
             if not pilot.running:
                 break
             now = self.env.now
-            job = self.tqdb.match({"Site": pilot.site, "CPUTime": pilot.time_left(now), "MaxRAM": pilot.memory_mb}, self.rng_match, now)
+            resource = {"Site": pilot.site, "CPUTime": pilot.time_left(now), "MaxRAM": pilot.memory_mb,
+                        "NumberOfProcessors": pilot.processors}
+            job = request_job(self.tqdb, self.jobdb, resource, self.rng_match, now)
             if job is None:
                 fails += 1
                 if fails >= self.cfg.stop_after_failed_matches:
@@ -201,7 +203,6 @@ class WorkloadManagement:
                 yield self.env.any_of([self.env.timeout(self.cfg.job_agent_polling * (fails + 1) * 2), pilot.killed])
                 continue
             fails = 0
-            self.jobdb.set_status(job, js.MATCHED, "Assigned", now, source="Matcher", site=pilot.site)
             job.pilot = pilot
             yield from self._run_job(job, pilot)
         pilot.finish()
@@ -227,7 +228,8 @@ class WorkloadManagement:
             if pilot.running:
                 yield from self._fail(job, "Input Data Download Failed", 0.0, inputs=None)
             return
-        wall = job.cpu_work / pilot.hs06
+        # An N-processor job uses N cores of its (multi-core) pilot; single-core jobs use one.
+        wall = job.cpu_work / (pilot.hs06 * max(1, min(job.processors, pilot.processors)))
         limit = float(model.cpu_time_limit)
         p_fail = 1 - (1 - world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
         if wall > limit:
@@ -304,7 +306,7 @@ class WorkloadManagement:
         """cta-prod-managedata: each output to the shuffled production SEs (local first), then failover SEs."""
         world = self.world
         model = runtime.step.job
-        n_files = model.output_files * (max(1, len(job.input_data)) if model.scale_with_inputs else 1)
+        n_files = model.output_files * (max(1, len(job.input_data)) if model.outputs_per_input else 1)
         size = model.output_size_mb * MB
         task_id = task_of(job)[1]
         for k in range(n_files):

@@ -1,0 +1,494 @@
+"""`twin sweep`: the cartesian product of parameter values x seed replications, run on dask.
+
+    twin sweep scenario.yaml --param 'topology.sites[LCG.PIC.es].ces[0].slots=0,500,1000' --seeds 5
+
+Each `--param PATH=V1,V2,...` is one axis (values are YAML scalars, read as a YAML flow list,
+so `[a,b],[c]` gives two list values); every combination runs with `--seeds` replications, seed
+`run.seed + r` for r = 0..N-1, so replication r of every combination shares its random streams
+(common random numbers: differences between combinations are not seed noise).
+
+Runs go to dask.distributed: a LocalCluster of `--workers` single-threaded processes by default,
+or an existing cluster with `--scheduler tcp://host:port` (its workers need `twin` installed; the
+scenario is loaded and validated here and shipped to them, so they need no scenario files).
+`--workers 0` runs everything in this process, without dask.
+
+Outputs in `--out`: sweep.parquet and sweep.csv (one row per run: parameters, seed, key metrics),
+summary.csv (per combination: mean, std, 95% confidence half-width and n of every numeric metric)
+and report.html. Confidence intervals use Student's t (two-sided 95%) from a small table
+(`t_975`), since scipy is not a dependency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from twin.errors import TwinError
+from twin.scenario.schema import Scenario
+
+RUN_COLUMNS = ("run", "seed")
+STATUS_OK, STATUS_ERROR = "ok", "error"
+
+# Two-sided 95% Student t quantiles t(0.975, df); between entries interpolate linearly in 1/df,
+# which is accurate to ~1e-3 over this range (Abramowitz & Stegun, Table 26.10 note).
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+         20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060, 26: 2.056, 27: 2.052, 28: 2.048,
+         29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+_Z975 = 1.960
+
+
+# ---------------------------------------------------------------- expansion
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the sweep: its index, the parameter values (key path -> value) and its seed."""
+
+    index: int
+    params: dict[str, Any]
+    seed: int
+
+
+def parse_axis(item: str) -> tuple[str, list[Any]]:
+    """'a.b[X].c=1,2,3' -> ('a.b[X].c', [1, 2, 3]); values are a YAML flow list."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not raw.strip():
+        raise TwinError(f"--param {item!r}: expected KEY.PATH=V1,V2,...")
+    try:
+        values = yaml.safe_load(f"[{raw}]")
+    except yaml.YAMLError:
+        raise TwinError(f"--param {item!r}: the values are not a valid YAML list (quote values containing commas)") from None
+    if not values:
+        raise TwinError(f"--param {item!r}: expected at least one value")
+    return key, values
+
+
+def expand(params: Sequence[str], seeds: int, base_seed: int) -> list[RunSpec]:
+    """Cartesian product of the axes x `seeds` replications (seed = base_seed + r)."""
+    if seeds < 1:
+        raise TwinError(f"--seeds {seeds}: expected at least 1 replication")
+    axes = [parse_axis(p) for p in params]
+    keys = [k for k, _ in axes]
+    duplicated = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicated:
+        raise TwinError(f"--param {duplicated[0]!r} given twice: put all its values in one --param")
+    combos = itertools.product(*(values for _, values in axes))
+    specs = []
+    for combo in combos:
+        for r in range(seeds):
+            specs.append(RunSpec(len(specs), dict(zip(keys, combo)), base_seed + r))
+    return specs
+
+
+def load_specs(scenario_path: Path, specs: Iterable[RunSpec]) -> list[tuple[RunSpec, Scenario]]:
+    """Load and validate every run's scenario here, so bad input fails before any run starts."""
+    from twin.scenario.loader import load_scenario
+
+    loaded: dict[tuple[tuple[str, str], ...], Scenario] = {}
+    out = []
+    for spec in specs:
+        combo = tuple((k, repr(v)) for k, v in spec.params.items())
+        if combo not in loaded:
+            loaded[combo] = load_scenario(scenario_path, dict(spec.params))
+        scenario = loaded[combo].model_copy(deep=True)
+        scenario.run.seed = spec.seed
+        out.append((spec, scenario))
+    return out
+
+
+# ---------------------------------------------------------------- one run -> one row
+def run_one(spec: RunSpec, scenario: Scenario) -> dict[str, Any]:
+    """Simulate one run (in a dask worker or in-process) and reduce it to one table row.
+
+    Errors become a row with status "error" so one bad combination does not lose the sweep.
+    """
+    from twin.runner import simulate
+
+    started = time.perf_counter()
+    try:
+        summary = simulate(scenario).summary
+        row = {"status": STATUS_OK, "error": "", **metrics_row(summary)}
+    except Exception as exc:  # noqa: BLE001 - reported in the table and the report
+        row = {"status": STATUS_ERROR, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        logging.getLogger(__name__).debug("run %d failed:\n%s", spec.index, traceback.format_exc())
+    return {"run": spec.index, **spec.params, "seed": spec.seed, **row, "wall_s": time.perf_counter() - started}
+
+
+def metrics_row(summary: dict[str, Any]) -> dict[str, Any]:
+    """The key metrics of one run summary, flat (per-database and per-tape columns by name)."""
+    plan, jobs, bottleneck = summary.get("plan", {}), summary.get("jobs", {}), summary.get("bottleneck", {})
+    by_status = jobs.get("by_status", {})
+    row: dict[str, Any] = {
+        "finished_at_d": _days(plan.get("finished_at")),
+        "complete": bool(plan.get("complete")),
+        "deadline_met": plan.get("deadline_met"),
+        "jobs_total": jobs.get("total", 0),
+        "jobs_done": by_status.get("Done", 0),
+        "jobs_failed": by_status.get("Failed", 0),
+        "cpu_used_hs06_h": jobs.get("cpu_used_hs06_hours", 0.0),
+        "cpu_wasted_hs06_h": jobs.get("cpu_wasted_hs06_hours", 0.0),
+        "bottleneck_kind": bottleneck.get("kind", ""),
+        "bottleneck_name": bottleneck.get("name", ""),
+        "tape_archived_tb": sum(t.get("archived_tb", 0.0) for t in summary.get("tape", {}).values()),
+        "events": summary.get("events", 0),
+        "simulated_d": _days(summary.get("simulated_time")),
+    }
+    for name, db in sorted(summary.get("databases", {}).items()):
+        row[f"db_p95_ms[{name}]"] = db.get("p95_latency_ms", 0.0)
+    for name, tape in sorted(summary.get("tape", {}).items()):
+        row[f"tape_archived_tb[{name}]"] = tape.get("archived_tb", 0.0)
+    return row
+
+
+def _days(seconds: float | None) -> float:
+    return math.nan if seconds is None else float(seconds) / 86400.0
+
+
+# ---------------------------------------------------------------- execution
+Progress = Callable[[], None]
+
+
+def execute(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
+            progress: bool) -> list[dict[str, Any]]:
+    """Run every job: in-process when workers == 0 (and no scheduler), else on dask."""
+    bar = _bar(len(jobs), progress)
+    try:
+        if scheduler is None and workers == 0:
+            rows = []
+            for spec, scenario in jobs:
+                rows.append(run_one(spec, scenario))
+                bar.update()
+            return rows
+        return _execute_dask(jobs, workers, scheduler, bar.update)
+    finally:
+        bar.close()
+
+
+def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
+                  tick: Progress) -> list[dict[str, Any]]:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        n = workers or min(os.cpu_count() or 1, len(jobs))
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+    try:
+        client = Client(cluster if cluster is not None else scheduler)
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise TwinError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+    try:
+        futures = [client.submit(run_one, spec, scenario, pure=False, key=f"twin-run-{spec.index}")
+                   for spec, scenario in jobs]
+        rows = []
+        for future in as_completed(futures):
+            rows.append(future.result())
+            tick()
+        return rows
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="run", desc="sweep", disable=not enabled, leave=False)
+
+
+# ---------------------------------------------------------------- statistics
+def t_975(df: int) -> float:
+    """Two-sided 95% Student t quantile for `df` degrees of freedom (table + 1/df interpolation)."""
+    if df < 1:
+        return math.nan
+    if df in _T975:
+        return _T975[df]
+    keys = sorted(_T975)
+    if df > keys[-1]:
+        lo, hi, t_lo, t_hi = keys[-1], math.inf, _T975[keys[-1]], _Z975
+    else:
+        hi = next(k for k in keys if k > df)
+        lo = max(k for k in keys if k < df)
+        t_lo, t_hi = _T975[lo], _T975[hi]
+    w = (1 / lo - 1 / df) / (1 / lo - (0 if hi == math.inf else 1 / hi))
+    return t_lo + w * (t_hi - t_lo)
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float, int]:
+    """(mean, sample std, 95% CI half-width, n) ignoring NaN; half-width NaN below 2 values."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n == 1:
+        return mean, math.nan, math.nan, 1
+    std = float(x.std(ddof=1))
+    return mean, std, t_975(n - 1) * std / math.sqrt(n), n
+
+
+def aggregate(runs: pd.DataFrame, param_cols: Sequence[str]) -> pd.DataFrame:
+    """One row per parameter combination: mean/std/ci95/n of every numeric or boolean metric,
+    plus the most frequent bottleneck and the number of failed runs (status error)."""
+    ok = runs[runs["status"] == STATUS_OK] if "status" in runs else runs
+    metrics = [c for c in ok.columns if c not in (*param_cols, *RUN_COLUMNS, "wall_s") and _numeric(ok[c])]
+    combos = runs[list(param_cols)].drop_duplicates().to_dict("records") if param_cols else [{}]
+    rows = []
+    for combo in combos:
+        mine = _select(ok, combo)
+        row: dict[str, Any] = {**combo, "runs": int(len(_select(runs, combo))), "errors": int(len(_select(runs, combo)) - len(mine))}
+        for col in metrics:
+            mean, std, ci, n = mean_ci(mine[col].astype(float).tolist())
+            row.update({f"{col}_mean": mean, f"{col}_std": std, f"{col}_ci95": ci, f"{col}_n": n})
+        if "bottleneck_name" in mine and len(mine):
+            label = (mine["bottleneck_kind"] + ": " + mine["bottleneck_name"]).value_counts()
+            row["bottleneck_mode"], row["bottleneck_share"] = label.index[0], float(label.iloc[0] / len(mine))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _numeric(series: pd.Series) -> bool:
+    values = series.dropna()
+    return len(values) > 0 and all(isinstance(v, (bool, int, float, np.bool_, np.integer, np.floating)) for v in values)
+
+
+def _select(frame: pd.DataFrame, combo: dict[str, Any]) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    for key, value in combo.items():
+        mask &= frame[key].map(lambda v, value=value: _same(v, value))
+    return frame[mask]
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+# ---------------------------------------------------------------- the sweep
+@dataclass
+class SweepResult:
+    """The tidy runs table, the per-combination summary and the files written."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    params: list[str]
+    out: Path
+    wall_s: float
+    workers: str
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return int((self.runs["status"] == STATUS_ERROR).sum())
+
+
+def run_sweep(scenario_path: Path, params: list[str], seeds: int, out: Path, workers: int | None = None,
+              scheduler: str | None = None, progress: bool = True, report: bool = True) -> SweepResult:
+    """Expand, load (validating every combination), run, tabulate and write the outputs."""
+    from twin.scenario.loader import load_scenario
+
+    if workers is not None and workers < 0:
+        raise TwinError(f"--workers {workers}: expected 0 (in-process) or a positive number of workers")
+    base = load_scenario(scenario_path)
+    specs = expand(params, seeds, base.run.seed)
+    jobs = load_specs(scenario_path, specs)
+    started = time.perf_counter()
+    rows = execute(jobs, workers, scheduler, progress)
+    wall = time.perf_counter() - started
+    param_cols = list(specs[0].params) if specs else []
+    runs = tidy(rows, param_cols)
+    where = scheduler or ("in-process" if workers == 0 else f"LocalCluster x{workers or min(os.cpu_count() or 1, len(jobs))}")
+    result = SweepResult(runs, aggregate(runs, param_cols), param_cols, out, wall, where)
+    write_outputs(result, base.name, report)
+    return result
+
+
+def tidy(rows: list[dict[str, Any]], param_cols: Sequence[str]) -> pd.DataFrame:
+    """Rows sorted by run index; parameter columns first, then seed, status and metrics."""
+    runs = pd.DataFrame(sorted(rows, key=lambda r: r["run"]))
+    first = ["run", *param_cols, "seed", "status", "error"]
+    return runs[[c for c in first if c in runs] + [c for c in runs.columns if c not in first]]
+
+
+def write_outputs(result: SweepResult, name: str, report: bool) -> None:
+    out = result.out
+    out.mkdir(parents=True, exist_ok=True)
+    files = result.files
+    files["runs_parquet"], files["runs_csv"], files["summary_csv"] = out / "sweep.parquet", out / "sweep.csv", out / "summary.csv"
+    _parquet_safe(result.runs).to_parquet(files["runs_parquet"], index=False)
+    result.runs.to_csv(files["runs_csv"], index=False)
+    result.summary.to_csv(files["summary_csv"], index=False)
+    if report:
+        files["report"] = write_report(result, name, out / "report.html")
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parameter values of mixed types (e.g. 0 and '2d') become strings so parquet can store them."""
+    frame = frame.copy()
+    for col in frame.columns:
+        kinds = {type(v) for v in frame[col].dropna()}
+        if len(kinds) > 1 and not kinds <= {int, float, bool} or any(k in (list, dict) for k in kinds):
+            frame[col] = frame[col].map(lambda v: None if v is None else _fmt(v))
+    return frame
+
+
+# ---------------------------------------------------------------- report
+REPORT_METRICS = (("finished_at_d", "finished after (days)"), ("jobs_failed", "failed jobs"),
+                  ("cpu_wasted_hs06_h", "wasted CPU (HS06 h)"), ("complete", "share of runs complete"))
+
+
+def write_report(result: SweepResult, name: str, path: Path) -> Path:
+    """One self-contained HTML page: setup, mean ± 95% CI per combination, metric plots, all runs."""
+    from twin.report import render as R
+
+    setup = R.key_values([("runs", len(result.runs)), ("combinations", len(result.summary)),
+                          ("seeds per combination", int(result.summary["runs"].max()) if len(result.summary) else 0),
+                          ("errors", result.errors), ("wall time", f"{result.wall_s:.1f} s"), ("executed on", result.workers)])
+    axes = R.table(["parameter", "key path", "values"],
+                   [(short_label(p, result.params), p, ", ".join(_fmt(v) for v in result.runs[p].drop_duplicates()))
+                    for p in result.params])
+    sections = [("setup", "Sweep", R.join([setup, axes, R.note(
+        "Replication r of every combination uses seed run.seed + r (common random numbers). "
+        "± is the two-sided 95% Student-t confidence half-width of the mean over seeds.")]))]
+    sections.append(("summary", "Mean ± 95% CI per combination", _summary_table(result)))
+    figures = [R.figure_html(_metric_figure(result, col, label), label) for col, label in REPORT_METRICS
+               if f"{col}_mean" in result.summary]
+    if result.params:
+        sections.append(("plots", "Metrics against " + short_label(result.params[0], result.params), R.join(figures)))
+    shown = result.runs.drop(columns=[c for c in result.runs.columns if c.startswith(("db_p95_ms[", "tape_archived_tb["))])
+    sections.append(("runs", "All runs", R.details(f"{len(shown)} runs (sweep.csv has every column)",
+                                                    R.table(list(shown.columns), [[_cell(v) for v in r] for r in shown.itertuples(index=False)]))))
+    subtitle = f"{name}: {len(result.summary)} combinations x seeds, {len(result.runs)} runs"
+    path.write_text(R.page(f"Sweep: {name}", subtitle, sections), encoding="utf-8")
+    return path
+
+
+def _summary_table(result: SweepResult):
+    from twin.report import render as R
+
+    cols = [c for c in (*HEADLINE, "tape_archived_tb") if f"{c}_mean" in result.summary]
+    rows, classes = [], []
+    for _, row in result.summary.iterrows():
+        cells = [_fmt(row[p]) for p in result.params] + [row["runs"], row["errors"]]
+        cells += [format_ci(row[f"{c}_mean"], row[f"{c}_ci95"]).replace(" ", "\u00a0") for c in cols]
+        cells.append(f"{row.get('bottleneck_mode', '–')} ({row.get('bottleneck_share', 0):.0%})" if "bottleneck_mode" in row else "–")
+        rows.append(cells)
+        classes.append("bad" if row["errors"] else None)
+    labels = [short_label(p, result.params) for p in result.params]
+    return R.table([*labels, "runs", "errors", *cols, "most frequent bottleneck"], rows, classes)
+
+
+def _metric_figure(result: SweepResult, col: str, label: str):
+    """Mean with 95% CI error bars against the first parameter; one line per value of the others."""
+    from matplotlib.figure import Figure
+
+    summary = result.summary
+    first, others = result.params[0], result.params[1:]
+    fig = Figure(figsize=(7.5, 3.0))
+    ax = fig.subplots()
+    groups = summary.groupby([summary[o].map(_fmt) for o in others], sort=False) if others else [("", summary)]
+    for key, part in groups:
+        xs = [_fmt(v) for v in part[first]]
+        ax.errorbar(xs, part[f"{col}_mean"], yerr=part[f"{col}_ci95"].fillna(0.0), marker="o", capsize=4,
+                    label=", ".join(f"{short_label(o, result.params)}={k}" for o, k in zip(others, key if isinstance(key, tuple) else (key,))) or None)
+    ax.set_xlabel(short_label(first, result.params))
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    if others:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def short_label(path: str, paths: Sequence[str]) -> str:
+    """'topology.sites[LCG.PIC.es].ces[0].slots' -> 'slots (LCG.PIC.es)'; the full path if not unique."""
+    from twin.scenario.paths import split_path
+
+    def label(p: str) -> str:
+        parts = split_path(p)
+        names = [x for x in parts if isinstance(x, str) and f"[{x}]" in p]  # list items chosen by name
+        return f"{parts[-1]} ({names[-1]})" if names else str(parts[-1])
+
+    labels = [label(p) for p in paths]
+    mine = label(path)
+    return mine if labels.count(mine) == 1 else path
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return _fmt(value) if value is not None else "–"
+
+
+# ---------------------------------------------------------------- CLI
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    parser.add_argument("--param", action="append", default=[], metavar="PATH=V1,V2",
+                        help="one axis of the sweep: a key path and its values, e.g. "
+                             "'topology.sites[LCG.PIC.es].ces[0].slots=0,500' (repeatable; values are YAML)")
+    parser.add_argument("--seeds", type=int, default=1, help="replications per combination, seeds run.seed+0..N-1 (default 1)")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>-sweep)")
+    parser.add_argument("--workers", type=int, help="LocalCluster worker processes (default: cores; 0 = run in this process)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running dask scheduler instead of a LocalCluster")
+    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.add_argument("--no-report", action="store_true", help="skip report.html")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`twin sweep`: 0 when every run worked, 1 when some run raised (see the error column)."""
+    out = args.out
+    if out is None:
+        from twin.scenario.loader import load_scenario
+
+        out = Path("runs") / f"{load_scenario(args.scenario).name}-sweep"
+    result = run_sweep(args.scenario, args.param, args.seeds, out, workers=args.workers, scheduler=args.scheduler,
+                       progress=not args.no_progress, report=not args.no_report)
+    print(f"{len(result.runs)} runs ({len(result.summary)} combinations x {args.seeds} seeds) in {result.wall_s:.1f} s "
+          f"on {result.workers}; {result.errors} errors")
+    print(headline_table(result))
+    print(f"outputs in {out}")
+    return 1 if result.errors else 0
+
+
+HEADLINE = ("finished_at_d", "complete", "jobs_done", "jobs_failed", "cpu_wasted_hs06_h")
+
+
+def headline_table(result: SweepResult) -> str:
+    """Plain-text table of a few key metrics per combination: mean ± 95% CI."""
+    cols = [c for c in HEADLINE if f"{c}_mean" in result.summary]
+    header = [*result.params, "runs", *cols]
+    lines = [header]
+    for _, row in result.summary.iterrows():
+        lines.append([_fmt(row[p]) for p in result.params] + [str(row["runs"])] +
+                     [format_ci(row[f"{c}_mean"], row[f"{c}_ci95"]) for c in cols])
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def format_ci(mean: float, ci: float) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    digits = 0 if abs(mean) >= 100 else 2
+    return f"{mean:,.{digits}f}" if ci is None or math.isnan(ci) else f"{mean:,.{digits}f} ± {ci:,.{digits}f}"
+
+
+def _fmt(value: Any) -> str:
+    """A parameter value as typed on the command line."""
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
