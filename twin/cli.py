@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a scenario and print its resolved form")
     _add_run_options(check)
     check.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+    compare = sub.add_parser("compare", help="side-by-side HTML report of a baseline run and a what-if run")
+    compare.add_argument("baseline", type=Path, help="run folder of the baseline (from twin run --out)")
+    compare.add_argument("whatif", type=Path, help="run folder of the what-if")
+    compare.add_argument("--out", type=Path, help="HTML file to write (default: <whatif>/compare.html)")
+
+    report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
+    report.add_argument("run", type=Path, help="run folder (from twin run --out)")
+    report.add_argument("--out", type=Path, help="HTML file to write (default: <run>/report.html)")
     return parser
 
 
@@ -94,7 +103,22 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "check": _cmd_check}
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from twin.report.html import write_compare_report
+
+    path = write_compare_report(args.baseline, args.whatif, args.out or args.whatif / "compare.html")
+    print(f"compare report: {path}")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from twin.report.html import write_folder_report
+
+    print(f"report: {write_folder_report(args.run, args.out)}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": _cmd_run, "check": _cmd_check, "compare": _cmd_compare, "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -160,9 +160,9 @@ class World:
     # ------------------------------------------------------------------ run
     def dirac_host(self) -> Any:
         if self._dirac_host is None:
-            from twin.dirac.host import GenuinePluginHost
+            from twin.dirac.host import GenuinePluginHost, Topology
 
-            self._dirac_host = GenuinePluginHost.for_world(self)
+            self._dirac_host = GenuinePluginHost(Topology.from_resources(self.resources, self.operations))
         return self._dirac_host
 
     def run(self, progress: Callable[[float], None] | None = None) -> float:

@@ -46,6 +46,19 @@ class GridResources:
     def getCPUShares(self) -> dict[str, float]:
         return dict(self._cpu_shares)
 
+    # The shape twin.dirac.host.Topology.from_resources reads to build DIRAC's configuration.
+    @property
+    def siteSEs(self) -> dict[str, list[str]]:
+        return {site: self.getSEsForSite(site)["Value"] for site in sorted(self.grid.sites)}
+
+    @property
+    def tapeSEs(self) -> set[str]:
+        return {name for name, se in self.grid.ses.items() if not se.is_disk}
+
+    @property
+    def knownSEs(self) -> set[str]:
+        return set(self.grid.ses)
+
     def sites_for(self, se: str) -> list[str]:
         return self._sites_for_se.get(se, [])
 

@@ -50,7 +50,9 @@ class TransformationRuntime:
         world = self.world
         rng = world.sim.streams.python(f"plugin.{self.trans_id}")
         if self.step.plugin_source == "dirac":
-            return world.dirac_host().make_plugin(self.step.plugin, rng=rng)
+            # CTADIRAC's class: it subclasses DIRAC's, so every DIRAC plugin is there too.
+            return world.dirac_host().make_plugin(self.step.plugin, "ctadirac", transClient=world.tclient, fc=world.fc,
+                                                  resources=world.resources, operations=world.operations, rng=rng)
         if self._plugin_class is None:
             self._plugin_class = load_plugin_class(self.step.plugin_class)
         return self._plugin_class(self.step.plugin, transClient=world.tclient, dataManager=None, fc=world.fc,
