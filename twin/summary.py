@@ -184,16 +184,23 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
 
 
 def bottleneck(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The kind of resource that saturates first; when several of one kind saturate together
+    (all sites' slots in the same sample), the verdict names the kind, not one arbitrary member."""
     saturated = [r for r in resources if r["first_saturated_at"] is not None]
     if saturated:
         first = min(saturated, key=lambda r: (r["first_saturated_at"], -r["mean_utilization"]))
-        return {**first, "verdict": f"{first['kind']} of {first['name']} saturate first, after {format_duration(first['first_saturated_at'])} "
-                                    f"(mean utilization {first['mean_utilization']:.0%})"}
+        peers = [r for r in saturated if r["kind"] == first["kind"] and r["first_saturated_at"] == first["first_saturated_at"]]
+        of_kind = sum(1 for r in resources if r["kind"] == first["kind"])
+        who = f"{first['name']}" if len(peers) == 1 else f"{len(peers)} of {of_kind} ({', '.join(r['name'] for r in peers[:4])}{'...' if len(peers) > 4 else ''})"
+        return {**first, "saturated_together": [r["name"] for r in peers],
+                "verdict": f"{first['kind']} saturate first: {who}, after {format_duration(first['first_saturated_at'])} "
+                           f"(mean utilization {first['mean_utilization']:.0%})"}
     if not resources:
         return {"verdict": "no capacity-bound resource in the topology"}
     busiest = max(resources, key=lambda r: r["mean_utilization"])
-    return {**busiest, "verdict": f"nothing saturates; the busiest resource is {busiest['kind']} of {busiest['name']} "
-                                  f"(mean utilization {busiest['mean_utilization']:.0%})"}
+    return {**busiest, "saturated_together": [],
+            "verdict": f"nothing saturates; the busiest resource is {busiest['kind']} of {busiest['name']} "
+                       f"(mean utilization {busiest['mean_utilization']:.0%})"}
 
 
 def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""Nothing is lost, whatever the faults: hypothesis draws fault schedules over the whole twin.
+
+Every job ends in a final state, every transformation file and task is counted once, every request is
+accounted for, every MC output is in the catalog, and the run is reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
+
+from twin.build import build_world
+from twin.dirac.transformation import status as st
+from twin.dirac.wms.job_status import JOB_FINAL_STATES
+from twin.scenario.loader import load_scenario
+from twin.scenario.schema import Fault
+from twin.summary import summarize
+
+WITH_TAPE = Path(__file__).parent / "data" / "with_tape.yaml"
+ACCOUNTED_FILE_STATES = {st.PROCESSED, st.UNUSED, st.PROBLEMATIC, st.MAX_RESET, st.ASSIGNED}
+
+SITES = ["LCG.IN2P3-CC.fr", "LCG.PIC.es"]
+SES = ["CC-IN2P3-Disk", "PIC-Disk", "CC-IN2P3-Tape"]
+
+
+@hs.composite
+def faults(draw) -> list[Fault]:
+    out = []
+    for _ in range(draw(hs.integers(0, 4))):
+        kind = draw(hs.sampled_from(["site_down", "failure_spike", "se_banned", "tape_drive_lost", "db_slow", "link_cut"]))
+        start = draw(hs.floats(0, 20 * 3600))
+        end = start + draw(hs.floats(600, 30 * 3600))
+        target, params = {
+            "site_down": (draw(hs.sampled_from(SITES)), {}),
+            "failure_spike": (draw(hs.sampled_from(SITES)), {"job_failure_prob": draw(hs.floats(0.1, 1.0))}),
+            "se_banned": (draw(hs.sampled_from(SES)), {"access": draw(hs.sampled_from(["read", "write", "all"]))}),
+            "tape_drive_lost": ("CC-IN2P3-Tape", {"drives": 1}),
+            "db_slow": (draw(hs.sampled_from(["JobDB", "TransformationDB", "FileCatalogDB"])), {"factor": draw(hs.floats(2, 50))}),
+            "link_cut": ("LCG.PIC.es->LCG.IN2P3-CC.fr", {}),
+        }[kind]
+        out.append(Fault(kind=kind, target=target, start=start, end=end, params=params))
+    return out
+
+
+def run(schedule: list[Fault], seed: int):
+    scenario = load_scenario(WITH_TAPE, {"run.seed": seed, "run.duration": "6d",
+                                         "workload.productions[test].steps[MCSimulation].max_tasks": 40})
+    scenario.faults = schedule
+    world = build_world(scenario)
+    world.run()
+    return world, summarize(world)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=faults(), seed=hs.integers(0, 2**16))
+def test_nothing_is_lost_under_random_faults(schedule, seed):
+    world, s = run(schedule, seed)
+    inv = s["invariants"]
+    assert inv["jobs_conserved"] and inv["tasks_conserved"] and inv["transformation_files_conserved"] and inv["requests_conserved"]
+    # Every job that exists is in a final state once the work has stopped, or still moving if the horizon cut it.
+    if inv["all_transformations_finished"]:
+        assert inv["jobs_not_final"] == 0
+        assert all(job.status in JOB_FINAL_STATES for job in world.wms.jobdb.jobs.values())
+    for t in s["transformations"]:
+        assert set(t["files"]) <= ACCOUNTED_FILE_STATES, t
+    # Every successful MC job registered its output exactly once.
+    mc_done = s["transformations"][0]["tasks"].get("Done", 0)
+    mc_outputs = world.catalog.find_files_by_metadata({"data_level": -1}, world.runtime(1).output_dir)
+    assert len(mc_outputs) == mc_done
+    # A processing input is Processed only if its job succeeded: Processed files <= 5 x Done tasks.
+    processing = s["transformations"][1]
+    assert processing["files"].get(st.PROCESSED, 0) <= 5 * processing["tasks"].get("Done", 0)
+
+
+@settings(max_examples=3, deadline=None)
+@given(schedule=faults(), seed=hs.integers(0, 2**16))
+def test_faulted_runs_are_reproducible(schedule, seed):
+    first, _ = run(schedule, seed)
+    second, _ = run(schedule, seed)
+    assert first.sim.log.digest() == second.sim.log.digest()

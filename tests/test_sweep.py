@@ -1,0 +1,92 @@
+"""Sweeps: expansion of --param axes x seeds, the t-based confidence interval, and tiny sweeps
+in-process and on a one-worker dask LocalCluster."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pandas as pd
+import pytest
+
+from conftest import MINIMAL
+from twin.errors import TwinError
+from twin.sweep import add_sweep_arguments, aggregate, cmd_sweep, expand, mean_ci, parse_axis, run_sweep, t_975
+
+SLOTS = "topology.sites[LCG.PIC.es].ces[0].slots"
+FAIL = "workload.productions[test].steps[MCSimulation].job.failure_prob"
+
+
+def test_axis_values_are_yaml_scalars_and_lists():
+    assert parse_axis(f"{SLOTS}=0,20") == (SLOTS, [0, 20])
+    assert parse_axis("run.duration=2d, 0.5 ,true") == ("run.duration", ["2d", 0.5, True])
+    assert parse_axis("dirac.ses_for_failover=[A,B],[C]") == ("dirac.ses_for_failover", [["A", "B"], ["C"]])
+    for bad in ("no-equals", "=1,2", "a.b="):
+        with pytest.raises(TwinError, match="--param"):
+            parse_axis(bad)
+
+
+def test_cartesian_product_times_seeds():
+    specs = expand([f"{SLOTS}=0,20", f"{FAIL}=0,0.1,0.2"], seeds=3, base_seed=7)
+    assert len(specs) == 2 * 3 * 3
+    assert [s.index for s in specs] == list(range(18))
+    assert {s.seed for s in specs} == {7, 8, 9}
+    assert specs[0].params == {SLOTS: 0, FAIL: 0} and specs[-1].params == {SLOTS: 20, FAIL: 0.2}
+    assert len(expand([], seeds=2, base_seed=1)) == 2  # replications of the scenario as written
+    with pytest.raises(TwinError, match="given twice"):
+        expand([f"{SLOTS}=0", f"{SLOTS}=1"], 1, 1)
+    with pytest.raises(TwinError, match="--seeds 0"):
+        expand([], 0, 1)
+
+
+def test_t_quantiles_and_interval_on_a_known_sample():
+    assert t_975(1) == 12.706 and t_975(30) == 2.042
+    assert t_975(35) == pytest.approx(2.030, abs=2e-3)  # table value 2.0301
+    assert t_975(1000) == pytest.approx(1.962, abs=2e-3)
+    mean, std, half, n = mean_ci([1, 2, 3, 4, 5])
+    assert (mean, n) == (3.0, 5)
+    assert std == pytest.approx(math.sqrt(2.5))
+    assert half == pytest.approx(2.776 * math.sqrt(2.5) / math.sqrt(5))  # 1.963
+    assert math.isnan(mean_ci([4.0])[2]) and mean_ci([float("nan"), 2.0])[0] == 2.0
+
+
+def test_aggregate_groups_by_combination_and_counts_errors():
+    runs = pd.DataFrame({"run": range(4), "p": [1, 1, 2, 2], "seed": [1, 2, 1, 2], "status": ["ok", "ok", "ok", "error"],
+                         "jobs_done": [10, 12, 20, None], "complete": [True, False, True, None],
+                         "bottleneck_kind": ["site slots"] * 3 + [None], "bottleneck_name": ["A", "A", "B", None]})
+    out = aggregate(runs, ["p"]).set_index("p")
+    assert out.loc[1, "jobs_done_mean"] == 11 and out.loc[1, "complete_mean"] == 0.5
+    assert out.loc[1, "jobs_done_ci95"] == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
+    assert out.loc[2, "errors"] == 1 and out.loc[2, "jobs_done_n"] == 1
+    assert out.loc[2, "bottleneck_mode"] == "site slots: B"
+
+
+def test_in_process_sweep_writes_tables_and_report(tmp_path):
+    result = run_sweep(MINIMAL, [f"{SLOTS}=0,20", f"{FAIL}=0,0.2"], 2, tmp_path, workers=0, progress=False)
+    runs = pd.read_parquet(tmp_path / "sweep.parquet")
+    assert len(runs) == 8 and set(runs["status"]) == {"ok"}
+    assert list(runs.columns[:4]) == ["run", SLOTS, FAIL, "seed"]
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == 4 and (summary["runs"] == 2).all()
+    no_failures = summary[summary[FAIL] == 0]
+    assert (no_failures["jobs_failed_mean"] == 0).all() and (no_failures["jobs_done_mean"] == 72).all()
+    assert (summary[summary[FAIL] == 0.2]["jobs_failed_mean"] > 0).all()
+    html = (tmp_path / "report.html").read_text()
+    assert "Mean ± 95% CI per combination" in html and "slots (LCG.PIC.es)" in html
+    assert result.errors == 0
+
+
+def test_bad_key_path_fails_before_any_run(tmp_path):
+    with pytest.raises(TwinError, match=r"--param.*no item named 'Nowhere'"):
+        run_sweep(MINIMAL, ["topology.sites[Nowhere].ces[0].slots=1,2"], 1, tmp_path, workers=0, progress=False)
+
+
+def test_cli_on_a_one_worker_local_cluster(tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    args = parser.parse_args([str(MINIMAL), "--param", f"{SLOTS}=0,20", "--seeds", "2", "--workers", "1",
+                              "--out", str(tmp_path), "--no-progress"])
+    assert cmd_sweep(args) == 0
+    out = capsys.readouterr().out
+    assert "4 runs (2 combinations x 2 seeds)" in out and "LocalCluster x1" in out
+    assert len(pd.read_csv(tmp_path / "sweep.csv")) == 4
