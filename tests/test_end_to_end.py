@@ -118,3 +118,22 @@ def test_all_upload_targets_banned_makes_inputs_problematic():
     assert files.get("Problematic", 0) > 0
     assert set(files) <= FINAL_FILE_STATES | {"Assigned"}
     assert_conserved(s)
+
+
+def test_three_chained_steps_carry_files_from_step_1_to_step_3():
+    """MC -> Processing (GroupSize 5) -> Merge (GroupSize 4): data-driven links through the catalog only."""
+    scenario = minimal()
+    production = scenario.workload.productions[0]
+    merge = production.steps[1].model_copy(update={
+        "name": "Merge", "type": "Merging", "parent": "Processing", "group_size": 4,
+        "input_query": {"MCCampaign": "Test", "particle": "gamma", "data_level": 1},
+        "output_metadata": {"MCCampaign": "Test", "particle": "gamma", "data_level": 2, "outputType": "Data"},
+    })
+    production.steps.append(merge)
+    s = simulate(scenario).summary
+    mc, proc, merged = s["transformations"]
+    assert mc["tasks"] == {"Done": 60}
+    assert proc["files"] == {"Processed": 60} and proc["tasks"] == {"Done": 12}
+    # 12 processing outputs in groups of 4: exactly 3 merge tasks, every DL1 file merged.
+    assert merged["files"] == {"Processed": 12} and merged["tasks"] == {"Done": 3}
+    assert merged["started_at"] == 0.0 and merged["finished_at"] >= proc["finished_at"]

@@ -29,7 +29,8 @@ SES = ["CC-IN2P3-Disk", "PIC-Disk", "CC-IN2P3-Tape"]
 def faults(draw) -> list[Fault]:
     out = []
     for _ in range(draw(hs.integers(0, 4))):
-        kind = draw(hs.sampled_from(["site_down", "failure_spike", "se_banned", "tape_drive_lost", "db_slow", "link_cut"]))
+        kind = draw(hs.sampled_from(["site_down", "failure_spike", "se_banned", "tape_drive_lost", "db_slow", "db_down",
+                                     "server_down", "link_cut"]))
         start = draw(hs.floats(0, 20 * 3600))
         end = start + draw(hs.floats(600, 30 * 3600))
         target, params = {
@@ -38,6 +39,8 @@ def faults(draw) -> list[Fault]:
             "se_banned": (draw(hs.sampled_from(SES)), {"access": draw(hs.sampled_from(["read", "write", "all"]))}),
             "tape_drive_lost": ("CC-IN2P3-Tape", {"drives": 1}),
             "db_slow": (draw(hs.sampled_from(["JobDB", "TransformationDB", "FileCatalogDB"])), {"factor": draw(hs.floats(2, 50))}),
+            "db_down": (draw(hs.sampled_from(["JobDB", "TransformationDB", "FileCatalogDB"])), {}),
+            "server_down": (draw(hs.sampled_from(["dirac-wms", "dirac-ts"])), {}),
             "link_cut": ("LCG.PIC.es->LCG.IN2P3-CC.fr", {}),
         }[kind]
         out.append(Fault(kind=kind, target=target, start=start, end=end, params=params))

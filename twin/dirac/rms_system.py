@@ -95,23 +95,27 @@ class RequestManagement:
         yield from self.world.services.call("ReqManager", "putRequest")
 
     # ------------------------------------------------------------------ handlers: (ok, error, permanent)
+    def _lookup(self, lfn: str) -> tuple[dict[str, str] | None, float]:
+        """The file's replicas (None if not in the catalog) and size: what every handler reads first."""
+        catalog = self.world.catalog
+        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
+        return replicas, float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
+
     def _replicate(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
         world = self.world
-        catalog = world.catalog
-        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
+        replicas, size = self._lookup(lfn)
         if replicas is None:
             return False, "No such file or directory", True
         sources = [se for se in _split(op.source_se) if se in replicas] or [se for se in replicas if world.resources.readable(se)]
         if not sources:
             return False, "No valid source replica", False
-        size = float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
         for target in _split(op.target_se):
             if target in replicas:
                 continue
             ok = yield from world.grid.network.copy(sources[0], target, size)
             if not ok:
                 return False, f"transfer {sources[0]} -> {target} failed", False
-            catalog.add_replicas({lfn: target})
+            world.catalog.add_replicas({lfn: target})
             self.bytes_replicated += size
             self.files_replicated += 1
         yield from world.services.pay("FileCatalog")
@@ -119,17 +123,15 @@ class RequestManagement:
 
     def _remove_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
         world = self.world
-        catalog = world.catalog
-        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
+        replicas, size = self._lookup(lfn)
         if replicas is None:
             return True, "", False  # DIRAC treats a missing file as already removed
-        size = float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
         for se in _split(op.target_se):
             if se not in replicas:
                 continue
             if len(replicas) <= 1:
                 return False, "cannot remove the last replica", True
-            catalog.remove_replicas({lfn: se})
+            world.catalog.remove_replicas({lfn: se})
             world.grid.ses[se].remove_replica_bytes(size)
             replicas = {k: v for k, v in replicas.items() if k != se}
             self.replicas_removed += 1
@@ -138,12 +140,10 @@ class RequestManagement:
 
     def _remove_file(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
         world = self.world
-        catalog = world.catalog
-        replicas = catalog.get_replicas([lfn]).successful.get(lfn) or {}
-        size = float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
-        for se in replicas:
+        replicas, size = self._lookup(lfn)
+        for se in replicas or {}:
             world.grid.ses[se].remove_replica_bytes(size)
-        catalog.remove_files([lfn])
+        world.catalog.remove_files([lfn])
         yield from world.services.pay("FileCatalog")
         return True, "", False
 

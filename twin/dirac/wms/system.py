@@ -67,6 +67,7 @@ class WorkloadManagement:
             sim.metrics.gauge(f"wms.jobs_{status.lower()}", lambda s=status: self.jobdb.count(s))
         for site in self.world.grid.sites:
             sim.metrics.gauge(f"wms.running[{site}]", lambda s=site: self.jobdb.count_at(s, js.RUNNING))
+            sim.metrics.gauge(f"wms.done[{site}]", lambda s=site: self.jobs_done_by_site[s])
 
     # ------------------------------------------------------------------ status callback
     def _on_status(self, job: Job, old: str, new: str, now: float) -> None:
