@@ -51,7 +51,8 @@ def build_world(scenario: Scenario) -> World:
     world.rms = RequestManagement(world)
     world.operator = Operator(world)
     world.failover = TransformationFailoverAgent(world)
-    _register_initial_data(world)
+    with services.unmetered():
+        _register_initial_data(world)
     _register_gauges(world)
     world.ts.start()
     world.failover.start()

@@ -150,7 +150,8 @@ class World:
 
     def all_finished(self) -> bool:
         """Every submission made and every transformation finished (each one checked, so finish times are recorded)."""
-        finished = [self.transformation_finished(t) for t in self.runtimes]
+        with self.services.unmetered():
+            finished = [self.transformation_finished(t) for t in self.runtimes]
         return bool(self.runtimes) and self.operator.unsubmitted == 0 and all(finished)
 
     def start_monitor(self, period: float = 600.0) -> None:

@@ -58,7 +58,7 @@ class Operator:
     def _run_deferred(self, production: Production, step: Step) -> Iterator[Any]:
         env = self.world.sim.env
         waiting_for = [(production.name, name) for name in step.start_after]
-        while not all(key in self.trans_ids and self.world.transformation_finished(self.trans_ids[key]) for key in waiting_for):
+        while not self._finished(waiting_for):
             yield env.timeout(self.check_interval)
         yield env.timeout(step.start_delay + self.world.scenario.dirac.operator_reaction)
         self._submit(production, [step], f"{production.name}-{step.name}")
@@ -67,13 +67,21 @@ class Operator:
         """The operator flushes a step once its parents have finished: its partial groups become tasks."""
         env, world = self.world.sim.env, self.world
         key = (production.name, step.name)
-        while key not in self.trans_ids or not all(world.transformation_finished(p) for p in world.runtime(self.trans_ids[key]).parents):
+        while key not in self.trans_ids or not self._finished_ids(world.runtime(self.trans_ids[key]).parents):
             yield env.timeout(self.check_interval)
         yield env.timeout(world.scenario.dirac.operator_reaction)
         trans_id = self.trans_ids[key]
         world.runtime(trans_id).flushed = True
         if world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
             world.set_transformation_status(trans_id, st.FLUSH)
+
+    def _finished(self, keys: list[tuple[str, str]]) -> bool:
+        return all(key in self.trans_ids for key in keys) and self._finished_ids([self.trans_ids[key] for key in keys])
+
+    def _finished_ids(self, trans_ids: list[int]) -> bool:
+        """The operator looks at the Transformation Monitor: that costs the DIRAC servers nothing modelled."""
+        with self.world.services.unmetered():
+            return all(self.world.transformation_finished(t) for t in trans_ids)
 
     def _submit(self, production: Production, steps: list[Step], prod_name: str) -> None:
         """cta-prod-submit: one ProductionStep per step, addProduction, startProduction."""

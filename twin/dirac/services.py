@@ -12,7 +12,8 @@ costs one long query, not 10^5 events: load is modelled, not re-enacted row by r
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Generator
+from contextlib import contextmanager
+from typing import Any, Generator, Iterator
 
 #: Which database each service reads (DIRAC's default layout).
 SERVICE_DB = {
@@ -41,10 +42,21 @@ class ServiceLayer:
             for service in server.services:
                 self._hosts[service].append(server)
         self.calls: dict[str, int] = defaultdict(int)
+        self._muted = 0
 
     def meter(self, db: str, op: str, rows: int = 1) -> None:
         """Record work done by pure logic; paid for by the next `pay` of the running process."""
-        self._pending[(db, op)] += max(1, rows)
+        if not self._muted:
+            self._pending[(db, op)] += max(1, rows)
+
+    @contextmanager
+    def unmetered(self) -> Iterator[None]:
+        """The twin's own bookkeeping (initial data, finish checks) reads the DBs without loading them."""
+        self._muted += 1
+        try:
+            yield
+        finally:
+            self._muted -= 1
 
     def pay(self, service: str) -> Generator[Any, Any, None]:
         """Charge the pending metered work to `service`'s server and the databases."""
