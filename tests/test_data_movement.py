@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from twin.build import build_world
 from twin.scenario.loader import load_scenario
 from twin.scenario.schema import Fault
@@ -32,6 +34,10 @@ def test_move_to_tape_replicates_then_removes_the_disk_replicas():
     assert len(replicas) == 60 and all(list(ses) == ["CC-IN2P3-Tape"] for ses in replicas.values())
     tape = world.grid.tapes["CC-IN2P3-Tape"]
     assert tape.buffer_used + tape.archived_bytes == 60 * 500e6  # in the buffer or already migrated to tape
+    # The run stops when DIRAC's work is done; data still waiting for a tape mount is reported, not hidden.
+    assert s["tape"]["CC-IN2P3-Tape"]["backlog_tb"] == pytest.approx(tape.buffer_used / 1e12)
+    if tape.buffer_used:
+        assert "GB still in the CC-IN2P3-Tape write buffer" in s["plan"]["verdict"]
     # The move started only after processing finished (start_after) plus the operator's delay.
     processing = next(t for t in s["transformations"] if t["name"] == "test/Processing")
     assert move["started_at"] >= processing["finished_at"] + 3600

@@ -118,10 +118,20 @@ def _storage(world: "World") -> dict[str, Any]:
 
 def _tape(world: "World") -> dict[str, Any]:
     now = world.sim.now
-    return {name: {"drives": t.total_drives, "drive_utilization": t.drives.utilization(now) if now else 0.0,
+    return {name: {"drives": t.total_drives, "drives_available": t.drives.capacity,
+                   "drive_utilization": t.drives.utilization(now) if now else 0.0,
                    "archived_tb": t.archived_bytes / TB, "recalled_tb": t.recalled_bytes / TB, "mounts": t.mounts,
-                   "recalls": t.recalls_done}
+                   "recalls": t.recalls_done, "backlog_tb": t.buffer_used / TB, "drain_hours": _drain_hours(t)}
             for name, t in sorted(world.grid.tapes.items())}
+
+
+def _drain_hours(tape: Any) -> float | None:
+    """Hours the write buffer needs to reach tape at full speed of the drives available now (None: no drive)."""
+    if not tape.buffer_used:
+        return 0.0
+    if not tape.drives.capacity:
+        return None
+    return tape.buffer_used / (tape.drives.capacity * tape.drive_rate) / 3600.0
 
 
 def _databases(world: "World") -> dict[str, Any]:
@@ -218,5 +228,10 @@ def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[
         verdict = f"Work still unfinished after {format_duration(world.sim.now)}"
     if deadline is not None:
         verdict += f"; deadline {format_duration(deadline)} {'met' if met else 'MISSED'}"
+    backlog = {name: t for name, t in _tape(world).items() if t["backlog_tb"] > 0}
+    for name, t in backlog.items():
+        drain = "never (no drive)" if t["drain_hours"] is None else f"{t['drain_hours']:.1f} h more at full drive speed"
+        size = f"{t['backlog_tb']:.1f} TB" if t["backlog_tb"] >= 1 else f"{t['backlog_tb'] * 1000:.0f} GB"
+        verdict += f"; {size} still in the {name} write buffer, not yet on tape ({drain})"
     return {"deadline": deadline, "finished_at": finished_at, "all_finished": done, "complete": done and not short,
             "shortfalls": short, "deadline_met": met, "verdict": verdict + "."}
