@@ -59,6 +59,8 @@ def test_aggregate_groups_by_combination_and_counts_errors():
     assert out.loc[1, "jobs_done_ci95"] == pytest.approx(12.706 * math.sqrt(2) / math.sqrt(2))
     assert out.loc[2, "errors"] == 1 and out.loc[2, "jobs_done_n"] == 1
     assert out.loc[2, "bottleneck_mode"] == "site slots: B"
+    lists = runs.assign(p=[["A"], ["A"], ["A", "B"], ["A", "B"]])  # list-valued parameters group too
+    assert aggregate(lists, ["p"])["runs"].tolist() == [2, 2]
 
 
 def test_in_process_sweep_writes_tables_and_report(tmp_path):

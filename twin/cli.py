@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
     report.add_argument("run", type=Path, help="run folder (from twin run --out)")
     report.add_argument("--out", type=Path, help="HTML file to write (default: <run>/report.html)")
+
+    from twin import regress, sweep, validate
+
+    sweep.add_sweep_arguments(sub.add_parser("sweep", help="parameter x seed sweep on dask.distributed (local cluster or --scheduler)"))
+    validate.add_validate_arguments(sub.add_parser("validate", help="run the validation cases: expected vs twin values with tolerances"))
+    regress.add_regress_arguments(sub.add_parser("regress", help="run a scenario with your plugin class and compare with a stored baseline"))
     return parser
 
 
@@ -118,7 +124,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _cmd_run, "check": _cmd_check, "compare": _cmd_compare, "report": _cmd_report}
+def _lazy(module: str, function: str):
+    """Commands whose modules pull in dask or pytest are imported only when used."""
+
+    def command(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(f"twin.{module}"), function)(args)
+
+    return command
+
+
+COMMANDS = {
+    "run": _cmd_run, "check": _cmd_check, "compare": _cmd_compare, "report": _cmd_report,
+    "sweep": _lazy("sweep", "cmd_sweep"), "validate": _lazy("validate", "cmd_validate"), "regress": _lazy("regress", "cmd_regress"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

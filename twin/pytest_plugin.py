@@ -31,7 +31,7 @@ def twin_regression(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Callable(scenario, plugin, baseline, steps=None, tolerance=0.05, overrides=None, plugin_name=None)
     -> twin.regress.Comparison; fails the test on a regression or bad input."""
     from twin.errors import TwinError
-    from twin.regress import absolute_spec, run_regression
+    from twin.regress import run_regression
 
     here = Path(request.node.path).parent
     update = request.config.getoption("--twin-update-baselines")
@@ -39,8 +39,8 @@ def twin_regression(request: pytest.FixtureRequest) -> Callable[..., Any]:
     def check(scenario: str | Path, plugin: str, baseline: str | Path, steps: list[str] | None = None,
               tolerance: float = 0.05, overrides: dict[str, Any] | None = None, plugin_name: str | None = None):
         try:
-            result = run_regression(here / scenario, absolute_spec(plugin, here), steps, here / baseline, update,
-                                    tolerance, overrides, plugin_name)
+            result = run_regression(here / scenario, plugin, steps, here / baseline, update, tolerance, overrides,
+                                    plugin_name, base=here)
         except TwinError as exc:
             pytest.fail(f"twin_regression: {exc}", pytrace=False)
         if not result.ok:

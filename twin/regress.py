@@ -210,14 +210,17 @@ def _only(names: list[str], cls: type, step: str) -> str:
 # ---------------------------------------------------------------- the regression run
 def run_regression(scenario_path: Path, plugin: str, steps: list[str] | None = None, baseline: Path | None = None,
                    update: bool = False, tolerance: float = 0.05, overrides: dict[str, Any] | None = None,
-                   plugin_name: str | None = None) -> Comparison:
-    """Run `scenario_path` with `plugin` substituted and compare with (or write) the baseline."""
+                   plugin_name: str | None = None, base: Path | None = None) -> Comparison:
+    """Run `scenario_path` with `plugin` substituted and compare with (or write) the baseline.
+
+    A relative `file.py:Class` plugin is found from `base` (default: the current folder); the
+    baseline records the spec as given, so it stays valid on other machines."""
     from twin.runner import simulate
     from twin.scenario.loader import load_scenario
 
     if tolerance < 0:
         raise TwinError(f"--tolerance {tolerance}: expected a fraction >= 0, e.g. 0.05")
-    spec = absolute_spec(plugin, Path.cwd())
+    spec = absolute_spec(plugin, base or Path.cwd())
     scenario = load_scenario(scenario_path, overrides)
     swap, chosen = substitution(scenario, spec, steps, plugin_name)
     result = simulate(load_scenario(scenario_path, {**(overrides or {}), **swap}))

@@ -186,7 +186,7 @@ def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, sch
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                                silence_logs=logging.ERROR)
     try:
-        client = Client(cluster if cluster is not None else scheduler)
+        client = Client(cluster if cluster is not None else scheduler, timeout="10s")
     except OSError as exc:
         if cluster is not None:
             cluster.close()
@@ -248,9 +248,8 @@ def aggregate(runs: pd.DataFrame, param_cols: Sequence[str]) -> pd.DataFrame:
     plus the most frequent bottleneck and the number of failed runs (status error)."""
     ok = runs[runs["status"] == STATUS_OK] if "status" in runs else runs
     metrics = [c for c in ok.columns if c not in (*param_cols, *RUN_COLUMNS, "wall_s") and _numeric(ok[c])]
-    combos = runs[list(param_cols)].drop_duplicates().to_dict("records") if param_cols else [{}]
     rows = []
-    for combo in combos:
+    for combo in combinations(runs, param_cols):
         mine = _select(ok, combo)
         row: dict[str, Any] = {**combo, "runs": int(len(_select(runs, combo))), "errors": int(len(_select(runs, combo)) - len(mine))}
         for col in metrics:
@@ -261,6 +260,14 @@ def aggregate(runs: pd.DataFrame, param_cols: Sequence[str]) -> pd.DataFrame:
             row["bottleneck_mode"], row["bottleneck_share"] = label.index[0], float(label.iloc[0] / len(mine))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def combinations(runs: pd.DataFrame, param_cols: Sequence[str]) -> list[dict[str, Any]]:
+    """Distinct parameter combinations in run order (values may be lists, so not drop_duplicates)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for record in runs[list(param_cols)].to_dict("records"):
+        seen.setdefault(repr(sorted(record.items())), record)
+    return list(seen.values()) or [{}]
 
 
 def _numeric(series: pd.Series) -> bool:
@@ -360,7 +367,7 @@ def write_report(result: SweepResult, name: str, path: Path) -> Path:
                           ("seeds per combination", int(result.summary["runs"].max()) if len(result.summary) else 0),
                           ("errors", result.errors), ("wall time", f"{result.wall_s:.1f} s"), ("executed on", result.workers)])
     axes = R.table(["parameter", "key path", "values"],
-                   [(short_label(p, result.params), p, ", ".join(_fmt(v) for v in result.runs[p].drop_duplicates()))
+                   [(short_label(p, result.params), p, ", ".join(dict.fromkeys(_fmt(v) for v in result.runs[p])))
                     for p in result.params])
     sections = [("setup", "Sweep", R.join([setup, axes, R.note(
         "Replication r of every combination uses seed run.seed + r (common random numbers). "
