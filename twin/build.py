@@ -12,6 +12,7 @@ from twin.dirac.rms_system import RequestManagement
 from twin.dirac.services import ServiceLayer
 from twin.dirac.transformation.agents import TransformationAgents
 from twin.dirac.transformation.db import TransformationClient, TransformationDB
+from twin.dirac.transformation.cleaning import TransformationCleaningAgent
 from twin.dirac.transformation.failover import TransformationFailoverAgent
 from twin.dirac.wms.system import WorkloadManagement
 from twin.engine.simulation import Simulation
@@ -51,11 +52,13 @@ def build_world(scenario: Scenario) -> World:
     world.rms = RequestManagement(world)
     world.operator = Operator(world)
     world.failover = TransformationFailoverAgent(world)
+    world.cleaning = TransformationCleaningAgent(world)
     with services.unmetered():
         _register_initial_data(world)
     _register_gauges(world)
     world.ts.start()
     world.failover.start()
+    world.cleaning.start()
     world.wms.start()
     world.rms.start()
     world.operator.start()

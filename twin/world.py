@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from twin.dirac.services import ServiceLayer
     from twin.dirac.transformation.agents import TransformationAgents
     from twin.dirac.transformation.db import TransformationClient, TransformationDB
+    from twin.dirac.transformation.cleaning import TransformationCleaningAgent
     from twin.dirac.transformation.failover import TransformationFailoverAgent
     from twin.dirac.wms.system import WorkloadManagement
     from twin.engine.simulation import Simulation
@@ -50,6 +51,7 @@ class World:
     rms: "RequestManagement" = None  # type: ignore[assignment]
     operator: "Operator" = None  # type: ignore[assignment]
     failover: "TransformationFailoverAgent" = None  # type: ignore[assignment]
+    cleaning: "TransformationCleaningAgent" = None  # type: ignore[assignment]
     _dirac_host: Any = None
     _file_fields: set[str] = field(default_factory=set)
     ts_file_rows: int = 0
@@ -123,14 +125,18 @@ class World:
         if trans_id in self.finished_at:
             return True
         runtime = self.runtimes[trans_id]
-        if runtime.started_at is None or any(not self.transformation_finished(p) for p in runtime.parents):
+        trans = self.tsdb.getTransformation(trans_id, extraParams=True)["Value"]
+        if trans["Status"] in (st.CLEANED, st.ARCHIVED, st.TRANSFORMATION_CLEANED, st.DELETED):
+            return self._mark_finished(trans_id, trans["Status"])
+        if runtime.started_at is None or trans["Status"] == st.FLUSH:
+            return False
+        if any(not self.transformation_finished(p) for p in runtime.parents):
             return False
         if self.ts.pending_inputs.get(trans_id):
             return False
         stats = self.tsdb.getTransformationTaskStats(trans_id)["Value"]
         if any(n for status, n in stats.items() if status != "TotalCreated" and status not in st.TASK_FINAL_STATES):
             return False
-        trans = self.tsdb.getTransformation(trans_id, extraParams=True)["Value"]
         if trans["Type"] in self.scenario.dirac.extendable_types:
             if self.ts.tasks_to_extend(trans) > 0 or (runtime.step.max_tasks and stats.get("TotalCreated", 0) == 0):
                 return False
@@ -138,8 +144,19 @@ class World:
             return False
         if self._unsettled_files(trans_id):
             return False
+        return self._mark_finished(trans_id, trans["Status"])
+
+    def reopen(self, trans_id: int) -> None:
+        """An operator action revives a transformation: it and everything downstream may get work again."""
+        self.finished_at.pop(trans_id, None)
+        self.ts.idle[trans_id] = False
+        for child, runtime in self.runtimes.items():
+            if trans_id in runtime.parents and child in self.finished_at:
+                self.reopen(child)
+
+    def _mark_finished(self, trans_id: int, status: str) -> bool:
         self.finished_at[trans_id] = self.sim.now
-        self.sim.log.log(self.sim.now, "transformation.finished", f"trans:{trans_id}", trans["Status"], runtime.name)
+        self.sim.log.log(self.sim.now, "transformation.finished", f"trans:{trans_id}", status, self.runtimes[trans_id].name)
         return True
 
     def _unsettled_files(self, trans_id: int) -> int:
@@ -152,7 +169,8 @@ class World:
         """Every submission made and every transformation finished (each one checked, so finish times are recorded)."""
         with self.services.unmetered():
             finished = [self.transformation_finished(t) for t in self.runtimes]
-        return bool(self.runtimes) and self.operator.unsubmitted == 0 and all(finished)
+        operator = self.operator
+        return bool(self.runtimes) and operator.unsubmitted == 0 and operator.pending_actions == 0 and all(finished)
 
     def start_monitor(self, period: float = 600.0) -> None:
         """The twin's own observer (not a DIRAC agent): records when each transformation finishes."""

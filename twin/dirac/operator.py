@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from twin.dirac.rms import transformation_body
 from twin.dirac.production import ProductionStep, ProductionSystem, step_name
 from twin.dirac.transformation import status as st
-from twin.scenario.schema import Production, Step
+from twin.scenario.schema import OperatorAction, Production, Step
 
 if TYPE_CHECKING:
     from twin.world import World
@@ -35,17 +35,22 @@ class Operator:
         #: (production name, step name) -> transformation ID
         self.trans_ids: dict[tuple[str, str], int] = {}
         self.failures: list[str] = []
-        #: submissions still to come (productions not started yet, deferred steps)
+        #: submissions still to come (productions not started yet, deferred steps), and scheduled actions
         self.unsubmitted = 0
+        self.pending_actions = 0
 
     def start(self) -> None:
         for production in self.world.scenario.workload.productions:
             self.unsubmitted += 1 + sum(1 for step in production.steps if step.start_after)
             self.world.sim.env.process(self._run(production))
+        for action in self.world.scenario.workload.operator_actions:
+            self.pending_actions += 1
+            self.world.sim.env.timeout(action.at).callbacks.append(lambda _ev, a=action: self._act(a))
 
     def _run(self, production: Production) -> Iterator[Any]:
         env = self.world.sim.env
-        yield env.timeout(production.start)
+        if production.start:  # at t=0 submit at once, before any operator action scheduled for t=0
+            yield env.timeout(production.start)
         first = [step for step in production.steps if not step.start_after]
         self._submit(production, first, production.name)
         later = [step for step in production.steps if step.start_after]
@@ -74,6 +79,30 @@ class Operator:
         world.runtime(trans_id).flushed = True
         if world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
             world.set_transformation_status(trans_id, st.FLUSH)
+
+    def _act(self, action: OperatorAction) -> None:
+        """A scheduled manual intervention; logged, and refused (logged) if the step is not submitted yet."""
+        world = self.world
+        self.pending_actions -= 1
+        trans_id = self.trans_ids.get(tuple(action.target.split("/", 1)))
+        if trans_id is None:
+            world.sim.log.log(world.sim.now, "operator.action", action.target, "refused", f"{action.action}: not submitted")
+            return
+        now = world.sim.now
+        tsdb = world.tsdb
+        world.reopen(trans_id)
+        if action.action == "start":
+            world.start_transformation(trans_id)
+        elif action.action == "stop":
+            tsdb.stopTransformation(trans_id, now=now)
+        elif action.action == "complete":
+            tsdb.completeTransformation(trans_id, now=now)
+        else:
+            world.runtime(trans_id).flushed = world.runtime(trans_id).flushed or action.action == "flush"
+            tsdb.setTransformationParameter(trans_id, "Status", st.FLUSH if action.action == "flush" else st.CLEANING, now=now)
+        status = tsdb.getTransformation(trans_id)["Value"]["Status"]
+        world.sim.log.log(now, "transformation.status", f"trans:{trans_id}", status, f"operator {action.action}")
+        world.sim.log.log(now, "operator.action", action.target, action.action, f"trans:{trans_id}")
 
     def _finished(self, keys: list[tuple[str, str]]) -> bool:
         return all(key in self.trans_ids for key in keys) and self._finished_ids([self.trans_ids[key] for key in keys])

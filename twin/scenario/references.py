@@ -39,6 +39,11 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             for key in ("source_se", "target_se"):
                 for k, se in enumerate(getattr(step, key)):
                     need(ses, se, f"workload.productions[{i}].steps[{j}].{key}[{k}]", "storage element")
+    steps = {f"{prod.name}/{step.name}" for prod in scenario.workload.productions for step in prod.steps}
+    for i, action in enumerate(scenario.workload.operator_actions):
+        if action.target not in steps:
+            problems.append((f"workload.operator_actions[{i}].target",
+                             f"expected 'Production/Step' naming a step of the workload, got {action.target!r}"))
     for i, data in enumerate(scenario.workload.initial_data):
         for k, se in enumerate(data.ses):
             need(ses, se, f"workload.initial_data[{i}].ses[{k}]", "storage element")

@@ -245,6 +245,14 @@ class InitialData(Strict):
     file_metadata: list[dict[str, Any]] = []
 
 
+class OperatorAction(Strict):
+    """A manual intervention at a given time on one step's transformation (Transformation Monitor buttons)."""
+
+    at: Duration
+    action: Literal["flush", "stop", "start", "complete", "clean"]
+    target: Annotated[str, Field(pattern=r"^[^/]+/[^/]+$")]
+
+
 class Workload(Strict):
     """Productions written out, and/or cta-prod-submit workflow files imported as productions."""
 
@@ -253,6 +261,7 @@ class Workload(Strict):
     job_models: dict[str, JobModel] = {}
     datasets: dict[str, dict[str, Any]] = {}
     initial_data: Annotated[list[InitialData], AfterValidator(_unique_names)] = []
+    operator_actions: list[OperatorAction] = []
 
 
 # ---------------------------------------------------------------- faults
@@ -290,6 +299,8 @@ class DiracConfig(Strict):
     request_task_agent: AgentTiming = AgentTiming(polling_time=120)
     mc_extension_agent: AgentTiming = AgentTiming(polling_time=120)
     failover_agent: AgentTiming = AgentTiming(polling_time=600)
+    cleaning_agent: AgentTiming = AgentTiming(polling_time=3600)
+    archive_after: Duration = 7 * 86400.0
     site_director: AgentTiming = AgentTiming(polling_time=120)
     stalled_job_agent: AgentTiming = AgentTiming(polling_time=3600)
     request_executing_agent: AgentTiming = AgentTiming(polling_time=60)

@@ -31,6 +31,7 @@ class TransformationRuntime:
     parents: list[int] = field(default_factory=list)
     started_at: float | None = None
     flushed: bool = False
+    outputs: list[str] = field(default_factory=list)
     _plugin_class: Any = None
 
     @property

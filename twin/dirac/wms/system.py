@@ -57,6 +57,7 @@ class WorkloadManagement:
         self.jobs_done_by_site: Counter[str] = Counter()
         self.outputs_registered = 0
         self.bytes_uploaded = 0.0
+        self._jobs_by_transformation: dict[int, list[int]] = {}
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -94,6 +95,7 @@ class WorkloadManagement:
             sites=[] if sites == ["ANY"] else sites, cpu_work=self._sample_cpu(runtime, len(lfns)),
             cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
         )
+        self._jobs_by_transformation.setdefault(trans_id, []).append(job.job_id)
         yield from world.services.call("JobManager", "insertNewJobIntoDB")
         world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, job.job_id, now=world.sim.now)
         world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
@@ -219,7 +221,7 @@ class WorkloadManagement:
         self.jobdb.set_status(job, js.RUNNING, "Job Initialization", start, source="JobWrapper")
         yield from world.services.call("JobStateUpdate", "setJobStatus")
         if model.model_query:
-            if not (yield from self._hold(pilot, MODEL_LOOKUP_S)):
+            if not (yield from self._hold(pilot, MODEL_LOOKUP_S, job)):
                 return
             found = world.fc.findFilesByMetadata(model.model_query)["Value"]
             yield from world.services.pay("FileCatalog")
@@ -234,20 +236,20 @@ class WorkloadManagement:
         limit = float(model.cpu_time_limit)
         p_fail = 1 - (1 - world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
         if wall > limit:
-            if (yield from self._hold(pilot, limit)):
+            if (yield from self._hold(pilot, limit, job)):
                 yield from self._fail(job, "Job has exceeded maximum CPU time limit", limit * pilot.hs06, inputs=st.UNUSED)
             return
         if self.rng_fail.random() < p_fail:
             ran = wall * float(self.rng_fail.random())
-            if (yield from self._hold(pilot, ran)):
+            if (yield from self._hold(pilot, ran, job)):
                 yield from self._fail(job, "Application Finished With Errors", ran * pilot.hs06, inputs=st.UNUSED)
             return
-        if not (yield from self._hold(pilot, wall)):
+        if not (yield from self._hold(pilot, wall, job)):
             return
         self.cpu_used_hs06s += job.cpu_work
         self.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.env.now, source="JobWrapper")
         uploaded = yield from self._upload(job, runtime, pilot)
-        if not pilot.running:
+        if not pilot.running or job.status != js.COMPLETING:
             return
         if not uploaded:
             return (yield from self._fail(job, "Failed to upload output data", 0.0, inputs=st.PROBLEMATIC, already_counted=True))
@@ -257,11 +259,21 @@ class WorkloadManagement:
         self.jobs_done_by_site[pilot.site] += 1
         yield from world.services.call("JobStateUpdate", "setJobStatus")
 
-    def _hold(self, pilot: "Pilot", seconds: float) -> Iterator[Any]:
-        """Occupy the slot for `seconds`; False if the pilot died meanwhile (the job then stalls)."""
+    def jobs_of(self, trans_id: int) -> list[Job]:
+        """The jobs of a transformation (JobGroup), for the cleaning agent."""
+        return [self.jobdb.jobs[i] for i in self._jobs_by_transformation.get(trans_id, ()) if i in self.jobdb.jobs]
+
+    def kill(self, job: Job, reason: str) -> None:
+        """JobManager.killJob: out of its task queue, Killed; a running job stops at its next step."""
+        self.tqdb.remove(job)
+        self.jobdb.set_status(job, js.KILLED, reason, self.env.now, source="JobManager")
+
+    def _hold(self, pilot: "Pilot", seconds: float, job: Job | None = None) -> Iterator[Any]:
+        """Occupy the slot for `seconds`; False if the pilot died meanwhile (the job then stalls),
+        or if the job was killed meanwhile (the wrapper stops it)."""
         if seconds > 0:
             yield self.env.any_of([self.env.timeout(seconds), pilot.killed])
-        return pilot.running
+        return pilot.running and (job is None or job.status in (js.RUNNING, js.COMPLETING))
 
     def _fail(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None, already_counted: bool = False) -> Iterator[Any]:
         """A job failure seen by the job itself: CTA sets its inputs directly (not forced)."""
@@ -321,6 +333,7 @@ class WorkloadManagement:
             meta["runNumber"] = task_id
             lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
             world.catalog.add_file(lfn, int(size), se, meta)
+            runtime.outputs.append(lfn)
             self.outputs_registered += 1
             self.bytes_uploaded += size
         yield from world.services.pay("FileCatalog")

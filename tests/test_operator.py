@@ -1,0 +1,59 @@
+"""Manual interventions as scenario data: stop, start, flush, complete, clean; and the cleaning agent."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import minimal
+from twin.build import build_world
+from twin.errors import ScenarioErrors
+from twin.scenario.schema import OperatorAction
+from twin.summary import summarize
+
+
+def run(actions: list[OperatorAction], **overrides):
+    scenario = minimal(**overrides)
+    scenario.workload.operator_actions = actions
+    world = build_world(scenario)
+    world.run()
+    return world, summarize(world)
+
+
+def test_stopped_step_submits_nothing_until_restarted():
+    world, s = run([OperatorAction(at=0, action="stop", target="test/Processing"),
+                    OperatorAction(at=86400, action="start", target="test/Processing")], **{"run.duration": "3d"})
+    events = world.sim.log.to_frame()
+    jobs = events[(events.kind == "job.status") & (events.state == "Received") & (events.value == 2.0)]
+    assert jobs.time.min() >= 86400
+    assert s["transformations"][1]["files"] == {"Processed": 60}
+
+
+def test_operator_flush_emits_the_partial_group():
+    # 60 MC outputs, GroupSize 7: 8 full groups, 4 files held until the operator flushes at 1 day.
+    world, s = run([OperatorAction(at=86400, action="flush", target="test/Processing")],
+                   **{"workload.productions[test].steps[Processing].group_size": 7, "run.duration": "3d"})
+    proc = s["transformations"][1]
+    assert proc["files"] == {"Processed": 60} and proc["tasks"] == {"Done": 9}
+    assert proc["finished_at"] > 86400
+
+
+def test_clean_kills_jobs_and_removes_outputs():
+    world, s = run([OperatorAction(at=5000, action="clean", target="test/MCSimulation")],
+                   **{"workload.productions[test].steps[MCSimulation].max_tasks": 200, "run.duration": "2d"})
+    mc = s["transformations"][0]
+    assert mc["status"] == "Cleaned"
+    assert "Killed" in s["jobs"]["by_status"]
+    assert len(world.runtime(1).outputs) == 0 and world.cleaning.files_removed > 0
+    assert not world.catalog.find_files_by_metadata({"data_level": -1}, world.runtime(1).output_dir)
+    assert all(job.status in ("Done", "Failed", "Killed") for job in world.wms.jobs_of(1))
+    assert s["invariants"]["jobs_conserved"] and s["invariants"]["tasks_conserved"]
+
+
+def test_action_on_unknown_step_is_a_scenario_error(tmp_path):
+    from twin.scenario.loader import load_scenario
+
+    path = tmp_path / "s.yaml"
+    path.write_text(f"extends: {minimal.__globals__['MINIMAL']}\nworkload:\n  operator_actions:\n"
+                    "    - {at: 1h, action: flush, target: test/Nope}\n")
+    with pytest.raises(ScenarioErrors, match=r"workload.operator_actions\[0\].target: expected 'Production/Step'"):
+        load_scenario(path)
