@@ -423,9 +423,6 @@ def test_by_telescope_chunk(host, env):
 def test_dirac_plugins_through_genuine_cs_helpers(host, env, plugin):
     """No simulated ``resources``/``operations`` on the genuine side: DIRAC's own DMSHelpers, StorageElement
     (SEType) and Operations read the configuration built from the topology, and must agree with the fakes."""
-    # configured SE order = sorted order, where FakeResources and DMSHelpers agree
-    # (test_known_mismatch_fake_getSEsForSite_order covers the other case)
-    env.site_ses = {site: sorted(ses) for site, ses in env.site_ses.items()}
     if plugin == "BySize":
         env.params["GroupSize"] = 2
     if plugin == "Broadcast" and "TargetSE" not in env.params:
@@ -456,18 +453,16 @@ def test_fake_resources_agree_with_dirac_helpers(host, env):
             assert status["TapeSE"] == (not resources.isDiskSE(se))
     for site in [*env.site_ses, "CTAO.NOWHERE.xx"]:
         genuine, fake = strip(getSEsForSite(site)), strip(resources.getSEsForSite(site))
-        assert genuine["OK"] == fake["OK"] and sorted(genuine["Value"]) == sorted(fake["Value"]), site
-        # (the order differs: see test_known_mismatch_fake_getSEsForSite_order)
+        assert genuine == fake, site
 
 
 @pytest.mark.dirac
-@pytest.mark.xfail(strict=True, reason="FakeResources.getSEsForSite keeps CS order; DIRAC's DMSHelpers sorts")
-def test_known_mismatch_fake_getSEsForSite_order(host):
-    """DMSHelpers._getSEsForSItes returns ``sorted(ses)``; FakeResources returns the configured order.
+def test_getSEsForSite_order_matches_dirac(host):
+    """DMSHelpers._getSEsForSItes returns ``sorted(ses)``, and so do the fakes (they kept the configured
+    order until this test, then an xfail, caught it).
 
     ByShare emits one task per SE of the chosen site that holds the group, in getSEsForSite order, so with
-    a site declaring ``SE = Tape, Disk`` the native plugin on FakeResources emits the Tape task first and
-    genuine DIRAC the Disk task first (and the first of these duplicate tasks is the one that gets the files).
+    a site declaring ``SE = Tape, Disk`` the order decides which of the duplicate tasks gets the files.
     """
     env = Env(
         site_ses={"CTAO.CERN.ch": ["CTAO-CERN-Tape", "CTAO-CERN-Disk"]},

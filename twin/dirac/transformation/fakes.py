@@ -250,7 +250,8 @@ class FakeResources:
         return S_OK(sites)
 
     def getSEsForSite(self, site: str) -> Result:
-        return S_OK(list(self.siteSEs.get(site, [])))
+        """Sorted, as DIRAC's DMSHelpers returns them (ByShare's duplicate-task order depends on it)."""
+        return S_OK(sorted(self.siteSEs.get(site, [])))
 
     def getCPUShares(self) -> dict[str, float]:
         return dict(self.cpuShares)
