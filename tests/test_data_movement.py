@@ -65,3 +65,31 @@ def test_long_tape_ban_exhausts_256_attempts_and_files_end_problematic():
     mc_dir = world.runtime(1).output_dir
     replicas = world.catalog.get_replicas(world.catalog.find_files_by_metadata({"data_level": -1}, mc_dir)).successful
     assert all("CC-IN2P3-Tape" not in ses and ses for ses in replicas.values())  # disk copies kept: nothing lost
+
+
+def test_a_request_is_never_executed_twice_at_once(monkeypatch):
+    """One worker and copies slower than the 1 h kick: CleanReqDBAgent puts requests back, but the agent only
+    takes what its pool can start, so no request runs in two processes (each Attempt counted once)."""
+    from twin.dirac.rms_system import RequestManagement
+
+    running: dict[int, int] = {}
+    peak: dict[int, int] = {}
+    original = RequestManagement._execute
+
+    def traced(self, request):
+        rid = request.request_id
+        running[rid] = running.get(rid, 0) + 1
+        peak[rid] = max(peak.get(rid, 0), running[rid])
+        try:
+            yield from original(self, request)
+        finally:
+            running[rid] -= 1
+
+    monkeypatch.setattr(RequestManagement, "_execute", traced)
+    scenario = load_scenario(WITH_TAPE, {"dirac.request_workers": 1, "run.duration": "3d",
+                                         "topology.storage[CC-IN2P3-Tape].write_mbps": 0.5})
+    world = build_world(scenario)
+    world.run()
+    assert peak and max(peak.values()) == 1
+    request = world.rms.db.get(1)
+    assert [f.attempt for f in request.operations[0].files] == [1] * 10  # one execution so far, counted once

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
@@ -68,6 +69,9 @@ def test_nothing_is_lost_under_random_faults(schedule, seed):
         assert all(job.status in JOB_FINAL_STATES for job in world.wms.jobdb.jobs.values())
     for t in s["transformations"]:
         assert set(t["files"]) <= ACCOUNTED_FILE_STATES, t
+    # CPU accounting: used = the work of the Done jobs, nothing counted twice.
+    done_work = sum(job.cpu_work for job in world.wms.jobdb.jobs.values() if job.status == "Done")
+    assert world.wms.cpu_used_hs06s == pytest.approx(done_work)
     # Every successful MC job registered its output exactly once.
     mc_done = s["transformations"][0]["tasks"].get("Done", 0)
     mc_outputs = world.catalog.find_files_by_metadata({"data_level": -1}, world.runtime(1).output_dir)

@@ -57,3 +57,25 @@ def test_action_on_unknown_step_is_a_scenario_error(tmp_path):
                     "    - {at: 1h, action: flush, target: test/Nope}\n")
     with pytest.raises(ScenarioErrors, match=r"workload.operator_actions\[0\].target: expected 'Production/Step'"):
         load_scenario(path)
+
+
+def test_completed_step_counts_as_finished_at_once():
+    world, s = run([OperatorAction(at=2 * 3600, action="complete", target="test/Processing")], **{"run.duration": "10d"})
+    proc = s["transformations"][1]
+    assert proc["status"] == "Completed"
+    assert proc["finished_at"] <= 2 * 3600 + 600  # the next FinishMonitor look, not the 7-day archive
+    assert world.sim.now < 86400
+
+
+def test_step_waiting_for_a_failed_production_is_given_up_and_reported():
+    # Processing's Input query asks for a key (nsb) the MC Output query lacks: ProdValidator refuses the start
+    # of the first production; a later step waiting for Processing can then never be submitted.
+    scenario = minimal(**{"workload.productions[test].steps[Processing].input_query.nsb": 1, "run.duration": "3d"})
+    production = scenario.workload.productions[0]
+    production.steps.append(production.steps[1].model_copy(update={"name": "Later", "start_after": ["Processing"]}))
+    world = build_world(scenario)
+    world.run()
+    s = summarize(world)
+    assert any("checkMatchQuery" in f or "InputMetaQuery" in f or "not" in f for f in s["production_failures"])
+    assert any("Later: not submitted" in f for f in s["production_failures"])
+    assert world.operator.unsubmitted == 0 and world.sim.now < 3 * 86400  # the run ends instead of idling

@@ -61,3 +61,17 @@ def test_slow_database_slows_the_caller(layer):
     sim.env.process(call())
     sim.env.run()
     assert sim.env.now == pytest.approx(0.010 + 10 * base)
+
+
+def test_work_deferred_from_a_callback_is_billed_to_its_service(layer):
+    sim, grid, services = layer
+    services.meter("FileCatalogDB", "getReplicas", 10)
+    services.defer("Optimizers")
+    assert services._pending == {}
+
+    def executor_host_cycle():
+        yield from services.pay("Optimizers")
+
+    sim.env.process(executor_host_cycle())
+    sim.env.run()
+    assert grid.databases["FileCatalogDB"].queries_by_op["getReplicas"] == 1

@@ -103,8 +103,10 @@ class World:
         return res
 
     def set_transformation_status(self, trans_id: int, status: str) -> None:
-        self.tsdb.setTransformationParameter(trans_id, "Status", status)
+        self.tsdb.setTransformationParameter(trans_id, "Status", status, now=self.sim.now)
         self.sim.log.log(self.sim.now, "transformation.status", f"trans:{trans_id}", status, self.runtimes[trans_id].name)
+        if status in st.TRANSFORMATION_FINAL_STATES and status != st.CLEANING:
+            self.ts.forget(trans_id)
 
     @property
     def file_fields(self) -> set[str]:
@@ -126,7 +128,7 @@ class World:
             return True
         runtime = self.runtimes[trans_id]
         trans = self.tsdb.getTransformation(trans_id, extraParams=True)["Value"]
-        if trans["Status"] in (st.CLEANED, st.ARCHIVED, st.TRANSFORMATION_CLEANED, st.DELETED):
+        if trans["Status"] in (st.COMPLETED, st.CLEANED, st.ARCHIVED, st.TRANSFORMATION_CLEANED, st.DELETED):
             return self._mark_finished(trans_id, trans["Status"])
         if runtime.started_at is None or trans["Status"] == st.FLUSH:
             return False
@@ -165,16 +167,22 @@ class World:
         unused = counts.get(st.UNUSED, 0) if self.runtimes[trans_id].awaits_flush() else 0
         return counts.get(st.ASSIGNED, 0) + unused
 
-    def all_finished(self) -> bool:
-        """Every submission made and every transformation finished (each one checked, so finish times are recorded)."""
+    def check_finished(self) -> None:
+        """The FinishMonitor's cycle: evaluate every transformation, recording finish times on a fixed grid."""
         with self.services.unmetered():
-            finished = [self.transformation_finished(t) for t in self.runtimes]
+            for trans_id in self.runtimes:
+                self.transformation_finished(trans_id)
+
+    def all_finished(self) -> bool:
+        """Read-only: every submission made, no scheduled action left, every transformation recorded finished.
+        (Read-only so that finish times do not depend on when the caller looks, e.g. run slices.)"""
         operator = self.operator
-        return bool(self.runtimes) and operator.unsubmitted == 0 and operator.pending_actions == 0 and all(finished)
+        return (bool(self.runtimes) and operator.unsubmitted == 0 and operator.pending_actions == 0
+                and all(t in self.finished_at for t in self.runtimes))
 
     def start_monitor(self, period: float = 600.0) -> None:
         """The twin's own observer (not a DIRAC agent): records when each transformation finishes."""
-        self.sim.agent("twin.FinishMonitor", period, self.all_finished, period)
+        self.sim.agent("twin.FinishMonitor", period, self.check_finished, period)
 
     # ------------------------------------------------------------------ run
     def dirac_host(self) -> Any:

@@ -35,6 +35,8 @@ class Operator:
         #: (production name, step name) -> transformation ID
         self.trans_ids: dict[tuple[str, str], int] = {}
         self.failures: list[str] = []
+        #: steps whose production failed to start: nothing waiting for them will ever run
+        self.failed_steps: set[tuple[str, str]] = set()
         #: submissions still to come (productions not started yet, deferred steps), and scheduled actions
         self.unsubmitted = 0
         self.pending_actions = 0
@@ -63,7 +65,12 @@ class Operator:
     def _run_deferred(self, production: Production, step: Step) -> Iterator[Any]:
         env = self.world.sim.env
         waiting_for = [(production.name, name) for name in step.start_after]
-        while not self._finished(waiting_for):
+        while True:
+            if self.failed_steps.intersection(waiting_for):
+                self._give_up(production, step, "a step it waits for failed to start")
+                return
+            if self._finished(waiting_for):
+                break
             yield env.timeout(self.check_interval)
         yield env.timeout(step.start_delay + self.world.scenario.dirac.operator_reaction)
         self._submit(production, [step], f"{production.name}-{step.name}")
@@ -73,7 +80,11 @@ class Operator:
         env, world = self.world.sim.env, self.world
         key = (production.name, step.name)
         while key not in self.trans_ids or not self._finished_ids(world.runtime(self.trans_ids[key]).parents):
+            if key in self.failed_steps:
+                return
             yield env.timeout(self.check_interval)
+        if key in self.failed_steps:
+            return
         yield env.timeout(world.scenario.dirac.operator_reaction)
         trans_id = self.trans_ids[key]
         world.runtime(trans_id).flushed = True
@@ -96,13 +107,19 @@ class Operator:
         elif action.action == "stop":
             tsdb.stopTransformation(trans_id, now=now)
         elif action.action == "complete":
-            tsdb.completeTransformation(trans_id, now=now)
+            world.set_transformation_status(trans_id, st.COMPLETED)
         else:
             world.runtime(trans_id).flushed = world.runtime(trans_id).flushed or action.action == "flush"
             tsdb.setTransformationParameter(trans_id, "Status", st.FLUSH if action.action == "flush" else st.CLEANING, now=now)
         status = tsdb.getTransformation(trans_id)["Value"]["Status"]
         world.sim.log.log(now, "transformation.status", f"trans:{trans_id}", status, f"operator {action.action}")
         world.sim.log.log(now, "operator.action", action.target, action.action, f"trans:{trans_id}")
+
+    def _give_up(self, production: Production, step: Step, why: str) -> None:
+        self.unsubmitted -= 1
+        self.failed_steps.add((production.name, step.name))
+        self.failures.append(f"{production.name}-{step.name}: not submitted, {why}")
+        self.world.sim.log.log(self.world.sim.now, "production.status", f"prod:{production.name}-{step.name}", "Failed", why)
 
     def _finished(self, keys: list[tuple[str, str]]) -> bool:
         return all(key in self.trans_ids for key in keys) and self._finished_ids([self.trans_ids[key] for key in keys])
@@ -121,6 +138,7 @@ class Operator:
         result = self.ps.start_production(prod_id)
         now = self.world.sim.now
         if not result["OK"]:
+            self.failed_steps.update((production.name, step.name) for step in steps)
             self.failures.append(f"{prod_name}: {result['Message']}")
             self.world.sim.log.log(now, "production.status", f"prod:{prod_name}", "Failed", result["Message"][:200])
             return

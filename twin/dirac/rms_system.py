@@ -30,6 +30,8 @@ class RequestManagement:
         self.db = rms.RequestDB(world.sim.streams.get("rms.select"), on_status=self._on_status)
         self.workers = ServerPool(self.env, self.cfg.request_workers, "rms:workers")
         self.task_of: dict[int, tuple[int, int]] = {}
+        self.executing = 0
+        self._running: set[int] = set()
         self.bytes_replicated = 0.0
         self.files_replicated = 0
         self.replicas_removed = 0
@@ -66,10 +68,17 @@ class RequestManagement:
 
     # ------------------------------------------------------------------ RequestExecutingAgent
     def executing_cycle(self) -> Iterator[Any]:
+        """Take only as many requests as the process pool can start now (DIRAC waits for a free slot),
+        so a request is never executed twice at once, even when CleanReqDBAgent kicks it back."""
         self.db.kick_assigned(self.env.now)
-        requests = self.db.select(self.env.now, self.cfg.requests_per_cycle)
+        free = self.workers.capacity - self.executing
+        requests = self.db.select(self.env.now, min(self.cfg.requests_per_cycle, max(0, free))) if free > 0 else []
         yield from self.world.services.call("ReqManager", "getBulkRequests", max(1, len(requests)))
         for request in requests:
+            if request.request_id in self._running:
+                continue
+            self._running.add(request.request_id)
+            self.executing += 1
             self.env.process(self._execute(request))
 
     def _execute(self, request: rms.Request) -> Iterator[Any]:
@@ -89,6 +98,8 @@ class RequestManagement:
                     break
         finally:
             self.workers.release()
+            self.executing -= 1
+            self._running.discard(request.request_id)
         # DIRAC 9.1.22's agent puts the request back through RequestDB directly: the 2*ln(attempt)
         # minutes back-off of ReqManagerHandler is NOT applied on this path (read in the code).
         self.db.put_request(request, self.env.now, via_service=False)

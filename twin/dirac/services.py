@@ -43,6 +43,7 @@ class ServiceLayer:
                 self._hosts[service].append(server)
         self.calls: dict[str, int] = defaultdict(int)
         self._muted = 0
+        self._deferred: dict[str, dict[tuple[str, str], int]] = {}
 
     def meter(self, db: str, op: str, rows: int = 1) -> None:
         """Record work done by pure logic; paid for by the next `pay` of the running process."""
@@ -58,9 +59,18 @@ class ServiceLayer:
         finally:
             self._muted -= 1
 
+    def defer(self, service: str) -> None:
+        """Work metered in a callback (no process to pay now) is billed to `service` at its next `pay`."""
+        deferred = self._deferred.setdefault(service, defaultdict(int))
+        for key, rows in self._pending.items():
+            deferred[key] += rows
+        self._pending = defaultdict(int)
+
     def pay(self, service: str) -> Generator[Any, Any, None]:
-        """Charge the pending metered work to `service`'s server and the databases."""
+        """Charge the pending metered work (and what was deferred to `service`) to its server and the databases."""
         pending = self._pending
+        for key, rows in self._deferred.pop(service, {}).items():
+            pending[key] += rows
         if not pending:
             return
         self._pending = defaultdict(int)

@@ -47,9 +47,9 @@ class TransformationAgents:
         self.leftover: dict[int, int] = {}
         self.last_run: dict[int, float] = {}
         self.idle: dict[int, bool] = defaultdict(bool)
-        #: task-manager memory: (transID, taskID) -> latest external status not yet written
-        self.task_updates: dict[tuple[int, int], tuple[str, float]] = {}
-        self.finished_jobs: dict[tuple[int, int], tuple[str, float]] = {}
+        #: task-manager memory: transID -> {taskID: (latest external status, when)}, oldest first
+        self.task_updates: dict[int, dict[int, tuple[str, float]]] = {}
+        self.finished_jobs: dict[int, dict[int, tuple[str, float]]] = {}
         self.tasks_created = 0
         world.catalog.on_file_registered.append(self._on_file_registered)
 
@@ -192,24 +192,42 @@ class TransformationAgents:
             yield from world.services.pay(TS)
 
     def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool) -> None:
-        """Job/request status changed: remember it for the next MonitorTasks/MonitorFiles pass."""
-        now = self.world.sim.now
-        self.task_updates[(trans_id, task_id)] = (status, now)
-        if final:
-            self.finished_jobs[(trans_id, task_id)] = (status, now)
+        """Job/request status changed: remember it for the next MonitorTasks/MonitorFiles pass.
 
-    def _due(self, pending: dict[tuple[int, int], tuple[str, float]], ids: set[int]) -> list[tuple[int, int, str]]:
+        Re-inserting keeps each queue in time order, so a pass pops due entries from the front only.
+        """
+        now = self.world.sim.now
+        for queue, wanted in ((self.task_updates, True), (self.finished_jobs, final)):
+            if wanted:
+                pending = queue.setdefault(trans_id, {})
+                pending.pop(task_id, None)
+                pending[task_id] = (status, now)
+
+    def forget(self, trans_id: int) -> None:
+        """A transformation reached a final status: no agent looks at it again, drop its agent memory."""
+        for memory in (self.queries, self.pending_inputs, self.matching, self.task_updates, self.finished_jobs,
+                       self.leftover, self.last_run):
+            memory.pop(trans_id, None)
+
+    def _due(self, pending: dict[int, dict[int, tuple[str, float]]], ids: set[int]) -> list[tuple[int, int, str]]:
         cutoff = self.world.sim.now - self.cfg.monitoring_age
-        due = [(t, k, s) for (t, k), (s, when) in pending.items() if t in ids and when <= cutoff]
-        for trans_id, task_id, _ in due:
-            del pending[(trans_id, task_id)]
+        due = []
+        for trans_id in sorted(ids):
+            queue = pending.get(trans_id)
+            while queue:
+                task_id, (status, when) = next(iter(queue.items()))
+                if when > cutoff:
+                    break
+                del queue[task_id]
+                due.append((trans_id, task_id, status))
         return due
 
     def _update_task_status(self, ids: set[int]) -> Iterator[Any]:
         """MonitorTasks: copy job/request statuses older than 10 min onto the tasks."""
         world = self.world
         due = self._due(self.task_updates, ids)
-        world.services.meter("TransformationDB", "getTransformationTasks", max(1, len(self.task_updates) + len(due)))
+        waiting = sum(len(self.task_updates.get(t, ())) for t in ids)
+        world.services.meter("TransformationDB", "getTransformationTasks", max(1, waiting + len(due)))
         for trans_id, task_id, status in due:
             world.tsdb.setTaskStatus(trans_id, task_id, status, now=world.sim.now)
             world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{task_id}", status)

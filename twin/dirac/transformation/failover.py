@@ -50,10 +50,8 @@ class TransformationFailoverAgent:
 
     def _sync_tasks(self, trans_id: int) -> None:
         """Step 1: copy job statuses onto tasks at once (no 10-minute lag)."""
-        pending = self.world.ts.task_updates
-        for key in [k for k in pending if k[0] == trans_id]:
-            status, _ = pending.pop(key)
-            self.world.tsdb.setTaskStatus(trans_id, key[1], status, now=self.world.sim.now)
+        for task_id, (status, _) in self.world.ts.task_updates.pop(trans_id, {}).items():
+            self.world.tsdb.setTaskStatus(trans_id, task_id, status, now=self.world.sim.now)
 
     def _handle(self, trans: dict[str, Any]) -> None:
         world = self.world
@@ -62,8 +60,7 @@ class TransformationFailoverAgent:
         processed = self._processed(trans_id)
         if trans_type in self.complete_types and trans_type not in NO_INPUT_TYPES and processed:
             if not parents or all(self._processed(p["TransformationID"]) or p["Type"] in NO_INPUT_TYPES for p in parents):
-                world.tsdb.completeTransformation(trans_id, now=world.sim.now)
-                world.sim.log.log(world.sim.now, "transformation.status", f"trans:{trans_id}", st.COMPLETED, "TransformationFailoverAgent")
+                world.set_transformation_status(trans_id, st.COMPLETED)
                 return
         if processed and trans_type not in NO_INPUT_TYPES:
             return

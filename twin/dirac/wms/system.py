@@ -123,6 +123,7 @@ class WorkloadManagement:
         decision = schedule_job(job, self._replica_sites(job.input_data), self._site_mask(), now,
                                 production=job.job_type in self.cfg.data_processing_types,
                                 rng=self.rng_sched, reschedule_delays=self.cfg.reschedule_delays)
+        self.world.services.defer("Optimizers")  # executors run on the WMS agents host; billed by its next cycle
         if isinstance(decision, ToTaskQueue):
             self.jobdb.set_status(job, js.WAITING, "Pilot Agent Submission", now, source="JobScheduling")
             self.tqdb.insert(job, decision.sites)
@@ -167,6 +168,7 @@ class WorkloadManagement:
             ok = yield from world.grid.ses[ses[0]].stage(float(sizes.get(lfn, 0)))
             if ok:
                 self.pinned[(lfn, ses[0])] = self.env.now + world.grid.tapes[ses[0]].pin_lifetime
+        yield from world.services.pay("StorageManager")
         self.jobdb.set_status(job, js.CHECKING, "Staging complete", self.env.now, source="StageMonitor")
         self._optimize(job)
 
@@ -182,6 +184,7 @@ class WorkloadManagement:
             if n:
                 ce.submit_pilots(n, self._pilot_started)
         yield from self.world.services.call("Matcher", "getMatchingTaskQueues", max(1, len(self.world.grid.ces)))
+        yield from self.world.services.pay("Optimizers")
 
     def _pilot_started(self, pilot: "Pilot") -> None:
         self.env.process(self._job_agent(pilot))
@@ -201,7 +204,7 @@ class WorkloadManagement:
             job = request_job(self.tqdb, self.jobdb, resource, self.rng_match, now)
             if job is None:
                 fails += 1
-                if fails >= self.cfg.stop_after_failed_matches:
+                if fails > self.cfg.stop_after_failed_matches:  # JobAgent: matchFailedCount > StopAfterFailedMatches
                     break
                 yield self.env.any_of([self.env.timeout(self.cfg.job_agent_polling * (fails + 1) * 2), pilot.killed])
                 continue
@@ -226,33 +229,32 @@ class WorkloadManagement:
             found = world.fc.findFilesByMetadata(model.model_query)["Value"]
             yield from world.services.pay("FileCatalog")
             if not found:
-                return (yield from self._fail(job, "Model not found", MODEL_LOOKUP_S * pilot.hs06, inputs=None))
+                return (yield from self._fail(job, "Model not found", _cpu(job, pilot, MODEL_LOOKUP_S), inputs=None))
         if not (yield from self._download(job, pilot)):
             if pilot.running:
                 yield from self._fail(job, "Input Data Download Failed", 0.0, inputs=None)
             return
-        # An N-processor job uses N cores of its (multi-core) pilot; single-core jobs use one.
-        wall = job.cpu_work / (pilot.hs06 * max(1, min(job.processors, pilot.processors)))
+        wall = job.cpu_work / _cpu(job, pilot, 1.0)
         limit = float(model.cpu_time_limit)
         p_fail = 1 - (1 - world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
         if wall > limit:
             if (yield from self._hold(pilot, limit, job)):
-                yield from self._fail(job, "Job has exceeded maximum CPU time limit", limit * pilot.hs06, inputs=st.UNUSED)
+                yield from self._fail(job, "Job has exceeded maximum CPU time limit", _cpu(job, pilot, limit), inputs=st.UNUSED)
             return
         if self.rng_fail.random() < p_fail:
             ran = wall * float(self.rng_fail.random())
             if (yield from self._hold(pilot, ran, job)):
-                yield from self._fail(job, "Application Finished With Errors", ran * pilot.hs06, inputs=st.UNUSED)
+                yield from self._fail(job, "Application Finished With Errors", _cpu(job, pilot, ran), inputs=st.UNUSED)
             return
         if not (yield from self._hold(pilot, wall, job)):
             return
-        self.cpu_used_hs06s += job.cpu_work
         self.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.env.now, source="JobWrapper")
         uploaded = yield from self._upload(job, runtime, pilot)
         if not pilot.running or job.status != js.COMPLETING:
             return
         if not uploaded:
-            return (yield from self._fail(job, "Failed to upload output data", 0.0, inputs=st.PROBLEMATIC, already_counted=True))
+            return (yield from self._fail(job, "Failed to upload output data", job.cpu_work, inputs=st.PROBLEMATIC))
+        self.cpu_used_hs06s += job.cpu_work
         self._set_inputs(job, st.PROCESSED)
         self.jobdb.set_status(job, js.DONE, "Execution Complete", self.env.now, source="JobWrapper")
         job.end_time = self.env.now
@@ -266,6 +268,8 @@ class WorkloadManagement:
     def kill(self, job: Job, reason: str) -> None:
         """JobManager.killJob: out of its task queue, Killed; a running job stops at its next step."""
         self.tqdb.remove(job)
+        if job.status in (js.RUNNING, js.COMPLETING) and job.pilot is not None and job.start_time is not None:
+            self.cpu_wasted_hs06s += _cpu(job, job.pilot, self.env.now - job.start_time)
         self.jobdb.set_status(job, js.KILLED, reason, self.env.now, source="JobManager")
 
     def _hold(self, pilot: "Pilot", seconds: float, job: Job | None = None) -> Iterator[Any]:
@@ -275,12 +279,10 @@ class WorkloadManagement:
             yield self.env.any_of([self.env.timeout(seconds), pilot.killed])
         return pilot.running and (job is None or job.status in (js.RUNNING, js.COMPLETING))
 
-    def _fail(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None, already_counted: bool = False) -> Iterator[Any]:
+    def _fail(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None) -> Iterator[Any]:
         """A job failure seen by the job itself: CTA sets its inputs directly (not forced)."""
         self.failures[reason] += 1
-        self.cpu_wasted_hs06s += job.cpu_work if already_counted else cpu_hs06s
-        if already_counted:
-            self.cpu_used_hs06s -= job.cpu_work
+        self.cpu_wasted_hs06s += cpu_hs06s
         if inputs is not None:
             self._set_inputs(job, inputs)
         self.jobdb.set_status(job, js.FAILED, reason, self.env.now, source="JobWrapper")
@@ -323,6 +325,8 @@ class WorkloadManagement:
         size = model.output_size_mb * MB
         task_id = task_of(job)[1]
         for k in range(n_files):
+            if job.status != js.COMPLETING:
+                return False  # killed while uploading: the wrapper stops
             se = yield from self._upload_one(pilot, model.output_data_type, size)
             if se is None:
                 return False
@@ -375,8 +379,13 @@ class WorkloadManagement:
                 self.failures[action.minor or "Stalled"] += 1
                 job = action.job
                 ran = (job.heartbeat_time or now) - (job.start_time or now)
-                self.cpu_wasted_hs06s += max(0.0, ran) * (job.pilot.hs06 if job.pilot else 0.0)
+                self.cpu_wasted_hs06s += _cpu(job, job.pilot, max(0.0, ran)) if job.pilot else 0.0
         yield from self.world.services.call("JobMonitoring", "selectJobs", max(1, self.jobdb.count(js.RUNNING)))
+
+
+def _cpu(job: Job, pilot: "Pilot", seconds: float) -> float:
+    """HS06-seconds a job burns in `seconds`: an N-processor job uses N cores of its (multi-core) pilot."""
+    return seconds * pilot.hs06 * max(1, min(job.processors, pilot.processors))
 
 
 def task_of(job: Job) -> tuple[int, int]:
