@@ -230,7 +230,7 @@ def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[
         verdict += f"; deadline {format_duration(deadline)} {'met' if met else 'MISSED'}"
     backlog = {name: t for name, t in _tape(world).items() if t["backlog_tb"] > 0}
     for name, t in backlog.items():
-        drain = "never (no drive)" if t["drain_hours"] is None else f"{t['drain_hours']:.1f} h more at full drive speed"
+        drain = "never (no drive)" if t["drain_hours"] is None else f"{format_duration(t['drain_hours'] * 3600)} more at full drive speed"
         size = f"{t['backlog_tb']:.1f} TB" if t["backlog_tb"] >= 1 else f"{t['backlog_tb'] * 1000:.0f} GB"
         verdict += f"; {size} still in the {name} write buffer, not yet on tape ({drain})"
     return {"deadline": deadline, "finished_at": finished_at, "all_finished": done, "complete": done and not short,
