@@ -272,3 +272,17 @@ def test_compare_report_rejects_missing_or_broken_folders(baseline: RunResult, t
 ])
 def test_verdict_box_colour(plan: dict, kind: str, title: str) -> None:
     assert verdict_kind(plan) == (kind, title)
+
+
+def test_an_earlier_finish_is_not_called_better_when_the_run_stopped_short():
+    import pandas as pd
+
+    from twin.report.html import Run, key_deltas
+
+    def run(finished: float, complete: bool) -> Run:
+        summary = {"plan": {"finished_at": finished, "complete": complete}, "jobs": {}}
+        return Run("x", summary, pd.DataFrame({"time": [0.0]}), pd.DataFrame(), {})
+
+    finish = lambda a, b: next(d for d in key_deltas(a, b) if d.label == "finished after")  # noqa: E731
+    assert finish(run(100.0, True), run(50.0, True)).better == -1
+    assert finish(run(100.0, True), run(50.0, False)).better == 0

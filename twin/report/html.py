@@ -439,7 +439,8 @@ def key_deltas(a: Run, b: Run) -> list[Delta]:
     sa, sb = a.summary, b.summary
     ja, jb = sa.get("jobs", {}), sb.get("jobs", {})
     return [
-        Delta("finished after", _finish(sa), _finish(sb), duration, -1),
+        # Earlier is better only when both runs did all their work: stopping short is not finishing sooner.
+        Delta("finished after", _finish(sa), _finish(sb), duration, -1 if _complete(sa) and _complete(sb) else 0),
         Delta("deadline verdict", verdict_kind(sa.get("plan", {}))[1], verdict_kind(sb.get("plan", {}))[1], str),
         Delta("jobs Done", ja.get("by_status", {}).get("Done", 0), jb.get("by_status", {}).get("Done", 0), num, +1),
         Delta("jobs Failed", ja.get("by_status", {}).get("Failed", 0), jb.get("by_status", {}).get("Failed", 0), num, -1),
@@ -448,6 +449,10 @@ def key_deltas(a: Run, b: Run) -> list[Delta]:
         Delta("CPU wasted %", _wasted_fraction(ja), _wasted_fraction(jb), better=-1, fraction=True),
         Delta("bottleneck", _bottleneck_name(sa), _bottleneck_name(sb), str),
     ]
+
+
+def _complete(summary: Mapping[str, Any]) -> bool:
+    return bool(summary.get("plan", {}).get("complete"))
 
 
 def _finish(summary: Mapping[str, Any]) -> float | None:
