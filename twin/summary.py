@@ -183,7 +183,7 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
         if site.slots():
             add("site slots", name, metrics[f"site.running[{name}]"] / site.slots())
     for name, server in world.grid.servers.items():
-        add("server cores", name, metrics[f"server.busy_cores[{name}]"] / server.total_cores)
+        add("server cores", name, metrics[f"server.cpu_pct[{name}]"] / 100.0)
     for name, db in world.grid.databases.items():
         add("database connections", name, metrics[f"db.queue[{name}]"].gt(0).astype(float))
     for name, tape in world.grid.tapes.items():

@@ -498,20 +498,25 @@ def tape(metrics: pd.DataFrame, summary: Mapping[str, Any], colors: Mapping[str,
 
 # ---------------------------------------------------------------- core services
 def server_cpu(metrics: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
-    """Busy cores as % of each core server's cores."""
-    busy = labelled(metrics, "server", "busy_cores")
+    """CPU used per sample interval as % of each core server's cores (older runs: busy cores read at samples)."""
     cores = {k: float(v.get("cores") or 0) for k, v in summary.get("servers", {}).items()}
     for name, series in labelled(metrics, "server", "cores").items():
         cores.setdefault(name, float(series.max()))
-    data = curves(metrics, {k: s for k, s in busy.items() if cores.get(k)}, {k: 100.0 / cores[k] for k in busy if cores.get(k)})
+    averaged = labelled(metrics, "server", "cpu_pct")
+    if averaged:
+        data = curves(metrics, {k: s for k, s in averaged.items() if cores.get(k)})
+        title = "Core server CPU (average over each sample interval)"
+    else:
+        busy = labelled(metrics, "server", "busy_cores")
+        data = curves(metrics, {k: s for k, s in busy.items() if cores.get(k)}, {k: 100.0 / cores[k] for k in busy if cores.get(k)})
+        title = "Core server CPU (busy cores read at each sample time)"
     if not data:
         return None
     fig, axes = new_figure(1, 1, height=3.0)
     colors = palette(data)
     for name, (x, y) in data.items():
         axes[0].step(x, y, where="post", lw=1.5, color=colors[name], label=f"{name} ({cores[name]:.0f} cores)")
-    return percent_panel(fig, data, "busy cores [%]", "Core server CPU (busy cores read at each sample time)", "server",
-                         spans, t_end)
+    return percent_panel(fig, data, "CPU [% of cores]", title, "server", spans, t_end)
 
 
 def db_latency_curves(metrics: pd.DataFrame) -> Curves:
