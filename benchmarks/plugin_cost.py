@@ -20,7 +20,6 @@ import importlib.metadata
 import os
 import platform
 import random
-import statistics
 import sys
 import time
 from pathlib import Path

@@ -7,7 +7,6 @@ checks outcomes that follow from DIRAC's rules, and the conservation invariants.
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from conftest import minimal
 from twin.runner import simulate
