@@ -95,10 +95,7 @@ def _register_initial_data(world: World) -> None:
     catalog = world.catalog
     for data in world.scenario.workload.initial_data:
         directory = f"/ctao/data/{data.name}"
-        catalog.create_directory(directory)
-        dir_meta = {k: v for k, v in data.metadata.items() if k not in world.file_fields}
-        if dir_meta:
-            catalog.set_metadata(directory, dir_meta)
+        world.make_directory(directory, data.metadata)
         size = int(data.size_mb * 1e6)
         for i in range(data.count):
             se = data.ses[i % len(data.ses)]

@@ -73,10 +73,7 @@ class World:
         for key, value in self._additional_parameters(step).items():
             self.tsdb.setTransformationParameter(trans_id, key, value)
         out_dir = f"{OUTPUT_BASE}/{production.name}/{trans_id:08d}"
-        self.catalog.create_directory(out_dir)
-        dir_meta = {k: v for k, v in step.output_metadata.items() if k not in self.file_fields}
-        if dir_meta:
-            self.catalog.set_metadata(out_dir, dir_meta)
+        self.make_directory(out_dir, step.output_metadata)
         parents = [self.operator.trans_ids[(production.name, p)] for p in step.parents if (production.name, p) in self.operator.trans_ids]
         self.runtimes[trans_id] = TransformationRuntime(self, trans_id, production, step, out_dir, parents)
         if step.input_query:
@@ -84,6 +81,13 @@ class World:
             self.ts.register_input_query(trans_id, dict(step.input_query), sum(n for _, n in initial))
         self.sim.log.log(now, "transformation.status", f"trans:{trans_id}", st.NEW, f"{production.name}/{step.name}")
         return trans_id
+
+    def make_directory(self, path: str, metadata: dict[str, Any]) -> None:
+        """A catalog directory carrying the directory-level part of `metadata` (file fields are set per file)."""
+        self.catalog.create_directory(path)
+        dir_meta = {k: v for k, v in metadata.items() if k not in self.file_fields}
+        if dir_meta:
+            self.catalog.set_metadata(path, dir_meta)
 
     @staticmethod
     def _additional_parameters(step: Step) -> dict[str, Any]:

@@ -38,3 +38,16 @@ class DataManager:
         usable = [se for se in ses if resources.readable(se) and se not in self.not_for_jobs and "failover" not in se.lower()]
         disk = [se for se in usable if resources.isDiskSE(se)]
         return disk or usable
+
+    def lookup(self, lfn: str) -> tuple[dict[str, str] | None, float]:
+        """The file's replicas (None if not in the catalog) and its size in bytes."""
+        catalog = self.world.catalog
+        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
+        return replicas, float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
+
+    def remove_file(self, lfn: str) -> None:
+        """DataManager.removeFile: the catalog entry and the bytes of every replica on its SE."""
+        replicas, size = self.lookup(lfn)
+        for se in replicas or {}:
+            self.world.grid.ses[se].remove_replica_bytes(size)
+        self.world.catalog.remove_files([lfn])

@@ -109,7 +109,8 @@ class Operator:
         elif action.action == "complete":
             world.set_transformation_status(trans_id, st.COMPLETED)
         else:
-            world.runtime(trans_id).flushed = world.runtime(trans_id).flushed or action.action == "flush"
+            if action.action == "flush":
+                world.runtime(trans_id).flushed = True
             tsdb.setTransformationParameter(trans_id, "Status", st.FLUSH if action.action == "flush" else st.CLEANING, now=now)
         status = tsdb.getTransformation(trans_id)["Value"]["Status"]
         world.sim.log.log(now, "transformation.status", f"trans:{trans_id}", status, f"operator {action.action}")

@@ -106,15 +106,9 @@ class RequestManagement:
         yield from self.world.services.call("ReqManager", "putRequest")
 
     # ------------------------------------------------------------------ handlers: (ok, error, permanent)
-    def _lookup(self, lfn: str) -> tuple[dict[str, str] | None, float]:
-        """The file's replicas (None if not in the catalog) and size: what every handler reads first."""
-        catalog = self.world.catalog
-        replicas = catalog.get_replicas([lfn]).successful.get(lfn)
-        return replicas, float(catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
-
     def _replicate(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
         world = self.world
-        replicas, size = self._lookup(lfn)
+        replicas, size = world.datamanager.lookup(lfn)
         if replicas is None:
             return False, "No such file or directory", True
         sources = [se for se in _split(op.source_se) if se in replicas] or [se for se in replicas if world.resources.readable(se)]
@@ -134,7 +128,7 @@ class RequestManagement:
 
     def _remove_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
         world = self.world
-        replicas, size = self._lookup(lfn)
+        replicas, size = world.datamanager.lookup(lfn)
         if replicas is None:
             return True, "", False  # DIRAC treats a missing file as already removed
         for se in _split(op.target_se):
@@ -150,12 +144,8 @@ class RequestManagement:
         return True, "", False
 
     def _remove_file(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
-        world = self.world
-        replicas, size = self._lookup(lfn)
-        for se in replicas or {}:
-            world.grid.ses[se].remove_replica_bytes(size)
-        world.catalog.remove_files([lfn])
-        yield from world.services.pay("FileCatalog")
+        self.world.datamanager.remove_file(lfn)
+        yield from self.world.services.pay("FileCatalog")
         return True, "", False
 
 

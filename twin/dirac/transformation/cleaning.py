@@ -50,11 +50,7 @@ class TransformationCleaningAgent:
                 rms.db.cancel(request_id, world.sim.now)
         yield from world.services.call("JobManager", "killJob", 1)
         for lfn in world.runtime(trans_id).outputs:
-            replicas = world.catalog.get_replicas([lfn]).successful.get(lfn) or {}
-            size = float(world.catalog.get_file_sizes([lfn]).successful.get(lfn, 0))
-            for se in replicas:
-                world.grid.ses[se].remove_replica_bytes(size)
-            world.catalog.remove_files([lfn])
+            world.datamanager.remove_file(lfn)
             self.files_removed += 1
         world.runtime(trans_id).outputs.clear()
         yield from world.services.pay("FileCatalog")
