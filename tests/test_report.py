@@ -23,7 +23,8 @@ from twin.errors import TwinError
 from twin.report import figures as F
 from twin.report.html import Run, load_run, run_from_result, run_report_html, write_compare_report
 from twin.report.render import esc, figure_uri, table, verdict_kind
-from twin.runner import RunResult, run_scenario
+from twin.results import RunResult
+from twin.runner import run_scenario
 
 RUN_SECTIONS = ["summary", "bottleneck", "jobs", "transformations", "data", "services", "failures", "faults",
                 "invariants", "scenario"]
@@ -286,3 +287,48 @@ def test_an_earlier_finish_is_not_called_better_when_the_run_stopped_short():
     finish = lambda a, b: next(d for d in key_deltas(a, b) if d.label == "finished after")  # noqa: E731
     assert finish(run(100.0, True), run(50.0, True)).better == -1
     assert finish(run(100.0, True), run(50.0, False)).better == 0
+
+
+# ---------------------------------------------------------------- sweep page
+def synthetic_sweep(tmp_path: Path):
+    """Two parameters (slots numeric 100/600/1000, a label), 4 seeds; finish time falls with slots."""
+    from twin.sweep import SweepResult, aggregate
+
+    slots, mode = "topology.sites[LCG.PIC.es].ces[0].slots", "workload.productions[test].steps[Sim].job.failure_prob"
+    rows, run = [], 0
+    for s in (100, 600, 1000):
+        for m in (0.0, 0.2):
+            for seed in range(4):
+                finish = 2000.0 / s + m * 3 + 0.1 * seed
+                rows.append({"run": run, slots: s, mode: m, "seed": seed, "status": "ok", "error": "",
+                             "finished_at_d": finish, "deadline_d": 8.0, "deadline_met": finish <= 8.0,
+                             "complete": True, "jobs_done": 10, "jobs_failed": int(m * 10),
+                             "bottleneck_kind": "site slots", "bottleneck_name": "B", "run_report": f"runs/{run}/report.html"})
+                run += 1
+    runs = pd.DataFrame(rows)
+    return SweepResult(runs, aggregate(runs.drop(columns=["run_report"]), [slots, mode]), [slots, mode], tmp_path, 1.0, "in-process")
+
+
+def test_sweep_page_counts_labels_links_and_deadline(tmp_path: Path) -> None:
+    from twin.report.sweep import numeric_axis, sweep_report_html
+
+    page = sweep_report_html(synthetic_sweep(tmp_path), "demo")
+    assert "6 combinations × 4 seeds = 24 runs" in page
+    assert "slots (LCG.PIC.es)" in page and "failure_prob (Sim)" in page
+    table_rows = rows(section(page, "summary"))
+    col = table_rows[0].index("P(deadline met)")
+    summary = table_rows
+    # slots=100, failure 0: finish 20..20.3 d, never within 8 d; slots=1000: always within
+    assert summary[1][col].startswith("0% (0%–") and summary[-1][col].startswith("100% (")
+    assert page.count('href="runs/') == 24
+    assert page.count(IMG) == 4  # finish time, P(deadline met), failed jobs, heatmap (no wasted-CPU column here)
+    assert numeric_axis([100, 600, 1000]) and not numeric_axis([True, False]) and not numeric_axis(["2d", 3])
+
+
+def test_wilson_interval_is_not_degenerate_at_the_edges() -> None:
+    from twin.report.stats import wilson
+
+    lo, hi = wilson(4, 4)
+    assert hi == 1.0 and 0.45 < lo < 0.55  # 4/4 is not "certainly 100%"
+    lo, hi = wilson(0, 10)
+    assert lo == 0.0 and 0.25 < hi < 0.35

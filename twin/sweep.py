@@ -36,6 +36,7 @@ import pandas as pd
 import yaml
 
 from twin.errors import TwinError
+from twin.report.format import format_ci, param_text as _fmt
 from twin.scenario.schema import Scenario
 
 RUN_COLUMNS = ("run", "seed")
@@ -134,6 +135,7 @@ def metrics_row(summary: dict[str, Any]) -> dict[str, Any]:
         "finished_at_d": _days(plan.get("finished_at")),
         "complete": bool(plan.get("complete")),
         "deadline_met": plan.get("deadline_met"),
+        "deadline_d": _days(plan.get("deadline")),
         "jobs_total": jobs.get("total", 0),
         "jobs_done": by_status.get("Done", 0),
         "jobs_failed": by_status.get("Failed", 0),
@@ -341,7 +343,9 @@ def write_outputs(result: SweepResult, name: str, report: bool) -> None:
     result.runs.to_csv(files["runs_csv"], index=False)
     result.summary.to_csv(files["summary_csv"], index=False)
     if report:
-        files["report"] = write_report(result, name, out / "report.html")
+        from twin.report.sweep import write_sweep_report
+
+        files["report"] = write_sweep_report(result, name, out / "report.html")
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -352,94 +356,6 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
         if len(kinds) > 1 and not kinds <= {int, float, bool} or any(k in (list, dict) for k in kinds):
             frame[col] = frame[col].map(lambda v: None if v is None else _fmt(v))
     return frame
-
-
-# ---------------------------------------------------------------- report
-REPORT_METRICS = (("finished_at_d", "finished after (days)"), ("jobs_failed", "failed jobs"),
-                  ("cpu_wasted_hs06_h", "wasted CPU (HS06 h)"), ("complete", "share of runs complete"))
-
-
-def write_report(result: SweepResult, name: str, path: Path) -> Path:
-    """One self-contained HTML page: setup, mean ± 95% CI per combination, metric plots, all runs."""
-    from twin.report import render as R
-
-    setup = R.key_values([("runs", len(result.runs)), ("combinations", len(result.summary)),
-                          ("seeds per combination", int(result.summary["runs"].max()) if len(result.summary) else 0),
-                          ("errors", result.errors), ("wall time", f"{result.wall_s:.1f} s"), ("executed on", result.workers)])
-    axes = R.table(["parameter", "key path", "values"],
-                   [(short_label(p, result.params), p, ", ".join(dict.fromkeys(_fmt(v) for v in result.runs[p])))
-                    for p in result.params])
-    sections = [("setup", "Sweep", R.join([setup, axes, R.note(
-        "Replication r of every combination uses seed run.seed + r (common random numbers). "
-        "± is the two-sided 95% Student-t confidence half-width of the mean over seeds.")]))]
-    sections.append(("summary", "Mean ± 95% CI per combination", _summary_table(result)))
-    figures = [R.figure_html(_metric_figure(result, col, label), label) for col, label in REPORT_METRICS
-               if f"{col}_mean" in result.summary]
-    if result.params:
-        sections.append(("plots", "Metrics against " + short_label(result.params[0], result.params), R.join(figures)))
-    shown = result.runs.drop(columns=[c for c in result.runs.columns if c.startswith(("db_p95_ms[", "tape_archived_tb["))])
-    sections.append(("runs", "All runs", R.details(f"{len(shown)} runs (sweep.csv has every column)",
-                                                    R.table(list(shown.columns), [[_cell(v) for v in r] for r in shown.itertuples(index=False)]))))
-    subtitle = f"{name}: {len(result.summary)} combinations x seeds, {len(result.runs)} runs"
-    path.write_text(R.page(f"Sweep: {name}", subtitle, sections), encoding="utf-8")
-    return path
-
-
-def _summary_table(result: SweepResult):
-    from twin.report import render as R
-
-    cols = [c for c in (*HEADLINE, "tape_archived_tb") if f"{c}_mean" in result.summary]
-    rows, classes = [], []
-    for _, row in result.summary.iterrows():
-        cells = [_fmt(row[p]) for p in result.params] + [row["runs"], row["errors"]]
-        cells += [format_ci(row[f"{c}_mean"], row[f"{c}_ci95"]).replace(" ", "\u00a0") for c in cols]
-        cells.append(f"{row.get('bottleneck_mode', '–')} ({row.get('bottleneck_share', 0):.0%})" if "bottleneck_mode" in row else "–")
-        rows.append(cells)
-        classes.append("bad" if row["errors"] else None)
-    labels = [short_label(p, result.params) for p in result.params]
-    return R.table([*labels, "runs", "errors", *cols, "most frequent bottleneck"], rows, classes)
-
-
-def _metric_figure(result: SweepResult, col: str, label: str):
-    """Mean with 95% CI error bars against the first parameter; one line per value of the others."""
-    from matplotlib.figure import Figure
-
-    summary = result.summary
-    first, others = result.params[0], result.params[1:]
-    fig = Figure(figsize=(7.5, 3.0))
-    ax = fig.subplots()
-    groups = summary.groupby([summary[o].map(_fmt) for o in others], sort=False) if others else [("", summary)]
-    for key, part in groups:
-        xs = [_fmt(v) for v in part[first]]
-        ax.errorbar(xs, part[f"{col}_mean"], yerr=part[f"{col}_ci95"].fillna(0.0), marker="o", capsize=4,
-                    label=", ".join(f"{short_label(o, result.params)}={k}" for o, k in zip(others, key if isinstance(key, tuple) else (key,))) or None)
-    ax.set_xlabel(short_label(first, result.params))
-    ax.set_ylabel(label)
-    ax.grid(alpha=0.3)
-    if others:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def short_label(path: str, paths: Sequence[str]) -> str:
-    """'topology.sites[LCG.PIC.es].ces[0].slots' -> 'slots (LCG.PIC.es)'; the full path if not unique."""
-    from twin.scenario.paths import split_path
-
-    def label(p: str) -> str:
-        parts = split_path(p)
-        names = [x for x in parts if isinstance(x, str) and f"[{x}]" in p]  # list items chosen by name
-        return f"{parts[-1]} ({names[-1]})" if names else str(parts[-1])
-
-    labels = [label(p) for p in paths]
-    mine = label(path)
-    return mine if labels.count(mine) == 1 else path
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return _fmt(value) if value is not None else "–"
 
 
 # ---------------------------------------------------------------- CLI
@@ -485,17 +401,3 @@ def headline_table(result: SweepResult) -> str:
                      [format_ci(row[f"{c}_mean"], row[f"{c}_ci95"]) for c in cols])
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
-
-
-def format_ci(mean: float, ci: float) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    digits = 0 if abs(mean) >= 100 else 2
-    return f"{mean:,.{digits}f}" if ci is None or math.isnan(ci) else f"{mean:,.{digits}f} ± {ci:,.{digits}f}"
-
-
-def _fmt(value: Any) -> str:
-    """A parameter value as typed on the command line."""
-    if isinstance(value, (list, dict)):
-        return yaml.safe_dump(value, default_flow_style=True).strip()
-    return str(value)

@@ -35,6 +35,7 @@ FAULT_COLOR = "#d62728"
 LINESTYLES = ("-", "--", ":", "-.")
 BINS = 400
 Curves = dict[str, tuple[np.ndarray, np.ndarray]]
+CYCLE = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
 TASK_COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Submitted": "#1f77b4", "Created": "#aec7e8",
                "Running": "#17becf", "Waiting": "#ff7f0e"}
 

@@ -26,7 +26,7 @@ from twin.report.render import (Html, box, details, duration, figure_html, join,
                                 table, tag, verdict_kind)
 
 if TYPE_CHECKING:
-    from twin.runner import RunResult
+    from twin.results import RunResult
 
 RUN_FILES = ("summary.json", "metrics.parquet", "events.parquet")
 SATURATION_PCT = 95.0

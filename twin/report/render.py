@@ -73,7 +73,7 @@ def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], row_classes: Se
         cls = row_classes[r] if row_classes and r < len(row_classes) else None
         cells = join(tag("td", c, class_="num" if i < len(numeric) and numeric[i] else None) for i, c in enumerate(row))
         body.append(tag("tr", cells, class_=cls))
-    return tag("table", join([tag("thead", head), tag("tbody", join(body))]))
+    return tag("div", tag("table", join([tag("thead", head), tag("tbody", join(body))])), class_="scroll")
 
 
 _NUMERIC = re.compile(r"^[+\-−]?[\d,.]+\s*(%|pt|s|min|h|d|TB|ms)?$|^[–-]$|^(<[^>]+>)?[+\-−]?[\d,.]+\s*(%|pt|s|min|h|d)?(</[^>]+>)?$")
@@ -166,7 +166,8 @@ main{max-width:1240px;margin:0 auto;padding:8px 24px 40px}
 section{background:#fff;border:1px solid #d8dee4;border-radius:6px;margin:18px 0;padding:6px 22px 16px;scroll-margin-top:48px}
 h2{font-size:19px;border-bottom:1px solid #e3e8ed;padding-bottom:6px}
 h3{font-size:16px;margin:18px 0 6px}
-table{border-collapse:collapse;margin:8px 0 14px;font-size:13.5px}
+.scroll{overflow-x:auto;max-width:100%;margin:8px 0 14px}
+table{border-collapse:collapse;font-size:13.5px}
 th,td{border-bottom:1px solid #e3e8ed;padding:4px 10px;text-align:left;vertical-align:top}
 th{background:#f0f3f6}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}

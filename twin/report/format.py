@@ -1,0 +1,37 @@
+"""Plain-text formatting shared by reports and the command line (no plotting imports, so the CLI stays light)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import yaml
+
+
+def format_ci(mean: float, ci: float) -> str:
+    """'12.30 ± 0.40' (two decimals below 100, none above); '–' for a missing mean."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    digits = 0 if abs(mean) >= 100 else 2
+    return f"{mean:,.{digits}f}" if ci is None or math.isnan(ci) else f"{mean:,.{digits}f} ± {ci:,.{digits}f}"
+
+
+def param_text(value: Any) -> str:
+    """A parameter value as typed on the command line."""
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
+
+
+def short_label(path: str, paths: Sequence[str]) -> str:
+    """'topology.sites[LCG.PIC.es].ces[0].slots' -> 'slots (LCG.PIC.es)'; the full path if not unique."""
+    from twin.scenario.paths import split_path
+
+    def label(p: str) -> str:
+        parts = split_path(p)
+        names = [x for x in parts if isinstance(x, str) and f"[{x}]" in p]  # list items chosen by name
+        return f"{parts[-1]} ({names[-1]})" if names else str(parts[-1])
+
+    labels = [label(p) for p in paths]
+    mine = label(path)
+    return mine if labels.count(mine) == 1 else path

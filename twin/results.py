@@ -1,0 +1,41 @@
+"""What one run produced, in memory: the hand-over from the runner to summaries, sweeps and reports.
+
+It lives apart from `twin.runner` so that the report code can take a RunResult without importing
+the runner (which imports the report to write report.html): data flows runner -> results -> report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from twin.engine.clock import format_duration
+from twin.scenario.schema import Scenario
+
+
+@dataclass
+class RunResult:
+    """What a run produced, in memory: tables plus the summary dict written to summary.json."""
+
+    scenario: Scenario
+    events: pd.DataFrame
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+    event_digest: str
+    out: Path | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def deadline_met(self) -> bool | None:
+        return self.summary.get("plan", {}).get("deadline_met")
+
+    def headline(self) -> str:
+        s = self.summary
+        jobs = s.get("jobs", {})
+        end = format_duration(s["simulated_time"])
+        verdict = s.get("plan", {}).get("verdict", "")
+        return (f"{self.scenario.name}: simulated {end}, {jobs.get('total', 0)} jobs "
+                f"({jobs.get('by_status', {}).get('Done', 0)} Done), {s['events']} events. {verdict}").strip()
