@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from twin.cli import main
 from twin.errors import ScenarioError, ScenarioErrors
@@ -204,3 +206,136 @@ def test_bad_workflow_file_error_names_the_workflow(tmp_path):
     path = what_if(tmp_path, f"workload: {{workflow_files: [{bad.name}]}}\n")
     message = error_of(path)
     assert "wf.yml" in message and "ProdSteps[0]" in message
+
+
+
+# ---------------------------------------------------------------- overrides and YAML anchors (issue 11 item 1)
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+def _chain(path: Path) -> list[Path]:
+    """The scenario file and every file it extends (recursively)."""
+    parents = (yaml.safe_load(path.read_text()) or {}).get("extends", [])
+    out = [path]
+    for parent in [parents] if isinstance(parents, str) else parents:
+        out += _chain(Path(os.path.normpath(path.parent / parent)))
+    return out
+
+
+def _anchored_paths(path: Path) -> set[str]:
+    """Key paths (list items by name) of every mapping or list an alias shares, outside `x-` keys.
+
+    A `<<: *anchor` merge counts as the mapping that holds it."""
+    text = path.read_text()
+    seen: dict[int, list[str]] = {}
+
+    def walk(node: yaml.Node, value, here: str) -> None:
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return
+        seen.setdefault(id(node), []).append(here)
+        if isinstance(node, yaml.SequenceNode):
+            for i, child in enumerate(node.value):
+                item = value[i]
+                walk(child, item, f"{here}[{item['name'] if isinstance(item, dict) and 'name' in item else i}]")
+            return
+        for key, child in node.value:
+            if key.value == "<<":
+                seen.setdefault(id(child), []).append(here)
+            else:
+                walk(child, value[key.value], f"{here}.{key.value}" if here else key.value)
+
+    walk(yaml.compose(text), yaml.safe_load(text), "")
+    return {p for paths in seen.values() if len(paths) > 1 for p in paths if p and not p.startswith("x-")}
+
+
+def _leaves(value, here: str) -> dict[str, object]:
+    """{key path: scalar} of every leaf under `value` (list items by name where they have one)."""
+    if isinstance(value, (dict, list)):
+        out: dict[str, object] = {}
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(value, list):
+                label = f"[{item['name'] if isinstance(item, dict) and 'name' in item else key}]"
+            else:
+                label = f".{key}" if here else str(key)
+            out.update(_leaves(item, here + label))
+        return out
+    return {here: value}
+
+
+@pytest.mark.parametrize("scenario", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_override_changes_exactly_its_key_path_on_every_anchored_mapping(scenario):
+    """Every leaf under every alias-shared mapping of the scenario's files is overridden (one
+    shared mapping per load); only the named key paths may change (issue 11 item 1)."""
+    from twin.scenario.loader import resolve
+    from twin.scenario.paths import get_path
+
+    base = resolve(scenario)
+    before = _leaves(base, "")
+    anchored = sorted({p for f in _chain(scenario) for p in _anchored_paths(f)})
+    present = [p for p in anchored if any(k == p or k.startswith((p + ".", p + "[")) for k in before)]
+    assert present or not anchored, f"{scenario.name}: no anchored mapping survives in the resolved data"
+    for path in present:
+        leaves = [leaf for leaf in _leaves(get_path(base, path), path) if not leaf.endswith(".name")]  # names address items
+        marks = {leaf: f"override of {leaf}" for leaf in leaves}
+        after = _leaves(resolve(scenario, marks), "")
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        assert changed == set(marks), f"{scenario.name}: overriding {path} also changed {sorted(changed - set(marks))[:4]}"
+
+
+def test_shipped_scenarios_share_anchors():
+    """The test above is only as good as its inputs: the shipped job models are anchored."""
+    anchored = {p for f in _chain(ROOT / "scenarios/prod5b-baseline.yaml") for p in _anchored_paths(f)}
+    assert "workload.productions[Prod5b-electron].steps[NSB1x].job" in anchored
+    assert len(anchored) >= 12
+
+
+def test_param_on_one_anchored_step_leaves_its_siblings_alone(capsys):
+    """The reproducer of issue 11 item 1: one EvnDisp step's failure_prob, not all six."""
+    path = "workload.productions[Prod5b-electron].steps[NSB1x].job.failure_prob"
+    assert main(["check", str(ROOT / "scenarios/prod5b-baseline.yaml"), "--param", f"{path}=0.17"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    probs = {(p["name"], s["name"]): s["job"]["failure_prob"] for p in resolved["workload"]["productions"]
+             for s in p["steps"] if s.get("job_type") == "EvnDispProcessing"}
+    assert len(probs) == 6 and probs.pop(("Prod5b-electron", "NSB1x")) == 0.17
+    assert set(probs.values()) == {0.02}
+
+
+def test_overrides_in_a_what_if_and_sweep_values_change_one_step(tmp_path):
+    from twin.sweep import expand, load_specs
+
+    path = "workload.productions[Prod5b-proton].steps[NSB5x].job.cpu_hs06s"
+    whatif = write(tmp_path, f"""\
+        extends: {ROOT / 'scenarios/prod5b-baseline.yaml'}
+        name: w
+        overrides:
+          {path}: 99
+        """)
+    scenario = load_scenario(whatif)
+    costs = [s.job.cpu_hs06s for p in scenario.workload.productions for s in p.steps if s.job_type == "EvnDispProcessing"]
+    assert sorted(costs) == [99.0] + [18000.0] * 5
+    jobs = load_specs(ROOT / "scenarios/prod5b-baseline.yaml", expand([f"{path}=7,8"], 1, 1))
+    for spec, loaded in jobs:
+        costs = [s.job.cpu_hs06s for p in loaded.workload.productions for s in p.steps if s.job_type == "EvnDispProcessing"]
+        assert sorted(costs) == [spec.params[path]] + [18000.0] * 5
+
+
+def test_duplicate_keys_are_refused_with_both_lines(tmp_path):
+    path = what_if(tmp_path, """\
+        run:
+          seed: 3
+          seed: 4
+        """)
+    message = error_of(path)
+    assert "s.yaml:4" in message and "duplicate key 'seed' (also on line 3)" in message
+
+
+def test_alias_merge_keys_may_be_overridden_in_place(tmp_path):
+    """`<<: *anchor` then an explicit key is YAML's way to vary a shared model: not a duplicate."""
+    path = what_if(tmp_path, """\
+        x-run: &run {seed: 3, duration: 2d}
+        run: {<<: *run, seed: 4}
+        """)
+    scenario = load_scenario(path)
+    assert (scenario.run.seed, scenario.run.duration) == (4, 172800.0)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import yaml
 
 from twin import __version__
 from twin.errors import TwinError
+from twin.scenario.paths import parse_params
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,20 +25,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message one line
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
-
-
-def parse_params(values: Sequence[str]) -> dict[str, Any]:
-    """'--param a.b=3' -> {'a.b': 3}; values are parsed as YAML scalars (3, 0.5, true, "x")."""
-    out: dict[str, Any] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise TwinError(f"--param {item!r}: expected KEY.PATH=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise TwinError(f"--param {item!r}: the value is not valid YAML") from None
-    return out
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

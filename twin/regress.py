@@ -274,7 +274,7 @@ def add_regress_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_regress(args: argparse.Namespace) -> int:
     """`twin regress`: 0 no regression (or baseline written), 1 regression; bad input raises TwinError."""
-    from twin.cli import parse_params
+    from twin.scenario.paths import parse_params
 
     overrides = parse_params(args.param)
     if args.seed is not None:

@@ -38,7 +38,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
 
 from twin.errors import TwinError
 from twin.scenario.paths import get_path
@@ -142,10 +141,9 @@ def _import_models(path: Path) -> None:
 
 
 def _read_file(path: Path) -> tuple[dict[str, Source], list[Case]]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise TwinError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    from twin.scenario.yamlfile import read_yaml
+
+    data = read_yaml(path.read_text(encoding="utf-8"), str(path))[0] or {}
     if not isinstance(data, dict) or set(data) - {"sources", "cases"}:
         raise TwinError(f"{path}: expected a mapping with 'sources' and 'cases'")
     sources = {}

@@ -25,6 +25,7 @@ from twin.errors import ScenarioError, ScenarioErrors
 from twin.scenario.paths import join_path, set_path
 from twin.scenario.references import check_references
 from twin.scenario.schema import Scenario
+from twin.scenario.yamlfile import read_yaml
 
 LineMap = dict[tuple[str | int, ...], int]
 MAX_EXTENDS_DEPTH = 16
@@ -42,13 +43,7 @@ class _Source:
             raise ScenarioError(self.name, "", "file not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ScenarioError(self.name, "", f"cannot read the file ({exc})") from None
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ScenarioError(self.name, "", f"invalid YAML: {problem}", line=mark.line + 1 if mark else None) from None
+        data, node = read_yaml(text, self.name)
         if not isinstance(data, dict):
             raise ScenarioError(self.name, "", f"expected a mapping at the top level, got {type(data).__name__}")
         self.data: dict[str, Any] = data
@@ -135,7 +130,7 @@ def _absolute_workflow_paths(data: dict[str, Any], base: Path) -> None:
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: str, lines: LineMap | None = None) -> None:
     for key_path, value in overrides.items():
         try:
-            set_path(data, str(key_path), value)
+            set_path(data, str(key_path), copy.deepcopy(value))
         except (KeyError, ValueError) as exc:
             line = (lines or {}).get(("overrides", key_path))
             raise ScenarioError(origin, f"overrides.{key_path}", str(exc).strip("'\""), line) from None
@@ -143,11 +138,20 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: st
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
     """Read, merge, override and validate a scenario file; raise ScenarioError(s) on bad input."""
-    path = Path(path)
+    data, sources = _resolve_with(Path(path), overrides)
+    return validate(data, sources)
+
+
+def resolve(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The scenario's data after `extends`, `overrides:` and `overrides` (key path -> value), unvalidated."""
+    return _resolve_with(Path(path), overrides)[0]
+
+
+def _resolve_with(path: Path, overrides: dict[str, Any] | None) -> tuple[dict[str, Any], list[_Source]]:
     data, sources = _resolve(path, ())
     if overrides:
         _apply_overrides(data, overrides, "--param")
-    return validate(data, sources)
+    return data, sources
 
 
 def validate(data: dict[str, Any], sources: list[_Source]) -> Scenario:

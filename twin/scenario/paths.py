@@ -7,7 +7,11 @@ One syntax serves error messages, `overrides:` in what-if scenarios and
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Sequence
+
+import yaml
+
+from twin.errors import TwinError
 
 _TOKEN = re.compile(r"\[([^\]]+)\]|([^.\[\]]+)")
 
@@ -88,3 +92,22 @@ def get_path(data: Any, path: str) -> Any:
         else:
             raise KeyError(f"{here}: no such key")
     return node
+
+
+def parse_params(values: Sequence[str]) -> dict[str, Any]:
+    """'--param a.b=3' -> {'a.b': 3}; values are parsed as YAML scalars (3, 0.5, true, "x").
+
+    Shared by every command that takes --param (run, check, regress...), below all of them."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise TwinError(f"--param {item!r}: expected KEY.PATH=VALUE")
+        try:
+            split_path(key.strip())
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise TwinError(f"--param {item!r}: the value is not valid YAML") from None
+        except ValueError as exc:
+            raise TwinError(f"--param {item!r}: {exc}") from None
+    return out

@@ -128,16 +128,14 @@ def load_workflow(path: str | Path, job_models: Mapping[str, JobModel] | None = 
     Raises ScenarioError naming the file and the key path of the first problem.
     """
     path = Path(path)
+    from twin.scenario.yamlfile import read_yaml
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, _ = read_yaml(path.read_text(encoding="utf-8"), str(path))
     except FileNotFoundError:
         raise ScenarioError(str(path), "", "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(str(path), "", f"cannot read the file ({exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ScenarioError(str(path), "", f"invalid YAML: {getattr(exc, 'problem', None) or exc}",
-                            line=mark.line + 1 if mark else None) from None
     return import_workflow(data, str(path), name=name or path.stem, job_models=job_models, datasets=datasets,
                            base_dir=path.parent)
 
