@@ -14,6 +14,7 @@ from twin.dirac.transformation.agents import TransformationAgents
 from twin.dirac.transformation.db import TransformationClient, TransformationDB
 from twin.dirac.transformation.cleaning import TransformationCleaningAgent
 from twin.dirac.transformation.failover import TransformationFailoverAgent
+from twin.dirac.transformation.supply import OperatorExtensions
 from twin.dirac.wms.system import WorkloadManagement
 from twin.engine.simulation import Simulation
 from twin.errors import ScenarioErrors, ScenarioError
@@ -62,6 +63,7 @@ def build_world(scenario: Scenario) -> World:
     world.wms.start()
     world.rms.start()
     world.operator.start()
+    OperatorExtensions(world).start()
     world.start_monitor()
     sim.faults.schedule(scenario.faults)
     return world

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from twin.dirac.transformation.supply import FIXED, supply_mode
 from twin.dirac.transformation import status as st
 from twin.dirac.wms.job_status import JOB_FINAL_STATES
 from twin.engine.clock import format_duration
@@ -99,6 +100,8 @@ def _completeness(world: "World", trans: dict[str, Any], files: dict[str, int], 
         if done >= max_tasks:
             return True, ""
         created, failed = tasks.get("TotalCreated", 0), tasks.get(st.TASK_FAILED, 0)
+        if supply_mode(world.scenario.supply, world.runtimes[trans["TransformationID"]].name) == FIXED:
+            return done >= world.scenario.run.min_processed_fraction * max_tasks, f"{done}/{max_tasks} tasks Done; {failed} Failed not replaced (fixed supply)"
         why = (f"MCExtensionAgent stopped: {failed}/{created} tasks failed (> {world.scenario.dirac.mc_max_failure_rate:.0%})"
                if created and failed / created > world.scenario.dirac.mc_max_failure_rate else "tasks still to create or run")
         return False, f"{done}/{max_tasks} tasks Done; {why}"

@@ -348,6 +348,93 @@ class DiracConfig(Strict):
     operator_reaction: Duration = 0.0
 
 
+
+# ---------------------------------------------------------------- failure, supply and observed-name models (issue 15)
+# Real grids fail in correlated ways; these blocks say how, as data with provenance. The logic is in
+# twin/dirac/wms/failures.py and twin/dirac/transformation/supply.py; docs/calibration.md explains both.
+FailurePhase = Literal["start", "payload", "upload"]
+
+
+class SiteFailureModel(Strict):
+    """Per site (fnmatch pattern over site names): a two-state (good/bad) Markov-modulated failure
+    probability, black-hole worker nodes, CPU efficiency and per-job overhead."""
+
+    sites: str = "*"
+    good_failure_prob: Probability = 0.0
+    bad_failure_prob: Probability = 0.0
+    mean_good: Duration = 0.0
+    mean_bad: Duration = 0.0
+    black_hole_fraction: Probability = 0.0
+    black_hole_after_s: Duration = 30.0
+    cpu_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    overhead_s: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _both_sojourns(self) -> "SiteFailureModel":
+        if (self.mean_good > 0) != (self.mean_bad > 0):
+            raise ValueError("expected both mean_good and mean_bad (a two-state process) or neither")
+        return self
+
+
+class StepFailureModel(Strict):
+    """Per step (fnmatch pattern over "Production/Step"): independent and input-correlated failures,
+    the phase they hit, CPU efficiency and per-job overhead."""
+
+    steps: str = "*"
+    failure_prob: Probability = 0.0
+    phases: dict[FailurePhase, NonNegative] = {"payload": 1.0}
+    bad_input_fraction: Probability = 0.0
+    bad_input_phase: FailurePhase = "start"
+    fail_prob_per_input_gb: NonNegative = 0.0
+    hazard_per_cpu_hour: NonNegative = 0.0
+    cpu_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    overhead_s: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _some_phase(self) -> "StepFailureModel":
+        if not sum(self.phases.values()) > 0:
+            raise ValueError("expected phases with a positive total weight, e.g. {payload: 1}")
+        return self
+
+
+class FileSizeModel(Strict):
+    """Output file sizes of one data type: lognormal around the job model's output_size_mb."""
+
+    cv: NonNegative = 0.0
+
+
+class FailureModels(Strict):
+    sites: list[SiteFailureModel] = []
+    steps: list[StepFailureModel] = []
+    file_sizes: dict[str, FileSizeModel] = {}
+
+
+class SupplyExtension(Strict):
+    """An operator extending an MC transformation by hand (cta-prod-extend-sim-style): `tasks`
+    more tasks, or "failed" for as many as have Failed by then."""
+
+    at: Duration
+    tasks: Annotated[int, Field(ge=1)] | Literal["failed"] = "failed"
+
+
+class SupplyModel(Strict):
+    """MC supply of the steps matching `steps`: "extension" = MCExtensionAgent replaces failed tasks
+    (DIRAC); "fixed" = MaxNumberOfTasks created once, failures not replaced, operator extensions."""
+
+    steps: str = "*"
+    mode: Literal["extension", "fixed"] = "extension"
+    extensions: list[SupplyExtension] = []
+
+
+class ObservedNames(Strict):
+    """How rows of an observed Transformation Monitor table name this scenario's steps:
+    "Production/Step" -> fnmatch pattern of the DIRAC transformation name; `ignore` lists
+    patterns of rows known but not modelled (say why in provenance)."""
+
+    transformations: dict[str, str] = {}
+    ignore: list[str] = []
+
+
 # ---------------------------------------------------------------- the scenario
 class Scenario(Strict):
     name: str
@@ -357,4 +444,7 @@ class Scenario(Strict):
     workload: Workload = Workload()
     faults: list[Fault] = []
     dirac: DiracConfig = DiracConfig()
+    failure_models: FailureModels = FailureModels()
+    supply: list[SupplyModel] = []
+    observed_names: ObservedNames = ObservedNames()
     provenance: dict[str, Annotated[str, Field(pattern=r"^(source|assumption|derived): .+")]] = {}

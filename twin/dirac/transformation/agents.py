@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from twin.dirac.transformation import status as st
+from twin.dirac.transformation.supply import supply_mode, tasks_to_create
 
 if TYPE_CHECKING:
     from twin.world import World
@@ -275,6 +276,10 @@ class TransformationAgents:
         if max_tasks <= 0:
             return 0
         stats = self.world.tsdb.getTransformationTaskStats(trans["TransformationID"])["Value"]
+        fixed = tasks_to_create(supply_mode(self.world.scenario.supply, self.world.runtime(trans["TransformationID"]).name),
+                                max_tasks, stats)
+        if fixed is not None:  # fixed supply (issue 15): MaxNumberOfTasks once, failures not replaced
+            return fixed
         total, failed = stats.get("TotalCreated", 0), stats.get(st.TASK_FAILED, 0)
         if total and failed / total > cfg.mc_max_failure_rate:
             return 0

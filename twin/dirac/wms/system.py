@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
+from twin.dirac.wms.failures import PAYLOAD, RUNS_THROUGH, START, UPLOAD, Fate, JobFates
 from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
@@ -49,6 +50,7 @@ class WorkloadManagement:
         self.rng_fail = streams.get("wms.job_failure")
         self.rng_upload = streams.get("wms.upload_shuffle")
         self.rng_sched = streams.get("wms.scheduling")
+        self.fates = JobFates(world.scenario.failure_models, streams)
         self.stalled_config = StalledConfig(stalled_time=cfg.stalled_time, failed_time=cfg.failed_time, matched_time=cfg.matched_time)
         self.pinned: dict[tuple[str, str], float] = {}
         self.cpu_used_hs06s = 0.0
@@ -246,9 +248,16 @@ class WorkloadManagement:
             if (yield from self._hold(pilot, ran, job)):
                 yield from self._fail(job, "Application Finished With Errors", _cpu(job, pilot, ran), inputs=st.UNUSED)
             return
+        fate, wall = self._fate(job, pilot, runtime.name, wall)
+        if fate.phase in (START, PAYLOAD):
+            if (yield from self._hold(pilot, fate.after_s, job)):
+                yield from self._fail(job, fate.reason, _cpu(job, pilot, fate.after_s), inputs=st.UNUSED)
+            return
         if not (yield from self._hold(pilot, wall, job)):
             return
         self.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.env.now, source="JobWrapper")
+        if fate.phase == UPLOAD:
+            return (yield from self._fail(job, fate.reason, _cpu(job, pilot, wall), inputs=st.PROBLEMATIC))
         uploaded = yield from self._upload(job, runtime, pilot)
         if not pilot.running or job.status != js.COMPLETING:
             return
@@ -260,6 +269,17 @@ class WorkloadManagement:
         job.end_time = self.env.now
         self.jobs_done_by_site[pilot.site] += 1
         yield from world.services.call("JobStateUpdate", "setJobStatus")
+
+    def _fate(self, job: Job, pilot: "Pilot", step_key: str, cpu_wall: float) -> tuple[Fate, float]:
+        """The failure models' verdict on this attempt and its wall time (setup overhead + payload / efficiency)."""
+        if not self.fates.enabled:
+            return RUNS_THROUGH, cpu_wall
+        overhead, payload = self.fates.wall_s(pilot.site, step_key, cpu_wall)
+        input_bytes = 0.0
+        if job.input_data and self.fates.step(step_key).fail_prob_per_input_gb:
+            input_bytes = float(sum(self.world.catalog.get_file_sizes(list(job.input_data)).successful.values()))
+        fate = self.fates.fate(pilot.site, pilot.id, step_key, job.input_data, input_bytes, overhead, payload, self.env.now)
+        return fate, overhead + payload
 
     def jobs_of(self, trans_id: int) -> list[Job]:
         """The jobs of a transformation (JobGroup), for the cleaning agent."""
@@ -327,7 +347,8 @@ class WorkloadManagement:
         for k in range(n_files):
             if job.status != js.COMPLETING:
                 return False  # killed while uploading: the wrapper stops
-            se = yield from self._upload_one(pilot, model.output_data_type, size)
+            file_size = self.fates.file_size(model.output_data_type, size)
+            se = yield from self._upload_one(pilot, model.output_data_type, file_size)
             if se is None:
                 return False
             meta = {key: value for key, value in runtime.step.output_metadata.items()
@@ -336,10 +357,10 @@ class WorkloadManagement:
                 meta.update(model.file_metadata[k % len(model.file_metadata)])
             meta["runNumber"] = task_id
             lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
-            world.catalog.add_file(lfn, int(size), se, meta)
+            world.catalog.add_file(lfn, int(file_size), se, meta)
             runtime.outputs.append(lfn)
             self.outputs_registered += 1
-            self.bytes_uploaded += size
+            self.bytes_uploaded += file_size
         yield from world.services.pay("FileCatalog")
         return True
 
