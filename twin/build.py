@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 from twin.dirac.catalog import FILE_META, FileCatalog, FileCatalogClient
@@ -26,10 +27,12 @@ from twin.world import World
 JOB_FILE_FIELDS = {"runNumber": int}
 
 
-def build_world(scenario: Scenario) -> World:
-    """A ready-to-run World; faults are checked against the built grid and scheduled."""
+def build_world(scenario: Scenario, events_path: Path | None = None, keep_events: bool = True) -> World:
+    """A ready-to-run World; faults are checked against the built grid and scheduled.
+
+    `events_path`: the event log streams there (see `Simulation`)."""
     run = scenario.run
-    sim = Simulation(run.seed, run.sample_interval, event_log=run.event_log)
+    sim = Simulation(run.seed, run.sample_interval, event_log=run.event_log, events_path=events_path, keep_events=keep_events)
     grid = build_grid(sim, scenario.topology)
     problems = sim.faults.check(scenario.faults)
     if problems:

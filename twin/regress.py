@@ -223,7 +223,7 @@ def run_regression(scenario_path: Path, plugin: str, steps: list[str] | None = N
     spec = absolute_spec(plugin, base or Path.cwd())
     scenario = load_scenario(scenario_path, overrides)
     swap, chosen = substitution(scenario, spec, steps, plugin_name)
-    result = simulate(load_scenario(scenario_path, {**(overrides or {}), **swap}))
+    result = simulate(load_scenario(scenario_path, {**(overrides or {}), **swap}), keep_events=False)
     current = key_metrics(result.summary)
     path = Path(baseline) if baseline else default_baseline(scenario.name, spec)
     info = {"scenario": scenario.name, "plugin": plugin, "steps": chosen,

@@ -13,20 +13,27 @@ from typing import Any
 import pandas as pd
 
 from twin.engine.clock import format_duration
+from twin.engine.eventlog import EventLog
 from twin.scenario.schema import Scenario
 
 
 @dataclass
 class RunResult:
-    """What a run produced, in memory: tables plus the summary dict written to summary.json."""
+    """What a run produced: the event log (in memory, or streamed to events.parquet), tables, and
+    the summary dict written to summary.json."""
 
     scenario: Scenario
-    events: pd.DataFrame
+    log: EventLog
     metrics: pd.DataFrame
     summary: dict[str, Any]
     event_digest: str
     out: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The whole event log as one frame: for small runs; big ones read `log.chunks(...)`/`log.frame(kinds)`."""
+        return self.log.to_frame()
 
     @property
     def deadline_met(self) -> bool | None:

@@ -66,7 +66,7 @@ def scenario_model(path: str, overrides: dict[str, Any] | None = None, base: Pat
     from twin.runner import simulate
     from twin.scenario.loader import load_scenario
 
-    return simulate(load_scenario(base / path, overrides or {})).summary
+    return simulate(load_scenario(base / path, overrides or {}), keep_events=False).summary
 
 
 # ---------------------------------------------------------------- cases as data

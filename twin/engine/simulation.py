@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import simpy
@@ -38,11 +39,14 @@ def _quiet_gc() -> Iterator[None]:
 class Simulation:
     """The kernel of one run."""
 
-    def __init__(self, seed: int, sample_interval: float = 3600.0, event_log: bool = True, disabled_kinds=()) -> None:
+    def __init__(self, seed: int, sample_interval: float = 3600.0, event_log: bool = True, disabled_kinds=(),
+                 events_path: Path | None = None, keep_events: bool = True) -> None:
+        """`events_path`: stream the event log to this Parquet file (else it is kept in memory,
+        or, with `keep_events=False`, only digested and counted)."""
         self.env = simpy.Environment()
         self.seed = seed
         self.streams = RandomStreams(seed)
-        self.log = EventLog(enabled=event_log, disabled_kinds=disabled_kinds)
+        self.log = EventLog(enabled=event_log, disabled_kinds=disabled_kinds, path=events_path, keep=keep_events)
         self.metrics = Metrics()
         self.faults = FaultSchedule(self.env, self.log)
         self.agents: list[PeriodicAgent] = []

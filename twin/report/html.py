@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 import pandas as pd
 import yaml
 
+from twin.engine.eventlog import read_events
 from twin.errors import TwinError
 from twin.report import figures as F
 from twin.report.render import (Html, box, details, duration, figure_html, join, key_values, note, num, page, pct, pre,
@@ -56,7 +57,18 @@ def run_from_result(result: "RunResult") -> Run:
     scenario = result.scenario.model_dump(mode="json")
     summary = dict(result.summary)
     summary.setdefault("event_log_sha256", result.event_digest)
-    return Run(result.scenario.name, summary, result.metrics, result.events, scenario, result.out)
+    return Run(result.scenario.name, summary, result.metrics, _events(result), scenario, result.out)
+
+
+#: The event rows the report draws (progress, failures, fault spans): it reads these, never the whole log.
+REPORT_EVENTS = {"job.status": ("Done", "Failed"), "file.status": ("Processed",), "fault.start": None, "fault.end": None}
+
+
+def _events(source: "RunResult | Path") -> pd.DataFrame:
+    """The one place the report reads the event log: a run in memory or its streamed events.parquet."""
+    if isinstance(source, Path):
+        return read_events(source, REPORT_EVENTS)
+    return source.log.frame(REPORT_EVENTS)
 
 
 def load_run(folder: Path) -> Run:
@@ -76,7 +88,7 @@ def load_run(folder: Path) -> Run:
     tables = {}
     for name in ("metrics.parquet", "events.parquet"):
         try:
-            tables[name] = pd.read_parquet(folder / name)
+            tables[name] = _events(folder / name) if name == "events.parquet" else pd.read_parquet(folder / name)
         except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
             raise TwinError(f"{folder / name}: not a readable parquet table ({exc})") from None
     scenario = summary.get("scenario") or {}
