@@ -27,6 +27,7 @@ from twin.dirac.wms.scheduling import (
     schedule_job,
     site_director_pilots,
 )
+from twin.dirac.wms.system import STOP_MARGIN_S, cpu_work_left, watchdog_cpu_kill_after
 from twin.dirac.wms.stalled import (
     FAIL,
     MARK_STALLED,
@@ -653,3 +654,86 @@ def test_stuck_matched_and_submitting_jobs() -> None:
     run_stalled_job_agent(db, 7201.0, tqdb=tqdb)
     assert (matched.status, matched.minor_status, matched.reschedule_counter) == (js.RECEIVED, "Job Rescheduled", 1)
     assert fresh.status == js.FAILED
+
+
+# ======================================================================================= CPU work (JobAgent, Watchdog)
+class _Slot:
+    """What the JobAgent reads of its pilot: wall-clock left and CPUNormalizationFactor."""
+
+    def __init__(self, wall_left: float, hs06: float, processors: int = 1) -> None:
+        self.wall_left, self.hs06, self.processors = wall_left, hs06, processors
+
+    def time_left(self, now: float) -> float:
+        return self.wall_left
+
+
+def test_pilot_offers_normalised_cpu_work_so_a_two_day_queue_matches_a_three_day_cputime_job() -> None:
+    """JobAgent._computeCPUWorkLeft: (wall left - StopMargin) x HS06; the JDL CPUTime is HS06-s too."""
+    slot = _Slot(wall_left=2 * DAY, hs06=10.0)
+    assert cpu_work_left(slot, 0.0) == (2 * DAY - STOP_MARGIN_S) * 10.0
+    db, tqdb = JobDB(), TaskQueueDB()
+    mc = waiting_job(db, cpu_time=259200)  # Prod5b MC CPUTime: the 3 d segment
+    tqdb.insert(mc)
+    rng = np.random.default_rng(3)
+    assert tqdb.match(pilot(CNAF, cpu=2 * DAY), rng) is None  # wall seconds (the old offer) match nothing
+    assert tqdb.match(pilot(CNAF, cpu=int(cpu_work_left(slot, 0.0))), rng) is mc
+    tqdb.insert(mc)
+    late = _Slot(wall_left=259200 / 10.0 + STOP_MARGIN_S - 1, hs06=10.0)  # just too little work left
+    assert tqdb.match(pilot(CNAF, cpu=int(cpu_work_left(late, 0.0))), rng) is None
+
+
+def test_site_director_counts_jobs_against_the_queue_cpu_time_in_hs06_seconds() -> None:
+    """QueueUtilities.computeQueueCPULimit: maxCPUTime x SI00/250, capped at 12.5 days of wall-clock."""
+    from types import SimpleNamespace
+
+    from twin.grid.site import ComputingElement
+
+    def queue(lifetime: float, hs06: float) -> int:
+        return ComputingElement.queue_cpu_time.fget(SimpleNamespace(pilot_lifetime=lifetime, hs06_per_core=hs06))
+
+    assert queue(2 * DAY, 11.0) == 2 * DAY * 11
+    assert queue(30 * DAY, 10.0) == int(12.5 * DAY * 10)
+    db, tqdb = JobDB(), TaskQueueDB()
+    tqdb.insert(waiting_job(db, cpu_time=432000))  # EvnDisp: 6 d segment = 518400 HS06-s
+    assert tqdb.count_matching(pilot(CNAF, cpu=queue(DAY, 10.0))) == 1
+    assert tqdb.count_matching(pilot(CNAF, cpu=queue(DAY / 2, 10.0))) == 0
+
+
+@pytest.mark.parametrize(("cpu_time", "job_procs", "slot_procs", "expected"),
+                         [(259200, 1, 1, 259200 * 1.2), (36000, 8, 8, 36000 * 1.2 / 8), (36000, 8, 4, 36000 * 1.2 / 4)])
+def test_watchdog_kills_on_raw_cpu_over_cputime_plus_margin(cpu_time, job_procs, slot_procs, expected) -> None:
+    """Watchdog.__checkCPULimit: raw (not normalised) CPU seconds > CPUTime x (1 + 20 %)."""
+    job = JobDB().submit(0.0, job_type="MCSimulation", cpu_time=cpu_time, processors=job_procs)
+    assert watchdog_cpu_kill_after(job, _Slot(DAY, 10.0, slot_procs)) == pytest.approx(expected)
+
+
+def _one_twentieth_baseline(duration: str, pilot_lifetime: str):
+    """The Prod5b baseline with slots and MC task counts divided by 20."""
+    from twin.scenario.loader import load_scenario
+
+    path = "scenarios/prod5b-baseline.yaml"
+    base = load_scenario(path)
+    overrides: dict[str, object] = {"run.duration": duration}
+    for site in base.topology.sites:
+        for i, ce in enumerate(site.ces):
+            overrides[f"topology.sites[{site.name}].ces[{i}].slots"] = max(1, ce.slots // 20)
+            overrides[f"topology.sites[{site.name}].ces[{i}].pilot_lifetime"] = pilot_lifetime
+    for production in base.workload.productions:
+        for step in production.steps:
+            if step.max_tasks:
+                overrides[f"workload.productions[{production.name}].steps[{step.name}].max_tasks"] = step.max_tasks // 20
+    return load_scenario(path, overrides)
+
+
+def test_two_day_pilots_do_not_starve_the_baseline_at_one_twentieth_scale() -> None:
+    """Issue 11 item 2: with CPUTime compared to wall seconds, no Prod5b MC job (CPUTime 3 d) matched
+    a 2-day pilot. Matching on normalised work, MC runs at close to the slots' capacity."""
+    from twin.runner import simulate
+
+    scenario = _one_twentieth_baseline("2d", "2d")
+    result = simulate(scenario)
+    done = sum(t["tasks"].get("Done", 0) for t in result.summary["transformations"] if t["type"] == "MCSimulation")
+    hs06_slots = sum(ce.slots * ce.hs06_per_core for site in scenario.topology.sites for ce in site.ces)
+    mc_cpu = max(step.job.cpu_hs06s for p in scenario.workload.productions for step in p.steps if step.type == "MCSimulation")
+    capacity = hs06_slots * 2 * DAY / mc_cpu  # MC jobs the slots could finish in 2 days at the dearest MC
+    assert done >= 0.7 * capacity, (done, capacity)

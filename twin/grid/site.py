@@ -24,6 +24,7 @@ from twin.grid.faultstate import ActiveFaults
 from twin.scenario import schema
 
 WAITING, RUNNING, DONE, FAILED, ABORTED = "Waiting", "Running", "Done", "Failed", "Aborted"
+MAX_QUEUE_CPU_TIME_S = 12.5 * 86400  # computeQueueCPULimit caps a queue's maxCPUTime here
 
 
 class Pilot:
@@ -44,7 +45,8 @@ class Pilot:
         self.status = WAITING
 
     def time_left(self, now: float) -> float:
-        """Wall-clock seconds left before the batch system ends the pilot."""
+        """Wall-clock seconds left before the batch system ends the pilot (what the TimeLeft
+        utility reads from the batch system; `hs06` is the CPUNormalizationFactor)."""
         return max(0.0, self.end_time - now) if self.end_time is not None else 0.0
 
     @property
@@ -91,6 +93,13 @@ class ComputingElement:
 
     def running_pilots(self) -> list[Pilot]:
         return list(self._running.values())
+
+    @property
+    def queue_cpu_time(self) -> int:
+        """The queue's CPUTime in HS06-seconds, as the SiteDirector matches TQs against it
+        (QueueUtilities.computeQueueCPULimit: maxCPUTime x SI00/250, maxCPUTime capped at 12.5 d;
+        SI00/250 is the HS06 power of a core)."""
+        return int(min(self.pilot_lifetime, MAX_QUEUE_CPU_TIME_S) * self.hs06_per_core)
 
     def available(self) -> int:
         """Pilots the SiteDirector may submit now (DIRAC CE.available() fallback):

@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 OWNER_GROUP = "cta_prod"
 MODEL_LOOKUP_S = 60.0
 MB = 1e6
+#: JobWrapper/StopMargin (s): the tail of the slot kept for the uploads (JobAgent.initialize).
+STOP_MARGIN_S = 300.0
+#: JobAgent MinimumTimeLeft: below this much CPU work left (HS06-s) a pilot takes no further job.
+MINIMUM_CPU_WORK = 5000.0
+#: Watchdog JobCPULimitMargin (%): a job is killed once its raw CPU exceeds CPUTime by this much.
+JOB_CPU_LIMIT_MARGIN = 20.0
 
 
 class WorkloadManagement:
@@ -179,7 +185,7 @@ class WorkloadManagement:
         for ce in self.world.grid.ces.values():
             if not ce.site.up:
                 continue
-            waiting_jobs = self.tqdb.count_matching({"Site": ce.site.name, "CPUTime": ce.pilot_lifetime,
+            waiting_jobs = self.tqdb.count_matching({"Site": ce.site.name, "CPUTime": ce.queue_cpu_time,
                                                      "MaxRAM": ce.memory_mb, "NumberOfProcessors": ce.processors}, self.env.now)
             free = ce.slots - ce.running - ce.waiting
             n = site_director_pilots(free, ce.max_waiting_pilots, ce.waiting, waiting_jobs, self.cfg.max_pilots_per_cycle)
@@ -193,15 +199,19 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ JobAgent (inside the pilot)
     def _job_agent(self, pilot: "Pilot") -> Iterator[Any]:
-        """Match and run jobs one after another until time runs out or 10 matches fail in a row."""
+        """Match and run jobs one after another until the CPU work left falls to MinimumTimeLeft
+        (after the first job) or 10 matches fail in a row (JobAgent.execute)."""
         services = self.world.services
-        fails = 0
+        fails = jobs = 0
         while pilot.running:
+            work_left = cpu_work_left(pilot, self.env.now)
+            if jobs and work_left <= MINIMUM_CPU_WORK:
+                break  # _checkCPUWorkLeft: "No more time left"
             yield from services.call("Matcher", "matchAndGetJob")
             if not pilot.running:
                 break
             now = self.env.now
-            resource = {"Site": pilot.site, "CPUTime": pilot.time_left(now), "MaxRAM": pilot.memory_mb,
+            resource = {"Site": pilot.site, "CPUTime": int(work_left), "MaxRAM": pilot.memory_mb,
                         "NumberOfProcessors": pilot.processors}
             job = request_job(self.tqdb, self.jobdb, resource, self.rng_match, now)
             if job is None:
@@ -211,6 +221,7 @@ class WorkloadManagement:
                 yield self.env.any_of([self.env.timeout(self.cfg.job_agent_polling * (fails + 1) * 2), pilot.killed])
                 continue
             fails = 0
+            jobs += 1
             job.pilot = pilot
             yield from self._run_job(job, pilot)
         pilot.finish()
@@ -237,7 +248,7 @@ class WorkloadManagement:
                 yield from self._fail(job, "Input Data Download Failed", 0.0, inputs=None)
             return
         wall = job.cpu_work / _cpu(job, pilot, 1.0)
-        limit = float(model.cpu_time_limit)
+        limit = watchdog_cpu_kill_after(job, pilot)
         p_fail = 1 - (1 - world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
         if wall > limit:
             if (yield from self._hold(pilot, limit, job)):
@@ -402,6 +413,28 @@ class WorkloadManagement:
                 ran = (job.heartbeat_time or now) - (job.start_time or now)
                 self.cpu_wasted_hs06s += _cpu(job, job.pilot, max(0.0, ran)) if job.pilot else 0.0
         yield from self.world.services.call("JobMonitoring", "selectJobs", max(1, self.jobdb.count(js.RUNNING)))
+
+
+def cpu_work_left(pilot: "Pilot", now: float, stop_margin: float = STOP_MARGIN_S) -> float:
+    """The CPUTime a pilot offers the Matcher, in HS06-seconds, as DIRAC's JobAgent computes it.
+
+    The pilot seeds /LocalSite/CPUTimeLeft with the queue's time left x CPUNormalizationFactor
+    (CPUNormalization.getCPUTime); JobAgent.initialize takes the JobWrapper StopMargin off and
+    _computeCPUWorkLeft counts down wall-clock x CPU power. The job's CPUTime (JDL) is in the same
+    normalised units, so a 10 HS06 core in a 48 h queue offers ~1.7 M HS06-s, not 172800.
+    """
+    return max(0.0, pilot.time_left(now) - stop_margin) * pilot.hs06
+
+
+def watchdog_cpu_kill_after(job: Job, pilot: "Pilot", margin_pct: float = JOB_CPU_LIMIT_MARGIN) -> float:
+    """Wall seconds after which the Watchdog kills the job (Watchdog.__checkCPULimit).
+
+    The Watchdog compares the payload's *raw* CPU seconds (not normalised: __convertCPUTime is an
+    identity) with CPUTime x (1 + JobCPULimitMargin/100); an N-core payload burns N CPU-seconds per
+    wall second. (DIRAC samples every check interval; the twin kills at the crossing.)
+    """
+    cores = max(1, min(job.processors, pilot.processors))
+    return job.cpu_time * (1.0 + margin_pct / 100.0) / cores
 
 
 def _cpu(job: Job, pilot: "Pilot", seconds: float) -> float:
