@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as hs
 
 from twin.build import build_world
@@ -57,8 +57,30 @@ def run(schedule: list[Fault], seed: int):
     return world, summarize(world)
 
 
+#: Issue 11 item 3: outputs registered while the catalog was down, by pilots that died waiting.
+CATALOG_DOWN_THEN_SITE_DOWN = [Fault(kind="db_down", target="FileCatalogDB", start=0.0, end=58276.0),
+                               Fault(kind="site_down", target="LCG.IN2P3-CC.fr", start=27680.0, end=126849.0)]
+#: Issue 11 item 7: pilots killed in the middle of their upload.
+SITE_DOWN_DURING_UPLOADS = [Fault(kind="site_down", target="LCG.IN2P3-CC.fr", start=2720.0, end=6320.0)]
+
+
+def mc_outputs(world) -> list[str]:
+    with world.services.unmetered():
+        return world.catalog.find_files_by_metadata({"data_level": -1}, world.runtime(1).output_dir)
+
+
+def test_a_pilot_that_dies_mid_upload_registers_no_output():
+    world, s = run(SITE_DOWN_DURING_UPLOADS, seed=0)
+    done = {job.task_name for job in world.wms.jobdb.jobs.values() if job.job_group == 1 and job.status == "Done"}
+    registered = [lfn.rsplit("/", 1)[1].rsplit("_", 2)[0] for lfn in mc_outputs(world)]
+    assert sorted(registered) == sorted(done)
+    assert s["transformations"][0]["tasks"].get("Done", 0) == len(done)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=faults(), seed=hs.integers(0, 2**16))
+@example(schedule=CATALOG_DOWN_THEN_SITE_DOWN, seed=6)
+@example(schedule=SITE_DOWN_DURING_UPLOADS, seed=0)
 def test_nothing_is_lost_under_random_faults(schedule, seed):
     world, s = run(schedule, seed)
     inv = s["invariants"]
@@ -74,8 +96,7 @@ def test_nothing_is_lost_under_random_faults(schedule, seed):
     assert world.wms.cpu_used_hs06s == pytest.approx(done_work)
     # Every successful MC job registered its output exactly once.
     mc_done = s["transformations"][0]["tasks"].get("Done", 0)
-    mc_outputs = world.catalog.find_files_by_metadata({"data_level": -1}, world.runtime(1).output_dir)
-    assert len(mc_outputs) == mc_done
+    assert len(mc_outputs(world)) == mc_done
     # A processing input is Processed only if its job succeeded: Processed files <= 5 x Done tasks.
     processing = s["transformations"][1]
     assert processing["files"].get(st.PROCESSED, 0) <= 5 * processing["tasks"].get("Done", 0)

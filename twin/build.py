@@ -49,6 +49,7 @@ def build_world(scenario: Scenario, events_path: Path | None = None, keep_events
                   ScenarioOperations(scenario.dirac.operations))
     world._file_fields = file_fields
     tsdb.on_file_status = world.on_file_status
+    tsdb.on_task_status = world.on_task_status
     _size_databases(world)
     world.ts = TransformationAgents(world)
     world.datamanager = DataManager(world)

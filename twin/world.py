@@ -122,6 +122,10 @@ class World:
             self.ts_file_rows += 1
         self.sim.log.log(now, "file.status", f"trans:{trans_id}/{lfn}", new, old or "")
 
+    def on_task_status(self, trans_id: int, task_id: int, old: str | None, new: str, now: float) -> None:
+        """Every task creation and status change: one event-log row (the trail invariants recount)."""
+        self.sim.log.log(now, "task.status", f"trans:{trans_id}/task:{task_id}", new, old or "")
+
     # ------------------------------------------------------------------ completion
     def transformation_finished(self, trans_id: int) -> bool:
         """No more work can appear: parents finished, no pending input, every task final, nothing to extend.

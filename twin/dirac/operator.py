@@ -20,6 +20,8 @@ from twin.scenario.schema import OperatorAction, Production, Step
 if TYPE_CHECKING:
     from twin.world import World
 
+TS = "TransformationManager"
+
 
 
 def _body(step: Step) -> str:
@@ -55,6 +57,7 @@ class Operator:
             yield env.timeout(production.start)
         first = [step for step in production.steps if not step.start_after]
         self._submit(production, first, production.name)
+        yield from self._pay()
         later = [step for step in production.steps if step.start_after]
         for step in later:
             env.process(self._run_deferred(production, step))
@@ -74,6 +77,7 @@ class Operator:
             yield env.timeout(self.check_interval)
         yield env.timeout(step.start_delay + self.world.scenario.dirac.operator_reaction)
         self._submit(production, [step], f"{production.name}-{step.name}")
+        yield from self._pay()
 
     def _run_flush(self, production: Production, step: Step) -> Iterator[Any]:
         """The operator flushes a step once its parents have finished: its partial groups become tasks."""
@@ -90,6 +94,7 @@ class Operator:
         world.runtime(trans_id).flushed = True
         if world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
             world.set_transformation_status(trans_id, st.FLUSH)
+            yield from self._pay()
 
     def _act(self, action: OperatorAction) -> None:
         """A scheduled manual intervention; logged, and refused (logged) if the step is not submitted yet."""
@@ -115,6 +120,12 @@ class Operator:
         status = tsdb.getTransformation(trans_id)["Value"]["Status"]
         world.sim.log.log(now, "transformation.status", f"trans:{trans_id}", status, f"operator {action.action}")
         world.sim.log.log(now, "operator.action", action.target, action.action, f"trans:{trans_id}")
+        world.services.defer(TS)  # a callback: billed to the TransformationManager's next call
+
+    def _pay(self) -> Iterator[Any]:
+        """The operator's own calls (cta-prod-submit, setTransformationParameter) cost the servers; paying
+        them here keeps them from being billed to whichever agent pays next."""
+        yield from self.world.services.pay(TS)
 
     def _give_up(self, production: Production, step: Step, why: str) -> None:
         self.unsubmitted -= 1

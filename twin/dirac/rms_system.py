@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterator
 
 from twin.dirac import rms
-from twin.dirac.transformation import status as st
 from twin.engine.queueing import ServerPool
 
 if TYPE_CHECKING:
@@ -60,11 +59,10 @@ class RequestManagement:
         except rms.RequestBodyError as exc:
             world.sim.log.log(now, "task.refused", f"trans:{trans_id}/task:{task_id}", "bad body", str(exc)[:120])
             return
-        request_id = self.db.put_request(request, now)
-        self.task_of[request_id] = (trans_id, task_id)
         yield from world.services.call("ReqManager", "putRequest", len(lfns))
-        world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, request_id, now=world.sim.now)
-        world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{task_id}", st.TASK_SUBMITTED, f"request:{request_id}")
+        request_id = self.db.put_request(request, world.sim.now)  # the request exists once putRequest returned
+        self.task_of[request_id] = (trans_id, task_id)
+        return request_id  # the task manager records Submitted + RequestID (updateDBAfterTaskSubmission)
 
     # ------------------------------------------------------------------ RequestExecutingAgent
     def executing_cycle(self) -> Iterator[Any]:

@@ -131,8 +131,10 @@ class TransformationAgents:
             return
         data = world.datamanager.replicas_for(trans, [f["LFN"] for f in files])
         yield from world.services.pay(FC)
-        assigned, all_created = self._run_plugin(trans, data, files) if data else (0, True)
+        tasks = self._run_plugin(trans, data, files) if data else []
+        world.services.meter("TransformationDB", "addTaskForTransformation", len(tasks))
         yield from world.services.pay(TS)
+        assigned, all_created = self._create_tasks(trans_id, tasks) if tasks is not None else (0, False)
         self.leftover[trans_id] = len(files) - assigned
         self.idle[trans_id] = assigned == 0
         if flush and all_created:
@@ -145,7 +147,9 @@ class TransformationAgents:
         return (applies and trans["Status"] != st.FLUSH and self.leftover.get(trans_id) == unused
                 and now - self.last_run.get(trans_id, -1e18) < self.cfg.no_unused_delay)
 
-    def _run_plugin(self, trans: dict[str, Any], data: dict[str, list[str]], files: list[dict[str, Any]]) -> tuple[int, bool]:
+    def _run_plugin(self, trans: dict[str, Any], data: dict[str, list[str]],
+                    files: list[dict[str, Any]]) -> list[tuple[str, list[str]]] | None:
+        """The plugin's (SE, LFNs) tasks; None when it failed (logged)."""
         world = self.world
         trans_id = trans["TransformationID"]
         plugin = world.runtime(trans_id).make_plugin()
@@ -155,17 +159,23 @@ class TransformationAgents:
         result = plugin.run()
         if not result["OK"]:
             world.sim.log.log(world.sim.now, "plugin.error", f"trans:{trans_id}", trans["Plugin"], result["Message"][:200])
-            return 0, False
+            return None
+        return list(result["Value"])
+
+    def _create_tasks(self, trans_id: int, tasks: list[tuple[str, list[str]]]) -> tuple[int, bool]:
+        """addTaskForTransformation for each task, applied once the calls (already paid) have returned:
+        a task whose files changed meanwhile is refused by the DB, as in DIRAC."""
+        world = self.world
         assigned, all_created = 0, True
-        for se, lfns in result["Value"]:
-            res = world.tsdb.addTaskForTransformation(trans_id, lfns, se, now=world.sim.now)
-            if res["OK"]:
-                assigned += len(lfns)
-                self.tasks_created += 1
-                world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{res['Value']}", st.TASK_CREATED, se)
-            else:
-                all_created = False
-                world.sim.log.log(world.sim.now, "task.refused", f"trans:{trans_id}", res["Message"][:80], se, float(len(lfns)))
+        with world.services.unmetered():
+            for se, lfns in tasks:
+                res = world.tsdb.addTaskForTransformation(trans_id, lfns, se, now=world.sim.now)
+                if res["OK"]:
+                    assigned += len(lfns)
+                    self.tasks_created += 1
+                else:
+                    all_created = False
+                    world.sim.log.log(world.sim.now, "task.refused", f"trans:{trans_id}", res["Message"][:80], se, float(len(lfns)))
         return assigned, all_created
 
     # ------------------------------------------------------------------ task managers
@@ -188,9 +198,22 @@ class TransformationAgents:
                 continue
             trans_id = trans["TransformationID"]
             res = world.tsdb.getTasksToSubmit(trans_id, cfg.tasks_per_loop, now=world.sim.now)
+            submitted = []
             for task in res["Value"]["JobDictionary"].values():
-                yield from submit(trans, task)
-            yield from world.services.pay(TS)
+                external_id = yield from submit(trans, task)
+                if external_id is not None:
+                    submitted.append((task["TaskID"], external_id))
+            yield from self._update_db_after_submission(trans_id, submitted)
+
+    def _update_db_after_submission(self, trans_id: int, submitted: list[tuple[int, int]]) -> Iterator[Any]:
+        """updateDBAfterTaskSubmission: Submitted + ExternalID per task, visible when the calls return."""
+        world = self.world
+        if submitted:
+            world.services.meter("TransformationDB", "setTaskStatusAndWmsID", len(submitted))
+        yield from world.services.pay(TS)
+        with world.services.unmetered():
+            for task_id, external_id in submitted:
+                world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, external_id, now=world.sim.now)
 
     def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool) -> None:
         """Job/request status changed: remember it for the next MonitorTasks/MonitorFiles pass.
@@ -231,7 +254,6 @@ class TransformationAgents:
         world.services.meter("TransformationDB", "getTransformationTasks", max(1, waiting + len(due)))
         for trans_id, task_id, status in due:
             world.tsdb.setTaskStatus(trans_id, task_id, status, now=world.sim.now)
-            world.sim.log.log(world.sim.now, "task.status", f"trans:{trans_id}/task:{task_id}", status)
         yield from world.services.pay(TS)
 
     def _update_file_status(self, ids: set[int]) -> Iterator[Any]:
@@ -265,9 +287,12 @@ class TransformationAgents:
         for trans in self._transformations([st.ACTIVE], set(cfg.extendable_types)):
             n = self.tasks_to_extend(trans)
             if n > 0:
-                world.tsdb.extendTransformation(trans["TransformationID"], n, now=world.sim.now)
-                self.tasks_created += n
+                world.services.meter("TransformationDB", "extendTransformation", n)
             yield from world.services.pay(TS)
+            if n > 0:  # the new tasks exist once the call has returned
+                with world.services.unmetered():
+                    world.tsdb.extendTransformation(trans["TransformationID"], n, now=world.sim.now)
+                self.tasks_created += n
 
     def tasks_to_extend(self, trans: dict[str, Any]) -> int:
         """MCExtensionAgent's rule: MaxNumberOfTasks - (Total - Failed), clamped to [0, TasksPerIteration]."""

@@ -25,6 +25,10 @@ from twin.dirac.transformation import status as st
 
 Result = dict[str, Any]
 FileStatusListener = Callable[[int, str, "str | None", str, float], None]
+#: (transID, taskID, old status or None when created, new status, now)
+TaskStatusListener = Callable[[int, int, "str | None", str, float], None]
+#: The pseudo-status reported for rows that cleanTransformation drops (DIRAC deletes them).
+DROPPED = "Deleted"
 
 TRANSPARAMS = (
     "TransformationID", "TransformationName", "Description", "LongDescription", "CreationDate",
@@ -167,13 +171,16 @@ class _Task:
 
 
 class _TaskTable:
-    """Tasks of one transformation (TaskID = position + 1) with ExternalStatus -> TaskIDs in entry order."""
+    """Tasks of one transformation (TaskID = position + 1) with ExternalStatus -> TaskIDs in entry order.
 
-    __slots__ = ("tasks", "by_status")
+    `notify(taskID, old, new, now)` hears every creation (old None) and status change."""
 
-    def __init__(self) -> None:
+    __slots__ = ("tasks", "by_status", "notify")
+
+    def __init__(self, notify: Callable[[int, "str | None", str, float], None] | None = None) -> None:
         self.tasks: list[_Task] = []
         self.by_status: dict[str, dict[int, None]] = {}
+        self.notify = notify
 
     def get(self, task_id: int) -> _Task | None:
         return self.tasks[task_id - 1] if isinstance(task_id, int) and 0 < task_id <= len(self.tasks) else None
@@ -182,13 +189,18 @@ class _TaskTable:
         task = _Task(len(self.tasks) + 1, target_se, now, inputs)
         self.tasks.append(task)
         self.by_status.setdefault(task.status, {})[task.task_id] = None
+        if self.notify is not None:
+            self.notify(task.task_id, None, task.status, now)
         return task
 
     def set_status(self, task: _Task, status: str, now: float) -> None:
         if status != task.status:
+            old = task.status
             del self.by_status[task.status][task.task_id]
             self.by_status.setdefault(status, {})[task.task_id] = None
             task.status = status
+            if self.notify is not None:
+                self.notify(task.task_id, old, status, now)
         task.last_update_time = now
 
     def counts(self) -> dict[str, int]:
@@ -265,15 +277,18 @@ class TransformationDB(MeteredStore):
         files_max_reset_counter: int = st.FILES_MAX_RESET_COUNTER,
         extendable_types: Iterable[str] = st.EXTENDABLE_TRANSFORMATION_TYPES,
         on_file_status: FileStatusListener | None = None,
+        on_task_status: TaskStatusListener | None = None,
     ) -> None:
         """`catalog` serves the Input meta-query run once by addTransformation; `on_file_status` is called
-        (transID, lfn, old, new, now) on every file status change, old=None when a file is added."""
+        (transID, lfn, old, new, now) on every file status change, old=None when a file is added, and
+        `on_task_status` (transID, taskID, old, new, now) likewise for tasks: the trail the event log keeps."""
         super().__init__(meter)
         self._clock = clock or (lambda: 0.0)
         self.catalog = catalog
         self.files_max_reset_counter = files_max_reset_counter
         self.extendable_types = {t.lower() for t in extendable_types}
         self.on_file_status = on_file_status
+        self.on_task_status = on_task_status
         self._trans: dict[int, _Transformation] = {}
         self._names: dict[str, int] = {}
         self._next_id = 1
@@ -317,6 +332,12 @@ class TransformationDB(MeteredStore):
     def _notify(self, trans: _Transformation, row: int, old: str | None, new: str, now: float) -> None:
         if self.on_file_status is not None:
             self.on_file_status(trans.id, self._lfns[trans.files.file_id[row]], old, new, now)
+
+    def _task_listener(self, trans_id: int) -> Callable[[int, "str | None", str, float], None]:
+        def notify(task_id: int, old: str | None, new: str, now: float) -> None:
+            if self.on_task_status is not None:
+                self.on_task_status(trans_id, task_id, old, new, now)
+        return notify
 
     def _trans_dict(self, trans: _Transformation, extra_params: bool, columns: Iterable[str] | None = None) -> dict:
         params = trans.params if columns is None else {c: trans.params[c] for c in columns if c in trans.params}
@@ -368,6 +389,7 @@ class TransformationDB(MeteredStore):
             "GroupSize": groupSize, "InheritedFrom": inheritedFrom, "Body": body, "MaxNumberOfTasks": maxTasks,
             "EventsPerTask": eventsPerTask, "TransformationFamily": 0,
         })
+        trans.tasks.notify = self._task_listener(trans_id)
         self._trans[trans_id] = trans
         self._names[transName] = trans_id
         for query_type, query in (("Input", inputMetaQuery), ("Output", outputMetaQuery)):
@@ -510,11 +532,16 @@ class TransformationDB(MeteredStore):
         trans = self._lookup(transName)
         if trans is None:
             return _unknown(transName)
+        t = self._now(now)
+        for row in range(len(trans.files)):
+            self._notify(trans, row, self._status.names[trans.files.status[row]], DROPPED, t)
+        for task in trans.tasks.tasks:
+            trans.tasks.notify(task.task_id, task.status, DROPPED, t)
         trans.files = _FileTable()
-        trans.tasks = _TaskTable()
+        trans.tasks = _TaskTable(trans.tasks.notify)
         trans.queries.clear()
         trans.params["Status"] = st.TRANSFORMATION_CLEANED
-        trans.params["LastUpdate"] = self._now(now)
+        trans.params["LastUpdate"] = t
         return S_OK(trans.id)
 
     # --- meta-queries ---------------------------------------------------------------------------------

@@ -88,26 +88,29 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ submission (WorkflowTaskAgent)
     def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:
-        """WorkflowTasks: build the job from the task, destination BySE, submit; Submitted + JobID."""
+        """WorkflowTasks: build the job from the task, destination BySE, submit; returns the JobID (None: not
+        submitted). The job exists once JobManager's insertNewJobIntoDB has returned, not while the call waits;
+        the task manager then records Submitted + JobID for all its submissions (updateDBAfterTaskSubmission)."""
         world = self.world
         trans_id, task_id = trans["TransformationID"], task["TaskID"]
         runtime = world.runtime(trans_id)
         sites = handle_destination("ANY", by_se_sites(task["TargetSE"], world.resources.sites_for))
         if sites is None:
-            return  # empty intersection: stays Reserved, CheckReserved returns it to Created after 1 h
+            return None  # empty intersection: stays Reserved, CheckReserved returns it to Created after 1 h
         lfns = [lfn for lfn in task["InputData"].split(";") if lfn]
         model = runtime.step.job
+        cpu_work = self._sample_cpu(runtime, len(lfns))
+        yield from world.services.call("JobManager", "insertNewJobIntoDB")
         job = self.jobdb.submit(
             world.sim.now, job_type=runtime.job_type, owner_group=OWNER_GROUP, job_group=trans_id,
             task_name=f"{trans_id:08d}_{task_id:08d}", input_data=lfns,
-            sites=[] if sites == ["ANY"] else sites, cpu_work=self._sample_cpu(runtime, len(lfns)),
+            sites=[] if sites == ["ANY"] else sites, cpu_work=cpu_work,
             cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
         )
         self._jobs_by_transformation.setdefault(trans_id, []).append(job.job_id)
-        yield from world.services.call("JobManager", "insertNewJobIntoDB")
-        world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, job.job_id, now=world.sim.now)
         world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
         self._optimize_later(job, self.cfg.optimizer_delay)
+        return job.job_id
 
     def _sample_cpu(self, runtime: "TransformationRuntime", n_inputs: int) -> float:
         model = runtime.step.job
@@ -349,18 +352,22 @@ class WorkloadManagement:
         return True
 
     def _upload(self, job: Job, runtime: "TransformationRuntime", pilot: "Pilot") -> Iterator[Any]:
-        """cta-prod-managedata: each output to the shuffled production SEs (local first), then failover SEs."""
+        """cta-prod-managedata: each output to the shuffled production SEs (local first), then failover SEs,
+        then one catalog registration. The registration takes effect only if the job is still alive when the
+        FileCatalog call returns: a pilot that dies mid-transfer or while the catalog is down leaves no catalog
+        entry (its bytes stay on the SE as dark data)."""
         world = self.world
         model = runtime.step.job
         n_files = model.output_files * (max(1, len(job.input_data)) if model.outputs_per_input else 1)
         size = model.output_size_mb * MB
         task_id = task_of(job)[1]
+        placed: list[tuple[str, str, float, dict[str, Any]]] = []
         for k in range(n_files):
-            if job.status != js.COMPLETING:
+            if not self._alive(job, pilot):
                 return False  # killed while uploading: the wrapper stops
             file_size = self.fates.file_size(model.output_data_type, size)
             se = yield from self._upload_one(pilot, model.output_data_type, file_size)
-            if se is None:
+            if se is None or not self._alive(job, pilot):
                 return False
             meta = {key: value for key, value in runtime.step.output_metadata.items()
                     if key in world.file_fields and not isinstance(value, (dict, list))}
@@ -368,12 +375,22 @@ class WorkloadManagement:
                 meta.update(model.file_metadata[k % len(model.file_metadata)])
             meta["runNumber"] = task_id
             lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
-            world.catalog.add_file(lfn, int(file_size), se, meta)
-            runtime.outputs.append(lfn)
-            self.outputs_registered += 1
-            self.bytes_uploaded += file_size
-        yield from world.services.pay("FileCatalog")
+            placed.append((lfn, se, file_size, meta))
+        yield from world.services.call("FileCatalog", "addFile", len(placed))
+        if not self._alive(job, pilot):
+            return False
+        with world.services.unmetered():  # paid just above
+            for lfn, se, file_size, meta in placed:
+                world.catalog.add_file(lfn, int(file_size), se, meta)
+        runtime.outputs.extend(lfn for lfn, *_ in placed)
+        self.outputs_registered += len(placed)
+        self.bytes_uploaded += sum(file_size for _, _, file_size, _ in placed)
         return True
+
+    @staticmethod
+    def _alive(job: Job, pilot: "Pilot") -> bool:
+        """The job wrapper still runs: its pilot is alive and nobody killed or stalled the job."""
+        return pilot.running and job.status == js.COMPLETING
 
     def _upload_one(self, pilot: "Pilot", data_type: str, size: float) -> Iterator[Any]:
         for ses in (self._output_ses(data_type, pilot.site), self._failover_ses(data_type)):
