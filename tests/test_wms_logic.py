@@ -737,3 +737,54 @@ def test_two_day_pilots_do_not_starve_the_baseline_at_one_twentieth_scale() -> N
     mc_cpu = max(step.job.cpu_hs06s for p in scenario.workload.productions for step in p.steps if step.type == "MCSimulation")
     capacity = hs06_slots * 2 * DAY / mc_cpu  # MC jobs the slots could finish in 2 days at the dearest MC
     assert done >= 0.7 * capacity, (done, capacity)
+
+
+# ======================================================================================= configuration that must be used
+def _sites_that_ran(**overrides) -> dict[str, dict[str, int]]:
+    from conftest import minimal
+
+    from twin.runner import simulate
+
+    settings = {"run.duration": "12h", "workload.productions[test].steps[MCSimulation].max_tasks": 30}
+    scenario = minimal(**{**settings, **overrides})
+    return {site: counts for site, counts in simulate(scenario).summary["jobs"]["by_site"].items() if site != "ANY"}
+
+
+def test_by_job_type_destination_plugin_applies_the_job_type_mapping() -> None:
+    """dirac.destination_plugin: ByJobType calls TaskManagerPlugin._ByJobType over Operations JobTypeMapping."""
+    assert set(_sites_that_ran()) == {"LCG.IN2P3-CC.fr", "LCG.PIC.es"}
+    excluded = _sites_that_ran(**{"dirac.destination_plugin": "ByJobType",
+                                  "dirac.operations": {"JobTypeMapping/MCSimulation/Exclude": "LCG.IN2P3-CC.fr"}})
+    assert set(excluded) == {"LCG.PIC.es"}
+    helped = _sites_that_ran(**{"dirac.destination_plugin": "ByJobType",
+                                "dirac.operations": {"JobTypeMapping/MCSimulation/Exclude": "ALL",
+                                                     "JobTypeMapping/MCSimulation/Allow/LCG.IN2P3-CC.fr": "LCG.PIC.es"}})
+    assert set(helped) == {"LCG.IN2P3-CC.fr"}  # MC has no TargetSE: an Allow entry applies whatever its source
+
+
+def test_job_destination_sets_the_job_site() -> None:
+    """JobModel.destination is the JDL Site (Job.setDestination), ANDed with the plugin's sites."""
+    assert set(_sites_that_ran(**{"workload.productions[test].steps[MCSimulation].job.destination": ["LCG.PIC.es"]})) == {"LCG.PIC.es"}
+
+
+def test_matching_delay_from_the_scenario_spaces_matches_at_a_site() -> None:
+    """Operations JobScheduling/MatchingDelay/<Site>/JobType/<type>: one match per interval (burst 1),
+    so 12 h let PIC (20 slots) match at most 13 MC jobs; without the delay it fills its slots at once."""
+    def at_pic(**overrides) -> int:
+        return sum(_sites_that_ran(**{"workload.productions[test].steps[MCSimulation].max_tasks": 60}, **overrides)
+                   .get("LCG.PIC.es", {}).values())
+
+    assert at_pic() >= 20
+    assert 1 <= at_pic(**{"dirac.matching_delays": {"LCG.PIC.es": {"MCSimulation": {"interval": "1h"}}}}) <= 13
+    assert at_pic(**{"dirac.matching_delays": {"LCG.PIC.es": {"MCSimulation": {"interval": "1h", "burst": 20}}}}) >= 20
+
+
+def test_unknown_destination_or_limit_site_is_refused_with_its_key_path() -> None:
+    from conftest import minimal
+
+    from twin.errors import TwinError
+
+    with pytest.raises(TwinError, match=r"job\.destination\[0\].*site"):
+        minimal(**{"workload.productions[test].steps[MCSimulation].job.destination": ["LCG.Nowhere.xx"]})
+    with pytest.raises(TwinError, match=r"dirac\.matching_delays\.LCG\.Nowhere\.xx"):
+        minimal(**{"dirac.matching_delays": {"LCG.Nowhere.xx": {"MCSimulation": {"interval": 60}}}})

@@ -84,6 +84,15 @@ def test_job_models_by_job_type_and_step_overrides():
     assert models["Merging"].processors == 1  # the caller's models are not modified
 
 
+def test_job_config_destination_becomes_the_job_site():
+    """WorkflowElement.set_constrained_job_attribute: destination -> Job.setDestination (comma string or list)."""
+    data = _example()
+    data["ProdSteps"][0]["job_config"]["destination"] = "LCG.CNAF.it, LCG.PIC.es"
+    data["ProdSteps"][1]["job_config"]["destination"] = ["ANY"]
+    mc, process, *_ = _import(data).steps
+    assert mc.job.destination == ["LCG.CNAF.it", "LCG.PIC.es"] and process.job.destination == []
+
+
 # --- other step types ----------------------------------------------------------------------
 def _prod6_input(**extra) -> dict:
     query = {"parentID": None, "MCCampaign": "PROD6", "array_layout": "Alpha", "site": "LaPalma",

@@ -62,6 +62,10 @@ class GridResources:
     def sites_for(self, se: str) -> list[str]:
         return self._sites_for_se.get(se, [])
 
+    def tiers_with_storage(self) -> list[str]:
+        """DMSHelpers.getTiers(withStorage=True): the sites that have a local SE, sorted."""
+        return sorted(site for site in self.grid.sites if self.getSEsForSite(site)["Value"])
+
     def readable(self, se: str) -> bool:
         storage = self.grid.ses.get(se)
         return storage is not None and storage.readable
@@ -79,3 +83,16 @@ class ScenarioOperations:
 
     def getValue(self, path: str, default: Any = None) -> Any:
         return self.values.get(path.strip("/"), default)
+
+    def getOptionsDict(self, path: str) -> dict[str, Any]:
+        """Operations.getOptionsDict: S_OK({option: value}) of the options directly under ``path``
+        (flat "path/option" keys, or a mapping given at ``path``); S_ERROR if there is no such section."""
+        prefix = path.strip("/") + "/"
+        found = {key[len(prefix):]: value for key, value in self.values.items()
+                 if key.startswith(prefix) and "/" not in key[len(prefix):]}
+        nested = self.values.get(path.strip("/"))
+        if isinstance(nested, dict):
+            found.update({key: value for key, value in nested.items() if not isinstance(value, dict)})
+        elif not found:
+            return S_ERROR(f"{path} in Operations does not exist")
+        return S_OK(found)

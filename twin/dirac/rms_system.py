@@ -3,9 +3,7 @@ RequestExecutingAgent with its operation handlers (ReplicateAndRegister, RemoveR
 RemoveFile) moving real bytes over the simulated network and storage.
 
 Pure request logic (states, attempts, back-off, selection) is twin.dirac.rms. Handlers
-run in DIRAC's DMMode (file-by-file third-party copies) by default; with
-`dirac.rms_fts_mode` a ReplicateAndRegister is one FTS job per source SE
-(MaxFilesPerJob 100, MaxAttemptsPerFile), as the FTS3Agent would batch it.
+run in DIRAC's DMMode: file-by-file third-party copies.
 """
 
 from __future__ import annotations

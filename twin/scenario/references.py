@@ -39,6 +39,8 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             for key in ("source_se", "target_se"):
                 for k, se in enumerate(getattr(step, key)):
                     need(ses, se, f"workload.productions[{i}].steps[{j}].{key}[{k}]", "storage element")
+            for k, site in enumerate(step.job.destination):
+                need(sites, site, f"workload.productions[{i}].steps[{j}].job.destination[{k}]", "site")
     steps = {f"{prod.name}/{step.name}" for prod in scenario.workload.productions for step in prod.steps}
     for i, action in enumerate(scenario.workload.operator_actions):
         if action.target not in steps:
@@ -51,6 +53,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         for data_type, names in getattr(scenario.dirac, kind).items():
             for k, se in enumerate(names):
                 need(ses, se, f"dirac.{kind}.{data_type}[{k}]", "storage element")
+    for kind in ("running_limits", "matching_delays"):
+        for site in getattr(scenario.dirac, kind):
+            need(sites, site, f"dirac.{kind}.{site}", "site")
     databases = {db.name for db in topo.databases}
     tape_ses = {se.name for se in topo.storage if se.kind == "tape"}
     targets = {

@@ -168,6 +168,7 @@ class JobModel(Strict):
     failure_prob: Probability = 0.0
     file_metadata: list[dict[str, Any]] = []
     model_query: dict[str, Any] = {}
+    destination: list[str] = []  # the job's Site (Job.setDestination); [] = ANY
 
     @model_validator(mode="after")
     def _one_metadata_per_file(self) -> "JobModel":
@@ -290,6 +291,13 @@ class AgentTiming(Strict):
     enabled: bool = True
 
 
+class MatchingDelay(Strict):
+    """Operations JobScheduling/MatchingDelay/<Site>/JobType/<type> (seconds) and its Burst."""
+
+    interval: Duration
+    burst: PositiveCount = 1
+
+
 class DiracConfig(Strict):
     """CS options and agent defaults; every default is DIRAC 9.1.22's (see docs/fidelity.md)."""
 
@@ -337,6 +345,7 @@ class DiracConfig(Strict):
     ses_for_failover: list[str] = []
     ses_not_for_jobs: list[str] = []
     running_limits: dict[str, dict[str, int]] = {}
+    matching_delays: dict[str, dict[str, MatchingDelay]] = {}
     group_share: Positive = 1000.0
     request_max_attempts: PositiveCount = 256
     requests_per_cycle: PositiveCount = 300

@@ -351,6 +351,8 @@ class _Importer:
             job["processors"] = self._positive_int(at, value)
         elif key == "cpu_time":
             job["cpu_time"] = self._number(at, value)
+        elif key == "destination":
+            job["destination"] = self._destination(at, value)
         elif key == "particle":
             job["particle"] = self._choice(at, value, MC_PARTICLES)
         elif key == "pointing_dir":
@@ -460,6 +462,8 @@ class _Importer:
             update["processors"] = b.job["processors"]
         if "cpu_time" in b.job:
             update["cpu_time_limit"] = b.job["cpu_time"]
+        if b.job.get("destination"):
+            update["destination"] = b.job["destination"]
         model_query = _model_query(b)
         if model_query:
             update["model_query"] = model_query
@@ -473,6 +477,14 @@ class _Importer:
             return float(value)
         except (TypeError, ValueError):
             raise self.error(at, f"expected a number, got {value!r}") from None
+
+    def _destination(self, at: list[str | int], value: Any) -> list[str]:
+        """Job.setDestination: a comma-separated string or a list of sites; "ANY"/"" mean no requirement."""
+        if isinstance(value, str):
+            value = value.replace(" ", "").split(",")
+        if not isinstance(value, list) or not all(isinstance(site, str) for site in value):
+            raise self.error(at, f"expected a site name, a comma-separated string or a list of sites, got {value!r}")
+        return sorted({site for site in value if site.lower() not in ("any", "")})
 
     def _positive_int(self, at: list[str | int], value: Any) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -21,7 +21,7 @@ from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
 from twin.dirac.wms.failures import PAYLOAD, RUNS_THROUGH, START, UPLOAD, Fate, JobFates
 from twin.dirac.wms.jobdb import Job, JobDB
-from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_se_sites, handle_destination, schedule_job, site_director_pilots
+from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_job_type, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
 from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_job
 
@@ -48,7 +48,10 @@ class WorkloadManagement:
         self.cfg = cfg
         self.env = world.sim.env
         self.jobdb = JobDB(on_status=self._on_status, max_rescheduling=cfg.max_rescheduling)
-        limiter = Limiter(cfg.running_limits, self.jobdb.running_by_job_type) if cfg.running_limits else None
+        delays = {site: {job_type: (d.interval, d.burst) for job_type, d in by_type.items()}
+                  for site, by_type in cfg.matching_delays.items()}
+        limiter = (Limiter(cfg.running_limits, self.jobdb.running_by_job_type, matching_delays=delays)
+                   if cfg.running_limits or delays else None)
         self.tqdb = TaskQueueDB({OWNER_GROUP: cfg.group_share}, limiter=limiter, site_mask=None)
         streams = world.sim.streams
         self.rng_match = streams.get("wms.matcher")
@@ -88,17 +91,17 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ submission (WorkflowTaskAgent)
     def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:
-        """WorkflowTasks: build the job from the task, destination BySE, submit; returns the JobID (None: not
+        """WorkflowTasks: build the job from the task, destination (BySE/ByJobType AND the job's Site), submit; returns the JobID (None: not
         submitted). The job exists once JobManager's insertNewJobIntoDB has returned, not while the call waits;
         the task manager then records Submitted + JobID for all its submissions (updateDBAfterTaskSubmission)."""
         world = self.world
         trans_id, task_id = trans["TransformationID"], task["TaskID"]
         runtime = world.runtime(trans_id)
-        sites = handle_destination("ANY", by_se_sites(task["TargetSE"], world.resources.sites_for))
+        model = runtime.step.job
+        sites = handle_destination(";".join(model.destination) or "ANY", self._plugin_sites(runtime.job_type, task["TargetSE"]))
         if sites is None:
             return None  # empty intersection: stays Reserved, CheckReserved returns it to Created after 1 h
         lfns = [lfn for lfn in task["InputData"].split(";") if lfn]
-        model = runtime.step.job
         cpu_work = self._sample_cpu(runtime, len(lfns))
         yield from world.services.call("JobManager", "insertNewJobIntoDB")
         job = self.jobdb.submit(
@@ -111,6 +114,22 @@ class WorkloadManagement:
         world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
         self._optimize_later(job, self.cfg.optimizer_delay)
         return job.job_id
+
+    def _plugin_sites(self, job_type: str, target_se: str) -> set[str]:
+        """WorkflowTasks' TaskManagerPlugin (TaskManager/TaskManagerPlugin.py): _BySE or _ByJobType."""
+        resources = self.world.resources
+        if self.cfg.destination_plugin == "BySE":
+            return by_se_sites(target_se, resources.sites_for)
+        ops = self.world.operations
+        mapping = f"JobTypeMapping/{job_type}"
+        return by_job_type(
+            job_type, target_se, self.world.grid.sites, resources.sites_for,
+            exclude=_ops_list(ops.getValue(f"{mapping}/Exclude", [])),
+            allow=_allowed(ops.getOptionsDict(f"{mapping}/Allow")),
+            auto_added_sites=_ops_list(ops.getValue("JobTypeMapping/AutoAddedSites", [])),
+            tiers_with_storage=resources.tiers_with_storage(),
+            job_type_auto_added_sites=_ops_list(ops.getValue(f"{mapping}/AutoAddedSites", None)),
+        )
 
     def _sample_cpu(self, runtime: "TransformationRuntime", n_inputs: int) -> float:
         model = runtime.step.job
@@ -457,6 +476,22 @@ def watchdog_cpu_kill_after(job: Job, pilot: "Pilot", margin_pct: float = JOB_CP
 def _cpu(job: Job, pilot: "Pilot", seconds: float) -> float:
     """HS06-seconds a job burns in `seconds`: an N-processor job uses N cores of its (multi-core) pilot."""
     return seconds * pilot.hs06 * max(1, min(job.processors, pilot.processors))
+
+
+def _allowed(result: dict[str, Any]) -> dict[str, list[str]]:
+    """JobTypeMapping/<type>/Allow: {destination: from-sites}; no section means nothing allowed."""
+    if not result["OK"]:
+        return {}
+    return {site: _ops_list(sources) or [] for site, sources in result["Value"].items()}
+
+
+def _ops_list(value: Any) -> list[str] | None:
+    """Operations().getValue with a list default: a comma-separated string becomes a list."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value)
 
 
 def task_of(job: Job) -> tuple[int, int]:
