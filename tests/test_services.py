@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from conftest import minimal
@@ -19,7 +21,8 @@ def layer():
     return sim, grid, ServiceLayer(grid, cpu_ms_per_call=10.0, cpu_us_per_row=0.0)
 
 
-def test_metered_rows_are_paid_as_one_query_per_operation(layer):
+def test_each_metered_call_is_one_round_trip(layer):
+    """N single calls of a cycle are N RPCs and N queries (DIRAC makes N round trips), not one N-row query."""
     sim, grid, services = layer
     for _ in range(1000):
         services.meter("TransformationDB", "getTransformationFiles", 1)
@@ -31,10 +34,12 @@ def test_metered_rows_are_paid_as_one_query_per_operation(layer):
     sim.env.process(agent())
     sim.env.run()
     db = grid.databases["TransformationDB"]
-    assert db.queries == 2 and db.queries_by_op["getTransformationFiles"] == 1
-    expected = 0.010 + db.service_mean("getTransformationFiles", 1000) + db.service_mean("setFileStatusForTransformation", 5)
+    assert db.queries == 1001 and db.queries_by_op["getTransformationFiles"] == 1000
+    assert services.calls["TransformationManager"] == 1001
+    # the pools start cold and empty: no wait, the caller pays service times one after the other
+    expected = 1001 * 0.010 + 1000 * db.service_mean("getTransformationFiles", 1) + db.service_mean("setFileStatusForTransformation", 5)
     assert sim.env.now == pytest.approx(expected)
-    assert grid.servers["dirac-ts"].calls >= 1
+    assert services.instances["TransformationManager"][0].calls == 1001
 
 
 def test_unmetered_bookkeeping_costs_nothing(layer):
@@ -75,3 +80,185 @@ def test_work_deferred_from_a_callback_is_billed_to_its_service(layer):
     sim.env.process(executor_host_cycle())
     sim.env.run()
     assert grid.databases["FileCatalogDB"].queries_by_op["getReplicas"] == 1
+
+
+# ---------------------------------------------------------------- flow-level model vs exact queueing
+from twin.dirac import footprint as fp  # noqa: E402
+from twin.engine.queueing import FlowPool, ServerPool, erlang_c, mmc_wait  # noqa: E402
+from twin.scenario import schema  # noqa: E402
+
+
+def closed_form_wq(lam: float, mu: float, c: int) -> float:
+    a = lam / mu
+    tail = a**c / math.factorial(c) * c / (c - a)
+    return tail / (sum(a**k / math.factorial(k) for k in range(c)) + tail) / (c * mu - lam)
+
+
+@pytest.mark.parametrize("c,a", [(1, 0.5), (4, 3.2), (16, 12.0), (40, 30.0), (4, 0.01)])
+def test_erlang_c_recursion_matches_the_closed_form(c, a):
+    assert mmc_wait(c, a, 1.0) == pytest.approx(closed_form_wq(a, 1.0, c), rel=1e-9)
+    assert erlang_c(c, c + 1) == 1.0 and mmc_wait(c, c, 1.0) == math.inf
+
+
+def db_layer(flow: bool, connections: int = 4, seed: int = 3):
+    """One DB (4 connections, 10 ms queries, exponential) on a 64-core host, no service CPU."""
+    sim = Simulation(seed=seed)
+    topology = schema.Topology.model_validate({
+        "sites": [{"name": "S", "ces": [{"name": "ce", "slots": 1}]}],
+        "servers": [{"name": "h", "cores": 64, "ram_gb": 64, "services": ["TransformationManager"]}],
+        "databases": [{"name": "TransformationDB", "server": "h", "connections": connections, "base_query_ms": 10,
+                       "ms_per_million_rows": 0}]})
+    grid = build_grid(sim, topology)
+    return sim, grid, ServiceLayer(grid, cpu_ms_per_call=0.0, cpu_us_per_row=0.0, max_threads=500, flow=flow)
+
+
+def poisson_calls(sim, services, rho: float, calls: int, connections: int = 4) -> list[float]:
+    """Poisson RPCs, each one 10 ms query, offered load rho on the connections; returns latencies."""
+    lam = rho * connections / 0.010
+    gaps = sim.streams.get("test.arrivals").exponential(1 / lam, calls).tolist()
+    out: list[float] = []
+
+    def one():
+        start = sim.env.now
+        yield from services.call("TransformationManager", "getTransformationFiles")
+        out.append(sim.env.now - start)
+
+    def source():
+        for gap in gaps:
+            yield sim.env.timeout(gap)
+            sim.env.process(one())
+
+    sim.env.process(source())
+    sim.env.run()
+    return out
+
+
+@pytest.mark.parametrize("rho", [0.5, 0.7])
+def test_flow_latency_matches_exact_queueing_below_saturation(rho):
+    """Cold pools: flow-level latency = service + Erlang-C wait, within 5 % of the exact per-call M/M/4 run."""
+    exact = poisson_calls(*db_layer(flow=False)[::2], rho, 60_000)
+    sim, grid, services = db_layer(flow=True)
+    flow = poisson_calls(sim, services, rho, 60_000)
+    analytic = 0.010 + closed_form_wq(rho * 400, 100.0, 4)
+    mean_exact, mean_flow = sum(exact) / len(exact), sum(flow) / len(flow)
+    print(f"rho {rho}: exact {mean_exact * 1e3:.2f} ms flow {mean_flow * 1e3:.2f} ms analytic {analytic * 1e3:.2f} ms")
+    assert mean_exact == pytest.approx(analytic, rel=0.05)
+    assert mean_flow == pytest.approx(analytic, rel=0.05)
+    pool = grid.databases["TransformationDB"].flow
+    assert pool.hot_switches == 0  # never needed the exact queue
+    now = sim.env.now
+    # Little's law on the fluid pool: mean busy connections = lambda x service, mean queue = lambda x Wq
+    assert pool.busy_seconds() / now == pytest.approx(rho * 4, rel=0.03)
+    assert pool.queue_seconds() / now == pytest.approx(len(flow) / now * (mean_flow - 0.010), rel=0.03)
+
+
+def test_near_saturation_the_pool_queues_exactly():
+    """At rho = 0.95 the flow pool turns hot and queues call by call: same mean latency as the exact model."""
+    exact = poisson_calls(*db_layer(flow=False)[::2], 0.95, 40_000)
+    sim, grid, services = db_layer(flow=True)
+    flow = poisson_calls(sim, services, 0.95, 40_000)
+    pool = grid.databases["TransformationDB"].flow
+    assert pool.hot_switches >= 1 and pool.hot_seconds() > 0.5 * sim.env.now
+    mean_exact, mean_flow = sum(exact) / len(exact), sum(flow) / len(flow)
+    print(f"rho 0.95: exact {mean_exact * 1e3:.1f} ms flow {mean_flow * 1e3:.1f} ms")
+    assert mean_flow == pytest.approx(mean_exact, rel=0.15)
+
+
+def test_a_fault_makes_the_pool_exact_and_callers_wait_for_it():
+    sim, grid, services = db_layer(flow=True)
+    db = grid.databases["TransformationDB"]
+    db.on_down({}, True)
+    done: list[float] = []
+
+    def caller():
+        yield from services.call("TransformationManager", "getTransformationFiles")
+        done.append(sim.env.now)
+
+    sim.env.process(caller())
+    sim.env.run(until=100)
+    assert not done and db.flow.hot
+    db.on_down({}, False)
+    sim.env.run()
+    assert done and done[0] == pytest.approx(100.0, abs=1.0)
+
+
+def test_service_threads_bound_concurrency_and_the_client_times_out():
+    """MaxThreads = 15: 30 simultaneous 100 s calls take 200 s; waiting longer than the RPC timeout is counted."""
+    sim = Simulation(seed=1)
+    topology = schema.Topology.model_validate({
+        "sites": [{"name": "S", "ces": [{"name": "ce", "slots": 1}]}],
+        "servers": [{"name": "h", "cores": 64, "ram_gb": 64, "services": ["JobMonitoring"]}]})
+    grid = build_grid(sim, topology)
+    services = ServiceLayer(grid, cpu_ms_per_call=100_000.0, cpu_us_per_row=0.0, max_threads=15, rpc_timeout=150.0, flow=False)
+    for _ in range(30):
+        sim.env.process(services.call("JobMonitoring", "getJobs"))
+    sim.env.run()
+    assert sim.env.now == pytest.approx(200.0)
+    assert services.instances["JobMonitoring"][0].timeouts == 0
+    for _ in range(45):
+        sim.env.process(services.call("JobMonitoring", "getJobs"))
+    sim.env.run()
+    assert services.instances["JobMonitoring"][0].timeouts == 15  # the third wave waits 200 s > 150 s
+
+
+def test_duplicated_service_round_robin_and_failover():
+    sim = Simulation(seed=1)
+    topology = schema.Topology.model_validate({
+        "sites": [{"name": "S", "ces": [{"name": "ce", "slots": 1}]}],
+        "servers": [{"name": "a", "cores": 8, "ram_gb": 8, "services": ["FileCatalog"]},
+                    {"name": "b", "cores": 8, "ram_gb": 8, "services": ["FileCatalog"]}]})
+    grid = build_grid(sim, topology)
+    services = ServiceLayer(grid)
+    for _ in range(10):
+        sim.env.process(services.call("FileCatalog", "exists"))
+    sim.env.run()
+    a, b = services.instances["FileCatalog"]
+    assert a.calls == b.calls == 5
+    grid.servers["a"].on_down({}, True)
+    for _ in range(10):
+        sim.env.process(services.call("FileCatalog", "exists"))
+    sim.env.run()
+    assert a.calls == 5 and b.calls == 15
+
+
+def test_heartbeat_stream_loads_the_pools_without_events():
+    sim, grid, services = layer_with_jobdb()
+    db = grid.databases["JobDB"]
+    before = next(sim.env._eid)
+    streams = [services.start_stream(fp.HEARTBEAT, 1800.0) for _ in range(1000)]
+    sim.env.run(until=18_000)
+    for stream in streams:
+        services.stop_stream(stream)
+    assert next(sim.env._eid) - before < 10  # 10,000 heartbeats, no event each
+    assert services.calls_by_kind[fp.HEARTBEAT] == 10_000
+    per_beat = db.demand("HeartBeatLoggingInfo", 2, 2) + db.demand("Jobs", 1, 1) + db.demand("JobCommands", 1, 1)
+    assert db.flow.busy_seconds() == pytest.approx(10_000 * per_beat, rel=1e-6)
+
+
+def layer_with_jobdb():
+    sim = Simulation(seed=1)
+    grid = build_grid(sim, minimal().topology)
+    return sim, grid, ServiceLayer(grid)
+
+
+def test_footprint_matches_a_job_life_in_the_twin():
+    """Per RPC kind, the calls the twin charged equal the footprint table applied to the jobs it ran."""
+    from twin.build import build_world
+    from twin.dirac.wms import job_status as js
+
+    world = build_world(minimal())
+    world.run()
+    kinds = world.services.calls_by_kind
+    jobs = list(world.wms.jobdb.jobs.values())
+    started = [j for j in jobs if j.start_time is not None]
+    ended = [j for j in started if j.status in (js.DONE, js.FAILED) and j.end_time is not None]
+    assert jobs and started and ended
+    assert kinds["JobManager.submitJob"] == len(jobs)
+    assert kinds["Matcher.requestJob+matched"] == len(started)
+    assert kinds["JobStateUpdate.setJobStatusBulk"] == 3 * len(started) + 3 * len(ended)
+    assert kinds["JobStateUpdate.setJobParameters"] == 2 * len(started) + 2 * len(ended)
+    assert kinds["DataStore.commitRegisters"] == len(ended)
+    assert kinds["FileCatalog.setMetadata"] == world.wms.outputs_registered
+    beats = sum(int((j.end_time - j.start_time) / world.scenario.dirac.heartbeat_interval) for j in ended)
+    assert kinds[fp.HEARTBEAT] == pytest.approx(beats, abs=len(ended))
+    assert kinds["Optimizers.optimizeJob"] >= len(jobs)

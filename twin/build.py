@@ -37,7 +37,9 @@ def build_world(scenario: Scenario, events_path: Path | None = None, keep_events
     problems = sim.faults.check(scenario.faults)
     if problems:
         raise ScenarioErrors([ScenarioError(scenario.name, *p.split(": ", 1)) for p in problems])
-    services = ServiceLayer(grid, scenario.dirac.service_cpu_ms, scenario.dirac.service_cpu_us_per_row)
+    cfg = scenario.dirac
+    services = ServiceLayer(grid, cfg.service_cpu_ms, cfg.service_cpu_us_per_row, max_threads=cfg.service_max_threads,
+                            rpc_timeout=cfg.rpc_timeout, flow=cfg.service_model == "flow")
     catalog = FileCatalog(meter=services.meter)
     file_fields = declare_metadata_fields(catalog, scenario)
     fc = FileCatalogClient(catalog)

@@ -1,21 +1,34 @@
-"""DIRAC services as costs: every call uses CPU on the core server hosting the service
-and queries on the MySQL database behind it.
+"""DIRAC services as costs: every RPC holds a thread of a service instance, uses CPU on
+its host and makes round trips to the MySQL databases behind it.
 
-The pure logic (catalog, TransformationDB, JobDB...) reports the work it did through a
-`meter(db, op, rows)` hook. A simulated process then *pays* for it before it yields
-again: `yield from services.pay("TransformationManager")`. Because simpy runs one
-process at a time between yields, whatever was metered since the process last yielded
-is its own work. Costs are aggregated per (db, op) so a cycle that touches 10^5 files
-costs one long query, not 10^5 events: load is modelled, not re-enacted row by row.
+The pure logic (catalog, TransformationDB...) reports each call it served through a
+`meter(db, op, rows)` hook: one metered call is one RPC (one round trip on the service,
+`QUERIES_PER_CALL` MySQL round trips). A simulated process then *pays* for it before it
+yields again: `yield from services.pay("TransformationManager")`. Because simpy runs one
+process at a time between yields, whatever was metered since the process last yielded is
+its own work. Job-side RPCs that have no pure store (status updates, parameters,
+heartbeats, accounting) come from the footprint table (`twin/dirac/footprint.py`).
+
+Flow-level charging (docs/architecture.md, "Service layer"): a batch of RPCs from one
+caller is charged on every pool it touches (service threads, host cores, DB connections,
+DB host cores). While all of them are cold, the batch costs the sum of service times plus
+the analytic M/M/c waits and at most ONE simpy timeout; a hot pool (near saturation, a
+fault, queued exact work) makes the batch queue exactly, call by call in FIFO order, with
+DIRAC's RPC timeout. Heartbeats of running jobs are background streams (rates, no events).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Any, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generator, Iterable, Iterator
 
-#: Which database each service reads (DIRAC's default layout).
+from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
+from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool
+
+#: Which database each service reads (DIRAC's default layout), for `call(service, op)`.
 SERVICE_DB = {
     "JobManager": "JobDB",
     "JobStateUpdate": "JobDB",
@@ -26,29 +39,90 @@ SERVICE_DB = {
     "ReqManager": "ReqDB",
     "StorageManager": "StorageManagementDB",
     "DataStore": "AccountingDB",
+    "PilotManager": "PilotAgentsDB",
 }
+
+DEFAULT_MAX_THREADS = 15  # DIRAC Core/DISET/private/ServiceConfiguration.py:getMaxThreads default
+DEFAULT_RPC_TIMEOUT = 600.0  # DIRAC Core/DISET/private/BaseClient.py:_setTimeout default
+
+Batch = dict[tuple[str, str], list[int]]  # (db, op) -> [rpcs, queries, rows]
+
+
+def _batch() -> Batch:
+    return defaultdict(lambda: [0, 0, 0])
+
+
+@dataclass
+class ServiceInstance:
+    """One running copy of a DIRAC service on a host, with its thread pool (MaxThreads)."""
+
+    service: str
+    server: Any
+    threads: FlowPool
+    calls: int = 0
+    timeouts: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+@dataclass
+class Stream:
+    """A background flow of RPCs (a running job's heartbeats) charged as rates."""
+
+    kind: str
+    period: float
+    start: float
+    rates: list[tuple[FlowPool, float]]
 
 
 class ServiceLayer:
-    """Routes service calls to their host server and database, and bills metered work."""
+    """Routes RPCs to service instances, their hosts and databases; charges them flow-level."""
 
-    def __init__(self, grid: Any, cpu_ms_per_call: float = 5.0, cpu_us_per_row: float = 2.0) -> None:
+    def __init__(self, grid: Any, cpu_ms_per_call: float = 5.0, cpu_us_per_row: float = 2.0,
+                 max_threads: int = DEFAULT_MAX_THREADS, rpc_timeout: float = DEFAULT_RPC_TIMEOUT,
+                 flow: bool = True) -> None:
         self.grid = grid
+        self.env = _env_of(grid)
         self.cpu_ms_per_call = cpu_ms_per_call
         self.cpu_us_per_row = cpu_us_per_row
-        self._pending: dict[tuple[str, str], int] = defaultdict(int)
-        self._hosts: dict[str, list[Any]] = defaultdict(list)
+        self.rpc_timeout = rpc_timeout
+        self.flow = flow
+        self._pending: Batch = _batch()
+        self.instances: dict[str, list[ServiceInstance]] = defaultdict(list)
         for server in grid.servers.values():
             for service in server.services:
-                self._hosts[service].append(server)
+                pool = ServerPool(server.env, max_threads, f"threads:{service}@{server.name}")
+                self.instances[service].append(ServiceInstance(service, server, FlowPool(pool)))
+        self._round_robin = {service: itertools.cycle(range(len(hosts))) for service, hosts in self.instances.items()}
         self.calls: dict[str, int] = defaultdict(int)
+        self.calls_by_kind: dict[str, int] = defaultdict(int)
         self._muted = 0
-        self._deferred: dict[str, dict[tuple[str, str], int]] = {}
+        self._deferred: dict[str, Batch] = {}
+        self._streams_open = 0
+        self._batch_cache: dict[tuple[tuple[str, int], ...], list[tuple[str, int, Batch]]] = {}
+        if not flow:
+            for pool in self.flow_pools():
+                pool.set_exact(True)
 
+    # ------------------------------------------------------------ metering (pure logic)
     def meter(self, db: str, op: str, rows: int = 1) -> None:
-        """Record work done by pure logic; paid for by the next `pay` of the running process."""
+        """One call served by pure logic (one RPC); paid for by the next `pay` of the running process."""
         if not self._muted:
-            self._pending[(db, op)] += max(1, rows)
+            entry = self._pending[(db, op)]
+            entry[0] += 1
+            entry[1] += QUERIES_PER_CALL.get((db, op), 1)
+            entry[2] += max(1, rows)
+
+    def meter_rpc(self, kind: str, n: int = 1, rows: int = 1) -> None:
+        """`n` calls of a footprint RPC (`Service.method`), paid with the caller's next `pay`."""
+        if self._muted or n <= 0:
+            return
+        self.calls_by_kind[kind] += n
+        rpc = RPCS[kind]
+        for i, (db, table, queries) in enumerate(rpc.queries):
+            entry = self._pending[(db, table)]
+            entry[0] += n if i == 0 else 0
+            entry[1] += n * queries
+            entry[2] += n * queries * max(1, rows)
 
     @contextmanager
     def unmetered(self) -> Iterator[None]:
@@ -61,40 +135,220 @@ class ServiceLayer:
 
     def defer(self, service: str) -> None:
         """Work metered in a callback (no process to pay now) is billed to `service` at its next `pay`."""
-        deferred = self._deferred.setdefault(service, defaultdict(int))
-        for key, rows in self._pending.items():
-            deferred[key] += rows
-        self._pending = defaultdict(int)
+        deferred = self._deferred.setdefault(service, _batch())
+        for key, entry in self._pending.items():
+            _add(deferred[key], entry)
+        self._pending = _batch()
 
+    # ------------------------------------------------------------ paying
     def pay(self, service: str) -> Generator[Any, Any, None]:
-        """Charge the pending metered work (and what was deferred to `service`) to its server and the databases."""
+        """Charge the pending metered work (and what was deferred to `service`) as RPCs to `service`."""
         pending = self._pending
-        for key, rows in self._deferred.pop(service, {}).items():
-            pending[key] += rows
+        for key, entry in self._deferred.pop(service, {}).items():
+            _add(pending[key], entry)
         if not pending:
             return
-        self._pending = defaultdict(int)
-        rows_total = sum(pending.values())
-        yield from self._cpu(service, rows_total)
-        for (db, op), rows in pending.items():
-            database = self.grid.databases.get(db)
-            if database is not None:
-                yield from database.query(op, rows)
+        self._pending = _batch()
+        yield from self._charge(service, max(1, sum(entry[0] for entry in pending.values())), pending)
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""
         self.meter(SERVICE_DB.get(service, service), op, rows)
         yield from self.pay(service)
 
-    def _cpu(self, service: str, rows: int) -> Generator[Any, Any, None]:
-        self.calls[service] += 1
-        hosts = self._hosts.get(service)
-        if hosts:
-            server = hosts[0] if len(hosts) == 1 else min(hosts, key=_load)
-            yield from server.call(self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6)
+    def rpc(self, kinds: Iterable[tuple[str, int]]) -> Generator[Any, Any, None]:
+        """A caller's sequence of footprint RPCs (kind, count), paid in one go per service."""
+        for service, calls, batch in self._batches(kinds):
+            yield from self._charge(service, calls, batch)
+
+    def charge_async(self, kinds: Iterable[tuple[str, int]]) -> float:
+        """Footprint RPCs whose latency no simulated caller waits for (fluid in every mode); returns it."""
+        latency = 0.0
+        for service, calls, batch in self._batches(kinds):
+            latency += self._charge_fluid(service, calls, batch)
+        return latency
+
+    def start_stream(self, kind: str, period: float) -> Stream | None:
+        """One RPC of `kind` every `period` seconds until `stop_stream` (a Watchdog's heartbeats)."""
+        if self._muted or period <= 0:
+            return None
+        rpc = RPCS[kind]
+        rates: list[tuple[FlowPool, float]] = []
+        instance = self._instance(rpc.service)
+        total_db = 0.0
+        for db_name, _table, queries in rpc.queries:
+            db = self._database(db_name)
+            if db is None:
+                continue
+            demand = db.demand(_table, queries, queries) / period
+            total_db += demand
+            rates += [(pool, demand) for pool in db.pools]
+        if instance is not None:
+            cpu = self.cpu_ms_per_call / 1000.0 / period
+            rates += [(instance.server.flow, cpu), (instance.threads, cpu + total_db)]
+        for pool, rate in rates:
+            pool.add_stream(rate)
+        self._streams_open += 1
+        return Stream(kind, period, self.env.now, rates)
+
+    def stop_stream(self, stream: Stream | None) -> None:
+        if stream is None:
+            return
+        for pool, rate in stream.rates:
+            pool.add_stream(-rate)
+        self._streams_open -= 1
+        self._count_stream(stream, self.env.now)
+
+    # ------------------------------------------------------------ internals
+    def _batches(self, kinds: Iterable[tuple[str, int]]) -> list[tuple[str, int, Batch]]:
+        if self._muted:
+            return []
+        if isinstance(kinds, tuple):  # the footprint's constant phases: build their batches once
+            cached = self._batch_cache.get(kinds)
+            if cached is None:
+                cached = self._batch_cache[kinds] = self._build_batches(kinds)
+            for kind, n in kinds:
+                self.calls_by_kind[kind] += n
+            return cached
+        for kind, n in kinds:
+            self.calls_by_kind[kind] += n
+        return self._build_batches(kinds)
+
+    def _build_batches(self, kinds: Iterable[tuple[str, int]]) -> list[tuple[str, int, Batch]]:
+        by_service: dict[str, tuple[list[int], Batch]] = {}
+        for kind, n in kinds:
+            if n <= 0:
+                continue
+            rpc = RPCS[kind]
+            count, batch = by_service.setdefault(rpc.service, ([0], _batch()))
+            count[0] += n
+            for db, table, queries in rpc.queries:
+                _add(batch[(db, table)], (0, n * queries, n * queries))
+        return [(service, count[0], batch) for service, (count, batch) in by_service.items()]
+
+    def _count_stream(self, stream: Stream, until: float) -> None:
+        n = int((until - stream.start) / stream.period)
+        if n <= 0:
+            return
+        rpc = RPCS[stream.kind]
+        self.calls_by_kind[stream.kind] += n
+        self.calls[rpc.service] += n
+        for db_name, table, queries in rpc.queries:
+            db = self._database(db_name)
+            if db is not None:
+                db.queries += n * queries
+                db.queries_by_op[table] += n * queries
+
+    def _instance(self, service: str) -> ServiceInstance | None:
+        """Client-side failover over the service's URLs: round-robin, skipping hosts that are down."""
+        hosts = self.instances.get(service)
+        if not hosts:
+            return None
+        if len(hosts) == 1:
+            return hosts[0]
+        turn = self._round_robin[service]
+        for _ in range(len(hosts)):
+            instance = hosts[next(turn)]
+            if instance.server.up:
+                return instance
+        return hosts[next(turn)]
+
+    def _database(self, name: str) -> Any:
+        databases = self.grid.databases
+        return databases.get(name) or databases.get(DB_HOME.get(name, ""))
+
+    def _charge(self, service: str, calls: int, batch: Batch) -> Generator[Any, Any, None]:
+        """A caller's batch of `calls` RPCs to `service`: flow (<= 1 timeout) unless a pool is hot."""
+        instance = self._instance(service)
+        parts = self._parts(batch)
+        if self.flow and not self._any_hot(instance, parts):
+            latency = self._charge_fluid(service, calls, batch, instance, parts)
+            if latency > 0.0:
+                yield self.env.timeout(latency)
+            return
+        yield from self._charge_exact(service, calls, instance, parts)
+
+    def _any_hot(self, instance: ServiceInstance | None, parts: list[tuple[Any, str, int, int]]) -> bool:
+        if instance is not None and (instance.threads.is_hot() or instance.server.flow.is_hot()):
+            return True
+        return any(pool.is_hot() for db, _, _, _ in parts for pool in db.pools)
+
+    def _parts(self, batch: Batch) -> list[tuple[Any, str, int, int]]:
+        """(database, op, queries, rows) of a batch, on the databases the topology declares."""
+        return [(db, op, entry[1], entry[2]) for (name, op), entry in batch.items()
+                if entry[1] and (db := self._database(name)) is not None]
+
+    def _cpu(self, calls: int, parts: list[tuple[Any, str, int, int]]) -> float:
+        rows = sum(rows for _, _, _, rows in parts)
+        return calls * self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6
+
+    def _charge_fluid(self, service: str, calls: int, batch: Batch, instance: ServiceInstance | None = None,
+                      parts: list[tuple[Any, str, int, int]] | None = None) -> float:
+        if parts is None:
+            instance = self._instance(service)
+            parts = self._parts(batch)
+        latency = sum(db.flow_query(op, q, rows) for db, op, q, rows in parts)
+        self.calls[service] += calls
+        if instance is None:
+            return latency
+        cpu = self._cpu(calls, parts)
+        server = instance.server
+        latency += cpu + server.flow.charge(cpu, calls)
+        server.account(cpu, calls)
+        waited = instance.threads.charge(latency, calls)
+        instance.calls += calls
+        instance.latency.add_queued(latency / calls, waited / calls, instance.threads.wait_probability(), calls)
+        return latency + waited
+
+    def _charge_exact(self, service: str, calls: int, instance: ServiceInstance | None,
+                      parts: list[tuple[Any, str, int, int]]) -> Generator[Any, Any, None]:
+        """Per-call queueing: a service thread (with the client's timeout), host CPU, then each query in turn."""
+        env = self.env
+        start = env.now
+        self.calls[service] += calls
+        grant = None
+        if instance is not None:
+            pool = instance.threads.pool
+            if not pool.try_take():
+                grant = pool.acquire()
+                if not grant.triggered:
+                    yield env.any_of([grant, env.timeout(self.rpc_timeout)])
+                    if not grant.triggered:
+                        instance.timeouts += 1  # DIRAC's client gives up and retries; the request stays queued
+                        yield grant
+        try:
+            held = env.now
+            if instance is not None:
+                yield from instance.server.call(self._cpu(calls, parts))
+                instance.server.calls += calls - 1
+            for db, op, queries, rows in parts:
+                yield from db.query(op, rows, queries)
+            if instance is not None:
+                instance.threads.note_exact(env.now - held)
+        finally:
+            if instance is not None:
+                instance.threads.pool.release() if grant is None else instance.threads.pool.cancel(grant)
+        if instance is not None:
+            instance.calls += calls
+            instance.latency.add((env.now - start) / calls, calls)
+
+    # ------------------------------------------------------------ statistics
+    def flow_pools(self) -> list[FlowPool]:
+        """Every pool the layer charges: service threads, host cores, DB connections."""
+        pools = [inst.threads for hosts in self.instances.values() for inst in hosts]
+        pools += [server.flow for server in self.grid.servers.values()]
+        pools += [db.flow for db in self.grid.databases.values()]
+        return pools
 
 
-def _load(server: Any) -> tuple[float, str]:
-    """Duplicated services sit behind a load balancer: the least loaded live host takes the call."""
-    pool = server.cores
-    return (float("inf") if not server.up else (pool.busy + pool.queue_length) / max(1, pool.capacity), server.name)
+def _add(entry: list[int], other: Iterable[int]) -> None:
+    for i, value in enumerate(other):
+        entry[i] += value
+
+
+def _env_of(grid: Any) -> Any:
+    for server in grid.servers.values():
+        return server.env
+    for db in grid.databases.values():
+        return db.env
+    return grid.network.sim.env

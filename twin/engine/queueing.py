@@ -13,6 +13,7 @@ system, and therefore Little's law, can be checked directly.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Generator, Iterable
 
@@ -219,3 +220,303 @@ def hold_all(env: simpy.Environment, pools: Iterable[ServerPool], duration: floa
 
 def _pool_name(pool: ServerPool) -> str:
     return pool.name
+
+
+# ---------------------------------------------------------------- flow-level charging
+_ERLANG_C_MEMO: dict[tuple[int, int], float] = {}
+
+
+def erlang_c_cached(c: int, a: float) -> float:
+    """Erlang C with `a` rounded to 1/400 of the servers (memoized: a flow pool asks every slice)."""
+    step = round(a * 400.0 / c) if c > 0 else 0
+    key = (c, step)
+    value = _ERLANG_C_MEMO.get(key)
+    if value is None:
+        value = _ERLANG_C_MEMO[key] = erlang_c(c, step * c / 400.0)
+    return value
+
+
+def erlang_c(c: int, a: float) -> float:
+    """Probability that an arrival waits in M/M/c with offered load `a` (Erlang C); 1 when a >= c.
+
+    Computed with the Erlang B recursion B(k) = a B(k-1) / (k + a B(k-1)), stable for large c.
+    """
+    if c <= 0 or a >= c:
+        return 1.0
+    if a <= 0.0:
+        return 0.0
+    b = 1.0
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    return c * b / (c - a * (1.0 - b))
+
+
+def mmc_wait(c: int, a: float, mean_service: float) -> float:
+    """Mean waiting time Wq of M/M/c: C(c, a) x E[S] / (c - a) (Kleinrock 1975, eq. 3.40); inf at or above c."""
+    if a >= c:
+        return math.inf
+    return erlang_c(c, a) * mean_service / (c - a) if a > 0.0 else 0.0
+
+
+class FlowPool:
+    """A ServerPool charged as a fluid while it is cold, exactly while it is hot.
+
+    SimGrid charges a network flow by rates, not packet by packet; this charges service
+    calls and queries the same way. Work is accounted per time slice (`slice_s`): the
+    offered load `a` (busy servers a call would meet) is the larger of the previous
+    slice's load and the load already offered in this one, plus long-lived background
+    streams (heartbeats of running jobs). While a/c stays below `hot_above`, a call
+    waits the M/M/c mean wait Wq = C(c, a) E[S] / (c - a) and costs no simpy event
+    here. The pool turns hot (exact per-call queueing on the ServerPool, FIFO, with
+    fault capacity changes) when a/c reaches `hot_above`, when its capacity is below
+    nominal (a fault) or when exact work is still queued, and turns cold again below
+    `cold_below` once the exact line is empty. Background and asynchronous work stay
+    fluid in both modes; while hot they take servers away from exact callers.
+    """
+
+    def __init__(self, pool: ServerPool, slice_s: float = 60.0, hot_above: float = 0.8, cold_below: float = 0.6) -> None:
+        self.pool = pool
+        self.env = pool.env
+        self.name = pool.name
+        self.nominal = pool.capacity
+        self.slice_s = float(slice_s)
+        self.hot_above = hot_above
+        self.cold_below = cold_below
+        self.enabled = True
+        self.hot = False
+        self._slice_start = self.env.now
+        self._slice_end = self._slice_start + self.slice_s
+        self._slice_demand = self._slice_calls = 0.0
+        self._slice_async = 0.0
+        self._prev_load = self._prev_async = 0.0
+        self._prev_service = 0.0
+        self._wait_cache: tuple[float, float, float] | None = None
+        self.bg_rate = 0.0  # server-seconds per second of background streams
+        self._bg_last = self.env.now
+        self.fluid_busy = 0.0  # server-seconds charged as fluid (flow calls, async work, streams)
+        self.fluid_wait = 0.0  # caller-seconds spent waiting in flow mode (Little: integral of the queue)
+        self.fluid_calls = 0
+        self.hot_switches = 0
+        self.hot_time = 0.0
+        self._hot_since = 0.0
+        self._down_to = pool.capacity
+        self._tolerance = 0.01 * max(1, pool.capacity)
+
+    def set_exact(self, exact: bool = True) -> None:
+        """Exact per-call queueing always (the reference the flow model is validated against)."""
+        self.enabled = not exact
+        self._decide()
+
+    # ------------------------------------------------------------ load
+    @property
+    def capacity(self) -> int:
+        return self.nominal
+
+    def set_capacity(self, capacity: int) -> None:
+        """A fault changes the servers: the pool runs exact while below nominal."""
+        self._roll()
+        self._down_to = int(capacity)
+        self.pool.set_capacity(self._exact_capacity())
+        self._decide()
+
+    def offered_load(self) -> float:
+        """Busy servers a call meets now (previous slice vs this one so far, plus streams)."""
+        self._roll()
+        return max(self._prev_load, self._slice_demand / self.slice_s) + self.bg_rate
+
+    def add_stream(self, rate: float) -> None:
+        """Start (rate > 0) or stop (rate < 0) a background stream of `rate` server-seconds per second."""
+        self._advance_bg()
+        self.bg_rate = max(0.0, self.bg_rate + rate)
+        if self.hot:
+            self.pool.set_capacity(self._exact_capacity())
+
+    # ------------------------------------------------------------ charging
+    def is_hot(self) -> bool:
+        if self.env._now >= self._slice_end:
+            self._roll()
+        if not self.hot and (self._slice_demand / self.slice_s + self.bg_rate >= self.hot_above * self._capacity_now()):
+            self._set_hot(True)
+        return self.hot
+
+    def wait(self) -> float:
+        """Mean wait Wq of a call arriving now, from the analytic M/M/c.
+
+        Cached per slice; background streams change `a` by tiny steps (one job's heartbeats),
+        so the cache is refreshed only when `a` moved by more than 1 % of the servers.
+        """
+        if self.env._now >= self._slice_end:
+            self._roll()
+        s = self._prev_service
+        if s:
+            a = self._prev_load + self.bg_rate
+        elif self._slice_calls:  # no full slice measured yet: the rate so far in this one
+            s = self._slice_demand / self._slice_calls
+            a = self._slice_demand / max(1.0, self.env._now - self._slice_start) + self.bg_rate
+        else:
+            a = self.bg_rate
+        cache = self._wait_cache
+        if cache is not None and -self._tolerance <= a - cache[2] <= self._tolerance:
+            return cache[0]
+        c = self._capacity_now()
+        if s > 0 and 0 < a < c:
+            prob = erlang_c_cached(c, a)
+            self._wait_cache = cache = (prob * s / (c - a), prob, a)
+        elif s > 0 and a >= c:
+            self._wait_cache = cache = (math.inf, 1.0, a)
+        else:
+            self._wait_cache = cache = (0.0, 0.0, a)
+        return cache[0]
+
+    def wait_probability(self) -> float:
+        """Erlang C of the current slice: the share of calls that wait at all."""
+        self.wait()
+        return self._wait_cache[1] if self._wait_cache else 0.0
+
+    def charge(self, demand: float, calls: float = 1.0, asynchronous: bool = False) -> float:
+        """Account `calls` calls needing `demand` server-seconds; returns their total waiting time (flow)."""
+        wq = self.wait()  # rolls the slice first
+        self._slice_demand += demand
+        self._slice_calls += calls
+        self.fluid_calls += calls
+        self.fluid_busy += demand
+        if asynchronous:
+            self._slice_async += demand
+        if not wq:
+            return 0.0
+        waited = wq * calls if wq != math.inf else 0.0
+        self.fluid_wait += waited
+        return waited
+
+    def note_exact(self, demand: float) -> None:
+        """Exact work counts towards the slice's offered load too (it is measured by the ServerPool)."""
+        if self.env.now >= self._slice_end:
+            self._roll()
+        self._slice_demand += demand
+        self._slice_calls += 1
+
+    # ------------------------------------------------------------ statistics
+    def busy_seconds(self) -> float:
+        """Server-seconds used so far: exact holds plus fluid work plus streams."""
+        self._advance_bg()
+        _, busy, _, _ = self.pool._areas(self.env.now)
+        return busy + self.fluid_busy
+
+    def queue_seconds(self) -> float:
+        """Integral of the waiting line so far (exact line area plus fluid waits)."""
+        _, _, queue, _ = self.pool._areas(self.env.now)
+        return queue + self.fluid_wait
+
+    # ------------------------------------------------------------ internals
+    def _capacity_now(self) -> int:
+        return min(self.nominal, self._down_to)
+
+    def _exact_capacity(self) -> int:
+        """Servers left to exact callers: the fluid part (streams, asynchronous work) holds the rest."""
+        cap = self._capacity_now()
+        if cap <= 0:
+            return 0
+        return max(1, cap - int(self.bg_rate + self._prev_async))
+
+    def _advance_bg(self) -> None:
+        now = self.env.now
+        if now > self._bg_last:
+            self.fluid_busy += self.bg_rate * (now - self._bg_last)
+            self._bg_last = now
+
+    def _roll(self) -> None:
+        now = self.env.now
+        end = self._slice_start + self.slice_s
+        if now < end:
+            return
+        self._advance_bg()
+        skipped = int((now - end) // self.slice_s)
+        self._prev_load = 0.0 if skipped else self._slice_demand / self.slice_s
+        self._prev_async = 0.0 if skipped else self._slice_async / self.slice_s
+        if self._slice_calls and not skipped:
+            self._prev_service = self._slice_demand / self._slice_calls
+        self._slice_start = end + skipped * self.slice_s
+        self._slice_end = self._slice_start + self.slice_s
+        self._slice_demand = self._slice_calls = self._slice_async = 0.0
+        self._wait_cache = None
+        self._decide()
+
+    def _decide(self) -> None:
+        cap = self._capacity_now()
+        load = self._prev_load + self.bg_rate
+        if not self.enabled or cap < self.nominal or load >= self.hot_above * max(cap, 1):
+            self._set_hot(True)
+        elif self.hot and load < self.cold_below * cap and not self.pool.queue_length:
+            self._set_hot(False)
+        if self.hot:
+            self.pool.set_capacity(self._exact_capacity())
+
+    def _set_hot(self, hot: bool) -> None:
+        if hot == self.hot:
+            return
+        now = self.env.now
+        if hot:
+            self._hot_since = now
+            self.hot_switches += 1
+            self.pool.set_capacity(self._exact_capacity())
+        else:
+            self.hot_time += now - self._hot_since
+            self.pool.set_capacity(self._capacity_now())
+        self.hot = hot
+
+    def hot_seconds(self) -> float:
+        return self.hot_time + (self.env.now - self._hot_since if self.hot else 0.0)
+
+
+class LatencyHistogram:
+    """Latencies in log-spaced bins (50 per decade, 10 us .. 3 h): percentiles within ~2.3 %.
+
+    Flow-mode calls are entered with the M/M/c waiting-time distribution around their
+    service time (no wait with probability 1 - C, else an exponential wait of mean Wq/C,
+    entered at four quantiles), so p95/p99 keep the queueing tail without one draw per call.
+    """
+
+    PER_DECADE = 50
+    LOW = 1e-5
+    BINS = 50 * 9
+    _WAIT_QUANTILES = tuple(-math.log(1.0 - u) for u in (0.125, 0.375, 0.625, 0.875))
+
+    def __init__(self) -> None:
+        self.counts = [0.0] * (self.BINS + 1)
+        self.total = 0.0
+        self.sum = 0.0
+
+    def add(self, latency: float, weight: float = 1.0) -> None:
+        if latency <= self.LOW:
+            index = 0
+        else:
+            index = min(self.BINS, int(math.log10(latency / self.LOW) * self.PER_DECADE) + 1)
+        self.counts[index] += weight
+        self.total += weight
+        self.sum += latency * weight
+
+    def add_queued(self, service: float, wait: float, prob_wait: float, weight: float = 1.0) -> None:
+        """`weight` calls of service time `service` meeting an M/M/c queue (mean wait `wait`, Erlang C `prob_wait`)."""
+        if prob_wait < 0.01 or wait < 0.01 * service:
+            self.add(service + wait, weight)  # the tail is negligible next to the service time
+            return
+        self.add(service, weight * (1.0 - prob_wait))
+        conditional = wait / prob_wait
+        share = weight * prob_wait / len(self._WAIT_QUANTILES)
+        for q in self._WAIT_QUANTILES:
+            self.add(service + conditional * q, share)
+
+    def mean(self) -> float:
+        return self.sum / self.total if self.total else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Middle (geometric) of the bin holding the q-th percentile (0..100)."""
+        if not self.total:
+            return 0.0
+        target = self.total * q / 100.0
+        run = 0.0
+        for index, count in enumerate(self.counts):
+            run += count
+            if run >= target and count:
+                return self.LOW * 10 ** (max(0.0, index - 0.5) / self.PER_DECADE)
+        return self.LOW * 10 ** (self.BINS / self.PER_DECADE)

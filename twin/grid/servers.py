@@ -17,17 +17,15 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Callable, Generator
 
-import numpy as np
 import simpy
 
-from twin.engine.queueing import ServerPool, hold_all
+from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, hold_all
 from twin.engine.simulation import Simulation
 from twin.grid.faultstate import ActiveFaults
 from twin.scenario import schema
 
 DEFAULT_SERVICE_CV = 1.0
 DEFAULT_MS_PER_ROW = 0.01  # per result/affected row beyond the first (10 us)
-DEFAULT_RESERVOIR = 10_000
 EWMA_ALPHA = 0.05
 
 
@@ -42,6 +40,7 @@ class CoreServer:
         self.ram_gb = spec.ram_gb
         self.services = list(spec.services)
         self.cores = ServerPool(sim.env, spec.cores, f"server:{spec.name}")
+        self.flow = FlowPool(self.cores)
         self._down = ActiveFaults()
         self.calls = 0
         self.cpu_seconds = 0.0
@@ -52,17 +51,18 @@ class CoreServer:
 
     def call(self, cpu_seconds: float) -> Generator[simpy.Event, object, None]:
         """A service call costing `cpu_seconds` on one core (waits while the host is down)."""
+        self.flow.note_exact(cpu_seconds)
         yield from self.cores.serve(cpu_seconds)
         self.account(cpu_seconds)
 
-    def account(self, cpu_seconds: float) -> None:
-        self.calls += 1
+    def account(self, cpu_seconds: float, calls: int = 1) -> None:
+        self.calls += calls
         self.cpu_seconds += cpu_seconds
 
     def on_down(self, params: dict[str, Any], active: bool) -> None:
         """Fault "server_down": no core is granted while down; calls wait for the host."""
         self._down.edge(1, active)
-        self.cores.set_capacity(self.total_cores if self.up else 0)
+        self.flow.set_capacity(self.total_cores if self.up else 0)
         self.sim.log.log(self.env.now, "server.status", f"server:{self.name}", "Up" if self.up else "Down")
 
 
@@ -76,7 +76,6 @@ class Database:
         server: CoreServer | None = None,
         service_cv: float = DEFAULT_SERVICE_CV,
         ms_per_row: float = DEFAULT_MS_PER_ROW,
-        reservoir_size: int = DEFAULT_RESERVOIR,
     ) -> None:
         self.sim = sim
         self.env = sim.env
@@ -84,23 +83,24 @@ class Database:
         self.server = server
         self.total_connections = spec.connections
         self.connections = ServerPool(sim.env, spec.connections, f"db:{spec.name}")
+        self.flow = FlowPool(self.connections)
+        self._pools = [self.flow] if server is None else [self.flow, server.flow]
         self.base_query_ms = spec.base_query_ms
         self.ms_per_million_rows = spec.ms_per_million_rows
         self.ms_per_row = ms_per_row
         self.slowdown = spec.slowdown
         self.service_cv = service_cv
         self._service_rng = sim.streams.get(f"db.{spec.name}.service")
-        self._sample_rng = sim.streams.get(f"db.{spec.name}.reservoir")
         self._size_of: Callable[[str], float] | None = None
         self._table_rows = 0.0
         self._slow = ActiveFaults()
+        self._slow_factor = 1.0
         self._down = ActiveFaults()
         self.queries_by_op: dict[str, int] = defaultdict(int)
         self.queries = 0
         self.total_latency = 0.0
         self.latency_ewma = 0.0
-        self._reservoir_size = reservoir_size
-        self._reservoir: list[float] = []
+        self.latency = LatencyHistogram()
 
     # ------------------------------------------------------------ cost
     def set_size_of(self, size_of: Callable[[str], float]) -> None:
@@ -113,7 +113,7 @@ class Database:
 
     @property
     def slow_factor(self) -> float:
-        return self._slow.product()
+        return self._slow_factor
 
     def service_mean(self, op: str, rows: int = 1) -> float:
         """Mean service time in seconds:
@@ -123,53 +123,83 @@ class Database:
         ms = self.base_query_ms + self.ms_per_million_rows * table_rows / 1e6 + self.ms_per_row * max(0, rows - 1)
         return ms * self.slowdown * self.slow_factor / 1000.0
 
-    def _draw_service(self, mean: float) -> float:
+    def demand(self, op: str, queries: int = 1, rows: int = 1) -> float:
+        """Mean service seconds of `queries` round trips of `op` returning `rows` rows in all."""
+        one = self.service_mean(op, 1)
+        return queries * one + self.ms_per_row * max(0, rows - queries) * self.slowdown * self.slow_factor / 1000.0
+
+    def _draw_service(self, mean: float, queries: int = 1) -> float:
         cv = self.service_cv
         if cv <= 0:
             return mean
-        shape = 1.0 / (cv * cv)
+        shape = queries / (cv * cv)  # a sum of `queries` gamma service times
         return float(self._service_rng.gamma(shape, mean / shape))
 
     # ------------------------------------------------------------ queries
-    def query(self, op: str, rows: int = 1) -> Generator[simpy.Event, object, float]:
-        """Run one query; returns its latency (queueing + service) in seconds.
-        Its cost, db_slow factor included, is fixed when the query is issued."""
+    @property
+    def pools(self) -> list[FlowPool]:
+        """The flow pools a query holds: its connection and a core of its host."""
+        return self._pools
+
+    def query(self, op: str, rows: int = 1, queries: int = 1) -> Generator[simpy.Event, object, float]:
+        """Run `queries` back-to-back round trips exactly; returns their latency (queueing + service).
+        Their cost, db_slow factor included, is fixed when the query is issued."""
         start = self.env.now
-        service = self._draw_service(self.service_mean(op, rows))
+        service = self._draw_service(self.demand(op, queries, rows) if queries > 1 else self.service_mean(op, rows), queries)
+        for pool in self.pools:
+            pool.note_exact(service)
         pools = [self.connections] if self.server is None else [self.connections, self.server.cores]
         yield from hold_all(self.env, pools, service)
         if self.server is not None:
             self.server.account(service)
-        self._record(op, self.env.now - start)
+        self._record(op, self.env.now - start, queries)
         return self.env.now - start
 
-    def _record(self, op: str, latency: float) -> None:
-        self.queries += 1
-        self.queries_by_op[op] += 1
+    def flow_query(self, op: str, queries: int, rows: int) -> float:
+        """Charge `queries` round trips as a fluid (the pools are cold); returns their total latency."""
+        demand = self.demand(op, queries, rows)
+        waited = 0.0
+        prob = 0.0
+        for pool in self._pools:
+            waited += pool.charge(demand, queries)
+            cache = pool._wait_cache
+            if cache is not None and cache[1] > prob:
+                prob = cache[1]
+        if self.server is not None:
+            self.server.account(demand, queries)
+        latency = demand + waited
+        self.queries += queries
+        self.queries_by_op[op] += queries
         self.total_latency += latency
-        self.latency_ewma += EWMA_ALPHA * (latency - self.latency_ewma) if self.queries > 1 else latency
-        if len(self._reservoir) < self._reservoir_size:
-            self._reservoir.append(latency)
-        else:  # reservoir sampling (Algorithm R): every query kept with equal probability
-            j = int(self._sample_rng.integers(self.queries))
-            if j < self._reservoir_size:
-                self._reservoir[j] = latency
+        per = latency / queries
+        self.latency_ewma += EWMA_ALPHA * (per - self.latency_ewma) if self.queries > queries else per
+        self.latency.add_queued(demand / queries, waited / queries, prob, queries)
+        return latency
+
+    def _record(self, op: str, latency: float, queries: int = 1) -> None:
+        self.queries += queries
+        self.queries_by_op[op] += queries
+        self.total_latency += latency
+        per = latency / queries
+        self.latency_ewma += EWMA_ALPHA * (per - self.latency_ewma) if self.queries > queries else per
+        self.latency.add(per, queries)
 
     def mean_latency(self) -> float:
         return self.total_latency / self.queries if self.queries else 0.0
 
     def latency_percentile(self, q: float) -> float:
-        """The q-th percentile (0..100) of query latency, from a uniform sample of queries."""
-        return float(np.percentile(self._reservoir, q)) if self._reservoir else 0.0
+        """The q-th percentile (0..100) of query latency (per round trip), from the latency histogram."""
+        return self.latency.percentile(q)
 
     # ------------------------------------------------------------ faults
     def on_slow(self, params: dict[str, Any], active: bool) -> None:
         """Fault "db_slow": service times x params["factor"] (default 4) while active."""
         self._slow.edge(float(params.get("factor", 4.0)), active)
+        self._slow_factor = self._slow.product()
         self.sim.log.log(self.env.now, "db.status", f"db:{self.name}", "Slow" if self._slow else "Normal", "", self.slow_factor)
 
     def on_down(self, params: dict[str, Any], active: bool) -> None:
         """Fault "db_down": no connection is granted while down; queries wait."""
         self._down.edge(1, active)
-        self.connections.set_capacity(0 if self._down else self.total_connections)
+        self.flow.set_capacity(0 if self._down else self.total_connections)
         self.sim.log.log(self.env.now, "db.status", f"db:{self.name}", "Down" if self._down else "Up")

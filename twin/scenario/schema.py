@@ -353,6 +353,10 @@ class DiracConfig(Strict):
     operations: dict[str, Any] = {}
     service_cpu_ms: NonNegative = 5.0
     service_cpu_us_per_row: NonNegative = 2.0
+    service_max_threads: PositiveCount = 15  # DIRAC ServiceConfiguration.getMaxThreads default
+    rpc_timeout: Duration = 600.0  # DIRAC BaseClient default timeout
+    service_model: Literal["flow", "exact"] = "flow"  # flow-level charging, or every RPC queued exactly
+    agent_threads: PositiveCount = 15  # TransformationAgent maxThreadsInPool, TaskManagerAgentBase maxNumberOfThreads
     optimizer_delay: Duration = 5.0
     operator_reaction: Duration = 0.0
 

@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterator
 
+from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
 from twin.dirac.wms.failures import PAYLOAD, RUNS_THROUGH, START, UPLOAD, Fate, JobFates
@@ -103,7 +104,7 @@ class WorkloadManagement:
             return None  # empty intersection: stays Reserved, CheckReserved returns it to Created after 1 h
         lfns = [lfn for lfn in task["InputData"].split(";") if lfn]
         cpu_work = self._sample_cpu(runtime, len(lfns))
-        yield from world.services.call("JobManager", "insertNewJobIntoDB")
+        yield from world.services.rpc(fp.SUBMIT)
         job = self.jobdb.submit(
             world.sim.now, job_type=runtime.job_type, owner_group=OWNER_GROUP, job_group=trans_id,
             task_name=f"{trans_id:08d}_{task_id:08d}", input_data=lfns,
@@ -153,6 +154,7 @@ class WorkloadManagement:
         decision = schedule_job(job, self._replica_sites(job.input_data), self._site_mask(), now,
                                 production=job.job_type in self.cfg.data_processing_types,
                                 rng=self.rng_sched, reschedule_delays=self.cfg.reschedule_delays)
+        self.world.services.meter_rpc("Optimizers.optimizeJob")
         self.world.services.defer("Optimizers")  # executors run on the WMS agents host; billed by its next cycle
         if isinstance(decision, ToTaskQueue):
             self.jobdb.set_status(job, js.WAITING, "Pilot Agent Submission", now, source="JobScheduling")
@@ -204,6 +206,7 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ SiteDirector
     def site_director_cycle(self) -> Iterator[Any]:
+        submitted = 0  # one bulk addPilotReferences per CE submission
         for ce in self.world.grid.ces.values():
             if not ce.site.up:
                 continue
@@ -213,7 +216,8 @@ class WorkloadManagement:
             n = site_director_pilots(free, ce.max_waiting_pilots, ce.waiting, waiting_jobs, self.cfg.max_pilots_per_cycle)
             if n:
                 ce.submit_pilots(n, self._pilot_started)
-        yield from self.world.services.call("Matcher", "getMatchingTaskQueues", max(1, len(self.world.grid.ces)))
+                submitted += 1
+        yield from self.world.services.rpc((("Matcher.getMatchingTaskQueues", 1), ("PilotManager.addPilotReferences", submitted)))
         yield from self.world.services.pay("Optimizers")
 
     def _pilot_started(self, pilot: "Pilot") -> None:
@@ -229,7 +233,7 @@ class WorkloadManagement:
             work_left = cpu_work_left(pilot, self.env.now)
             if jobs and work_left <= MINIMUM_CPU_WORK:
                 break  # _checkCPUWorkLeft: "No more time left"
-            yield from services.call("Matcher", "matchAndGetJob")
+            yield from services.rpc(fp.MATCH_ATTEMPT)
             if not pilot.running:
                 break
             now = self.env.now
@@ -245,7 +249,11 @@ class WorkloadManagement:
             fails = 0
             jobs += 1
             job.pilot = pilot
+            services.charge_async(fp.MATCHED)
+            heartbeats = services.start_stream(fp.HEARTBEAT, self.cfg.heartbeat_interval)
             yield from self._run_job(job, pilot)
+            services.stop_stream(heartbeats)
+        services.charge_async(fp.PILOT_END)
         pilot.finish()
 
     def _run_job(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
@@ -257,7 +265,7 @@ class WorkloadManagement:
         job.start_time = start
         job.heartbeat_time = start
         self.jobdb.set_status(job, js.RUNNING, "Job Initialization", start, source="JobWrapper")
-        yield from world.services.call("JobStateUpdate", "setJobStatus")
+        yield from world.services.rpc(fp.JOB_START)
         if model.model_query:
             if not (yield from self._hold(pilot, MODEL_LOOKUP_S, job)):
                 return
@@ -301,7 +309,7 @@ class WorkloadManagement:
         self.jobdb.set_status(job, js.DONE, "Execution Complete", self.env.now, source="JobWrapper")
         job.end_time = self.env.now
         self.jobs_done_by_site[pilot.site] += 1
-        yield from world.services.call("JobStateUpdate", "setJobStatus")
+        yield from world.services.rpc(fp.JOB_END)
 
     def _fate(self, job: Job, pilot: "Pilot", step_key: str, cpu_wall: float) -> tuple[Fate, float]:
         """The failure models' verdict on this attempt and its wall time (setup overhead + payload / efficiency)."""
@@ -340,7 +348,7 @@ class WorkloadManagement:
             self._set_inputs(job, inputs)
         self.jobdb.set_status(job, js.FAILED, reason, self.env.now, source="JobWrapper")
         job.end_time = self.env.now
-        yield from self.world.services.call("JobStateUpdate", "setJobStatus")
+        yield from self.world.services.rpc(fp.JOB_END)
 
     def _set_inputs(self, job: Job, status: str) -> None:
         if job.input_data:
@@ -395,7 +403,10 @@ class WorkloadManagement:
             meta["runNumber"] = task_id
             lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
             placed.append((lfn, se, file_size, meta))
-        yield from world.services.call("FileCatalog", "addFile", len(placed))
+        for _ in placed:  # one addFile RPC per output (DataManager.putAndRegister), then setMetadata
+            world.services.meter("FileCatalogDB", "addFile")
+        world.services.meter_rpc("FileCatalog.setMetadata", len(placed))
+        yield from world.services.pay("FileCatalog")
         if not self._alive(job, pilot):
             return False
         with world.services.unmetered():  # paid just above
