@@ -1,73 +1,92 @@
-"""The `twin` command line: run, check, compare, sweep, validate.
+"""The `twin` command line: one registry of subcommands, each in the module that owns it.
 
 Exit codes follow common conventions: 0 success, 1 the run worked but a check failed
-(a missed deadline with --fail-on-deadline, a failed validation case), 2 bad input
-(scenario, options), 130 interrupted.
+(a missed deadline with --fail-on-deadline, a failed validation case or regression, a failed
+sweep run), 2 bad input (one line on stderr naming the file or argument, the key path and what
+was expected), 130 interrupted.
+
+Adding a subcommand is one `register(...)` line naming the module functions that add its
+arguments and run it (`module:function` strings: the module is imported only when the parser is
+built, its code runs only when chosen); shared options live in `twin.options`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import yaml
+from typing import Callable, Sequence
 
 from twin import __version__
+from twin import options as opt
 from twin.errors import TwinError
 from twin.scenario.paths import parse_params
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_CODES = ("exit codes: 0 success; 1 the command ran but a check failed; 2 bad input (one line on stderr); "
+              "130 interrupted")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message one line
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+    def error(self, message: str):  # argparse's own exit code is 2 as well; keep its message to one line
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", type=Path, help="scenario YAML file")
-    parser.add_argument("--seed", type=int, help="override run.seed")
-    parser.add_argument("--param", action="append", default=[], metavar="PATH=VALUE",
-                        help="override a scenario value by key path, e.g. topology.sites[LCG.CNAF.it].ces[0].slots=0 (repeatable)")
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: `arguments(parser)` adds its options, `run(args) -> exit code` runs it."""
+
+    name: str
+    help: str
+    arguments: str
+    run: str
+    examples: tuple[str, ...]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(name: str, help: str, arguments: str, run: str, *examples: str) -> None:
+    """Register `twin NAME`; `arguments` and `run` are 'module:function' (see the module doc)."""
+    COMMANDS[name] = Command(name, help, arguments, run, examples)
+
+
+def _resolve(target: str) -> Callable:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="twin", description="Digital twin of the CTAO DIRAC/CTADIRAC production system.")
+    parser = _Parser(prog="twin", description="Digital twin of the CTAO DIRAC/CTADIRAC production system.",
+                     epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"twin {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    run = sub.add_parser("run", help="simulate a scenario and write events, metrics, summary and an HTML report")
-    _add_run_options(run)
-    run.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>)")
-    run.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
-    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    run.add_argument("--fail-on-deadline", action="store_true", help="exit 1 when the plan misses run.deadline")
-
-    check = sub.add_parser("check", help="validate a scenario and print its resolved form")
-    _add_run_options(check)
-    check.add_argument("--quiet", action="store_true", help="print nothing on success")
-
-    compare = sub.add_parser("compare", help="side-by-side HTML report of a baseline run and a what-if run")
-    compare.add_argument("baseline", type=Path, help="run folder of the baseline (from twin run --out)")
-    compare.add_argument("whatif", type=Path, help="run folder of the what-if")
-    compare.add_argument("--out", type=Path, help="HTML file to write (default: <whatif>/compare.html)")
-
-    report = sub.add_parser("report", help="(re)write the HTML report of a run folder")
-    report.add_argument("run", type=Path, help="run folder (from twin run --out)")
-    report.add_argument("--out", type=Path, help="HTML file to write (default: <run>/report.html)")
-
-    from twin import regress, sweep, validate
-
-    sweep.add_sweep_arguments(sub.add_parser("sweep", help="parameter x seed sweep on dask.distributed (local cluster or --scheduler)"))
-    validate.add_validate_arguments(sub.add_parser("validate", help="run the validation cases: expected vs twin values with tolerances"))
-    regress.add_regress_arguments(sub.add_parser("regress", help="run a scenario with your plugin class and compare with a stored baseline"))
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for command in COMMANDS.values():
+        epilog = "\n".join(["examples:", *(f"  {e}" for e in command.examples), "", EXIT_CODES])
+        child = sub.add_parser(command.name, help=command.help, description=command.help, epilog=epilog,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        _resolve(command.arguments)(child)
     return parser
 
 
-def _load(args: argparse.Namespace):
+# ---------------------------------------------------------------- run, check
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    opt.add_scenario(parser)
+    opt.add_out(parser, "runs/<scenario name>")
+    opt.add_quiet(parser)
+    parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    parser.add_argument("--fail-on-deadline", action="store_true", help="exit 1 when the plan misses run.deadline")
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    opt.add_scenario(parser)
+    opt.add_quiet(parser, progress=False)
+
+
+def load(args: argparse.Namespace):
+    """The scenario named by SCENARIO, --param and --seed (errors in those name the argument)."""
     from twin.scenario.loader import load_scenario
 
     overrides = parse_params(args.param)
@@ -76,67 +95,145 @@ def _load(args: argparse.Namespace):
     return load_scenario(args.scenario, overrides)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
+    from twin.outputs import check_out
     from twin.runner import run_scenario
 
-    scenario = _load(args)
+    scenario = load(args)
     out = args.out or Path("runs") / scenario.name
-    result = run_scenario(scenario, out, progress=not args.no_progress, report=not args.no_report)
-    print(result.headline())
-    print(f"outputs in {out}")
+    check_out(out, args.force)
+    for warning in _warnings(scenario):
+        print(f"twin: warning: {warning}", file=sys.stderr)
+    result = run_scenario(scenario, out, progress=opt.show_progress(args), report=not args.no_report, force=args.force)
+    opt.say(args, result.headline(), f"outputs in {result.out}")
     if args.fail_on_deadline and result.deadline_met is False:
         return EXIT_FAILED
     return EXIT_OK
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    scenario = _load(args)
+def _warnings(scenario) -> list[str]:
+    from twin.scenario.bounds import warnings
+
+    return warnings(scenario)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import yaml
+
+    scenario = load(args)
+    for warning in _warnings(scenario):
+        print(f"twin: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print(yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False), end="")
     return EXIT_OK
 
 
-def _cmd_compare(args: argparse.Namespace) -> int:
+# ---------------------------------------------------------------- compare, report
+def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("baseline", type=Path, help="run folder of the baseline (from twin run --out)")
+    parser.add_argument("whatif", type=Path, help="run folder of the what-if")
+    opt.add_out(parser, "<whatif>-vs-<baseline> beside the what-if folder; compare.html inside")
+    opt.add_quiet(parser, progress=False)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from twin.outputs import Staging, check_out
     from twin.report.html import write_compare_report
+    from twin.runfolder import check_pair
 
-    path = write_compare_report(args.baseline, args.whatif, args.out or args.whatif / "compare.html")
-    print(f"compare report: {path}")
+    for warning in check_pair(args.baseline, args.whatif):
+        print(f"twin: warning: {warning}", file=sys.stderr)
+    out = args.out or args.whatif.parent / f"{args.whatif.name}-vs-{args.baseline.name}"
+    check_out(out, args.force)
+    with Staging(out, "compare", args.force, {"baseline": str(args.baseline), "whatif": str(args.whatif)}) as staging:
+        write_compare_report(args.baseline, args.whatif, staging.path / "compare.html")
+        where = staging.commit()
+    opt.say(args, f"compare report: {where / 'compare.html'}")
     return EXIT_OK
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="run folder (from twin run --out)")
+    opt.add_out(parser, "rewrite report.html inside the run folder")
+    opt.add_quiet(parser, progress=False)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from twin.outputs import Staging, check_out, update_manifest
     from twin.report.html import write_folder_report
+    from twin.runfolder import check_run
 
-    print(f"report: {write_folder_report(args.run, args.out)}")
+    for warning in check_run(args.run):
+        print(f"twin: warning: {warning}", file=sys.stderr)
+    if args.out is None:
+        path = write_folder_report(args.run, args.run / "report.html.tmp")
+        path.replace(args.run / "report.html")
+        update_manifest(args.run, ["report.html"])
+        opt.say(args, f"report: {args.run / 'report.html'}")
+        return EXIT_OK
+    check_out(args.out, args.force)
+    with Staging(args.out, "report", args.force, {"run": str(args.run)}) as staging:
+        write_folder_report(args.run, staging.path / "report.html")
+        where = staging.commit()
+    opt.say(args, f"report: {where / 'report.html'}")
     return EXIT_OK
 
 
-def _lazy(module: str, function: str):
-    """Commands whose modules pull in dask or pytest are imported only when used."""
-
-    def command(args: argparse.Namespace) -> int:
-        import importlib
-
-        return getattr(importlib.import_module(f"twin.{module}"), function)(args)
-
-    return command
+# ---------------------------------------------------------------- scenarios
+def add_scenarios_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dir", type=Path, help="folder of scenarios (default: ./scenarios, else the shipped ones)")
+    opt.add_quiet(parser, progress=False)
 
 
-COMMANDS = {
-    "run": _cmd_run, "check": _cmd_check, "compare": _cmd_compare, "report": _cmd_report,
-    "sweep": _lazy("sweep", "cmd_sweep"), "validate": _lazy("validate", "cmd_validate"), "regress": _lazy("regress", "cmd_regress"),
-}
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from twin.scenario.catalog import list_scenarios
+
+    rows = list_scenarios(args.dir)
+    width = max((len(str(r.path)) for r in rows), default=0)
+    opt.say(args, *(f"{str(r.path).ljust(width)}  {r.question}" for r in rows))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- the registry
+register("run", "simulate a scenario and write events, metrics, summary and an HTML report",
+         "twin.cli:add_run_arguments", "twin.cli:cmd_run",
+         "twin run scenarios/prod5b-baseline.yaml --out runs/base",
+         "twin run scenarios/prod5b-baseline.yaml --seed 7 --param 'run.duration=3w' --out runs/seed7 --force")
+register("check", "validate a scenario and print its resolved form",
+         "twin.cli:add_check_arguments", "twin.cli:cmd_check",
+         "twin check scenarios/whatif-site-outage.yaml --quiet",
+         "twin check scenarios/prod5b-baseline.yaml --param 'dirac.transformation_agent.polling_time=5m'")
+register("scenarios", "list the shipped scenarios and the question each one answers",
+         "twin.cli:add_scenarios_arguments", "twin.cli:cmd_scenarios", "twin scenarios")
+register("compare", "side-by-side HTML report of a baseline run and a what-if run",
+         "twin.cli:add_compare_arguments", "twin.cli:cmd_compare",
+         "twin compare runs/base runs/outage --out runs/outage-vs-base")
+register("report", "(re)write the HTML report of a run folder",
+         "twin.cli:add_report_arguments", "twin.cli:cmd_report",
+         "twin report runs/base", "twin report runs/base --out runs/base-report")
+register("sweep", "parameter x seed sweep on dask.distributed (local cluster or --scheduler)",
+         "twin.sweep:add_sweep_arguments", "twin.sweep:cmd_sweep",
+         "twin sweep scenarios/prod5b-baseline.yaml --param 'topology.sites[LCG.PIC.es].ces[0].slots=0,500' --seeds 3",
+         "twin sweep scenarios/prod5b-baseline.yaml --param 'run.seed=1,2' --scheduler tcp://10.0.0.5:8786")
+register("validate", "run the validation cases: expected vs twin values with tolerances",
+         "twin.validate:add_validate_arguments", "twin.validate:cmd_validate",
+         "twin validate --quiet", "twin validate --only 'mmc-*' --out runs/validation")
+register("regress", "run a scenario with your plugin class and compare with a stored baseline",
+         "twin.regress:add_regress_arguments", "twin.regress:cmd_regress",
+         "twin regress tests/data/minimal.yaml --plugin examples/plugins/by_run_chunk.py:RunChunkPlugin "
+         "--step test/Processing --baseline examples/plugins/baselines/minimal-ByRunChunk.json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return _resolve(COMMANDS[args.command].run)(args)
     except TwinError as exc:
         print(f"twin: error: {exc}".replace("\n", "\ntwin: error: "), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("twin: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        where = getattr(exc, "where", None)
+        print(f"twin: interrupted{f'; partial outputs (marked incomplete) in {where}' if where else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

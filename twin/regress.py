@@ -218,14 +218,18 @@ def run_regression(scenario_path: Path, plugin: str, steps: list[str] | None = N
     from twin.runner import simulate
     from twin.scenario.loader import load_scenario
 
-    if tolerance < 0:
-        raise TwinError(f"--tolerance {tolerance}: expected a fraction >= 0, e.g. 0.05")
+    if not tolerance >= 0 or tolerance == float("inf"):  # NaN compares False: it would turn every check off
+        raise TwinError(f"--tolerance {tolerance}: expected a finite fraction >= 0, e.g. 0.05")
     spec = absolute_spec(plugin, base or Path.cwd())
     scenario = load_scenario(scenario_path, overrides)
     swap, chosen = substitution(scenario, spec, steps, plugin_name)
+    path = Path(baseline) if baseline else default_baseline(scenario.name, spec)
+    if update:
+        check_baseline_path(path)
+    elif not path.is_file():
+        read_baseline(path)  # names the problem before the simulation
     result = simulate(load_scenario(scenario_path, {**(overrides or {}), **swap}), keep_events=False)
     current = key_metrics(result.summary)
-    path = Path(baseline) if baseline else default_baseline(scenario.name, spec)
     info = {"scenario": scenario.name, "plugin": plugin, "steps": chosen,
             "seed": scenario.run.seed, "tolerance": tolerance}
     if update:
@@ -238,11 +242,23 @@ def default_baseline(scenario_name: str, spec: str) -> Path:
     return Path("baselines") / f"{scenario_name}.{spec.rpartition(':')[2]}.json"
 
 
+def check_baseline_path(path: Path) -> None:
+    """--update-baseline replaces a FILE: refuse a folder or an unwritable place before simulating."""
+    from twin.outputs import check_parent
+
+    if path.is_dir():
+        raise TwinError(f"--baseline {path}: expected a JSON file to write, but it is a folder")
+    check_parent(path, "--baseline")
+
+
 def write_baseline(path: Path, metrics: dict[str, tuple[float, str]], info: dict[str, Any]) -> None:
+    """Written to a temporary file then renamed: the old baseline stays whole if this fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, **{k: v for k, v in info.items() if k != "tolerance"},
             "metrics": {m: v for m, (v, _) in metrics.items()}}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def read_baseline(path: Path) -> dict[str, Any]:
@@ -259,17 +275,19 @@ def read_baseline(path: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- CLI
 def add_regress_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    from twin import options as opt
+
+    opt.add_scenario(parser)
     parser.add_argument("--plugin", required=True, metavar="MODULE:CLASS",
                         help="the plugin class to test: pkg.module:Class or path/to/file.py:Class")
     parser.add_argument("--step", action="append", default=[], metavar="PROD/STEP",
                         help="step to run the class on (repeatable; default: every step using one of its plugins)")
     parser.add_argument("--plugin-name", help="plugin name the substituted steps run (default: see twin regress docs)")
-    parser.add_argument("--baseline", type=Path, help="baseline JSON (default: baselines/<scenario>.<Class>.json)")
-    parser.add_argument("--update-baseline", action="store_true", help="write the baseline from this run")
-    parser.add_argument("--tolerance", type=float, default=0.05, help="allowed relative change in the bad direction (default 0.05)")
-    parser.add_argument("--seed", type=int, help="override run.seed")
-    parser.add_argument("--param", action="append", default=[], metavar="PATH=VALUE", help="override a scenario value (repeatable)")
+    parser.add_argument("--baseline", type=Path, metavar="FILE", help="baseline JSON (default: baselines/<scenario>.<Class>.json)")
+    parser.add_argument("--update-baseline", action="store_true", help="write (replace) the baseline from this run")
+    parser.add_argument("--tolerance", type=opt.fraction, default=0.05,
+                        help="allowed relative change in the bad direction, a finite number >= 0 (default 0.05)")
+    opt.add_quiet(parser, progress=False)
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
@@ -281,11 +299,12 @@ def cmd_regress(args: argparse.Namespace) -> int:
         overrides["run.seed"] = args.seed
     result = run_regression(args.scenario, args.plugin, args.step or None, args.baseline, args.update_baseline,
                             args.tolerance, overrides, args.plugin_name)
-    print(f"{result.info['plugin']} on {', '.join(result.info['steps'])} of {result.info['scenario']} (seed {result.info['seed']})")
+    from twin.options import say
+
+    say(args, f"{result.info['plugin']} on {', '.join(result.info['steps'])} of {result.info['scenario']} (seed {result.info['seed']})")
     if result.updated:
-        print(f"baseline written: {result.baseline_path}")
+        say(args, f"baseline written: {result.baseline_path}")
         return 0
-    print(result.table())
-    print(f"{len(result.regressions)} regressions against {result.baseline_path}" if result.regressions else
-          f"no regression against {result.baseline_path} (tolerance {args.tolerance:g})")
+    say(args, result.table(), f"{len(result.regressions)} regressions against {result.baseline_path}" if result.regressions else
+        f"no regression against {result.baseline_path} (tolerance {args.tolerance:g})")
     return 1 if result.regressions else 0

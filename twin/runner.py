@@ -2,6 +2,12 @@
 
 This is the only place that knows the order of the pipeline; the CLI, sweeps and
 tests all call `run_scenario` (or `simulate`, which keeps everything in memory).
+
+Outputs follow `twin.outputs`: `run_scenario` checks `out` first, hands `simulate` a staging
+folder (the event log streams to its events.parquet during the run), writes the tables and the
+report into it, then run.json last, and renames the folder into place. Ctrl-C during the
+simulation keeps what was simulated: the tables and summary up to that moment, status
+"incomplete" in run.json, and `RunInterrupted` (a KeyboardInterrupt) carries where they went.
 """
 
 from __future__ import annotations
@@ -9,44 +15,94 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from twin.outputs import COMPLETE, INCOMPLETE, Staging, check_out, scenario_hash
 from twin.results import RunResult
 from twin.scenario.schema import Scenario
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a simulation: `result` holds the state reached, `where` the partial outputs (if written)."""
+
+    def __init__(self, result: RunResult) -> None:
+        super().__init__()
+        self.result = result
+        self.where: Path | None = None
 
 
 def simulate(scenario: Scenario, progress: bool = False, events_path: Path | None = None,
              keep_events: bool = True) -> RunResult:
     """Build the world for `scenario`, run it, and return the tables.
 
-    The event log streams to `events_path` when given (memory bounded by work in flight), else it
-    is kept in memory; `keep_events=False` keeps only its digest and length (sweeps)."""
+    The event log streams to `events_path` when given (memory bounded by work in flight; run_scenario
+    passes its staging folder's events.parquet), else it is kept in memory; `keep_events=False` keeps
+    only its digest and length (sweeps). Raises RunInterrupted on Ctrl-C, with the state reached."""
     from twin.build import build_world
-    from twin.summary import summarize
 
     world = build_world(scenario, events_path=events_path, keep_events=keep_events)
     bar = _progress_bar(scenario.run.duration) if progress else None
     try:
         world.run(progress=bar.update_to if bar else None)
+    except KeyboardInterrupt:
+        world.sim.log.close()
+        raise RunInterrupted(_result(world, interrupted=True)) from None
     finally:
         if bar:
             bar.close()
-        world.sim.log.close()
-    summary = summarize(world)
-    return RunResult(scenario, world.sim.log, world.sim.metrics.to_frame(), summary, world.sim.log.digest())
+    world.sim.log.close()
+    return _result(world)
 
 
-def run_scenario(scenario: Scenario, out: Path, progress: bool = True, report: bool = True) -> RunResult:
-    """Simulate and write events.parquet (streamed during the run), metrics.parquet, summary.json (and report.html)."""
-    out.mkdir(parents=True, exist_ok=True)
-    result = simulate(scenario, progress=progress, events_path=out / "events.parquet")
-    write_outputs(result, out)
-    if report:
-        from twin.report.html import write_run_report
+def _result(world, interrupted: bool = False) -> RunResult:
+    from twin.summary import summarize
 
-        result.files["report"] = write_run_report(result, out / "report.html")
+    try:
+        summary = summarize(world)
+    except Exception as exc:  # noqa: BLE001 - an interrupted world may be mid-event; keep what is certain
+        if not interrupted:
+            raise
+        summary = {"scenario_name": world.scenario.name, "seed": world.scenario.run.seed,
+                   "simulated_time": world.sim.now, "events": len(world.sim.log),
+                   "summary_error": f"{type(exc).__name__}: {exc}"}
+    if interrupted:
+        summary["interrupted_at"] = world.sim.now
+    return RunResult(world.scenario, world.sim.log, world.sim.metrics.to_frame(), summary, world.sim.log.digest())
+
+
+def run_scenario(scenario: Scenario, out: Path, progress: bool = True, report: bool = True, force: bool = False) -> RunResult:
+    """Simulate and write events.parquet, metrics.parquet, summary.json (and report.html), then run.json.
+
+    `out` must be empty or absent unless `force` (checked before simulating)."""
+    out = Path(out)
+    check_out(out, force)
+    info = {"scenario": scenario.name, "scenario_sha256": scenario_hash(scenario.model_dump(mode="json")),
+            "seed": scenario.run.seed}
+    with Staging(out, "run", force, info) as staging:
+        try:
+            result = simulate(scenario, progress=progress, events_path=staging.path / "events.parquet")
+        except RunInterrupted as stop:
+            write_outputs(stop.result, staging.path)
+            stop.where = staging.commit(INCOMPLETE, simulated_time=stop.result.summary["simulated_time"])
+            _moved(stop.result, stop.where)
+            raise
+        write_outputs(result, staging.path)
+        if report:
+            from twin.report.html import write_run_report
+
+            result.files["report"] = write_run_report(result, staging.path / "report.html")
+        _moved(result, staging.commit(COMPLETE, simulated_time=result.summary["simulated_time"]))
     return result
 
 
+def _moved(result: RunResult, where: Path) -> None:
+    """The staging folder became `where`: point the result (and the closed, streamed log) there."""
+    result.out = where
+    result.files = {key: where / path.name for key, path in result.files.items()}
+    if result.log.path is not None:
+        result.log.path = where / result.log.path.name
+
+
 def write_outputs(result: RunResult, out: Path) -> None:
+    """The tables and summary.json into `out` (a folder the caller owns: staging, or a test's tmp)."""
     out.mkdir(parents=True, exist_ok=True)
     result.out = out
     result.files["events"] = out / "events.parquet"

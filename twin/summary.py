@@ -223,6 +223,9 @@ def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[
     short = [f"{t['name']}: {t['shortfall']}" for t in transformations if not t["complete"]]
     finished_at = max(world.finished_at.values()) if done and world.finished_at else None
     met = None if deadline is None else bool(done and not short and finished_at is not None and finished_at <= deadline)
+    unreached = deadline is not None and not done and world.sim.now < deadline  # the run ended before the deadline
+    if unreached:
+        met = None
     if done and not short:
         verdict = f"All work finished after {format_duration(finished_at or 0.0)}"
     elif done:
@@ -230,7 +233,8 @@ def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[
     else:
         verdict = f"Work still unfinished after {format_duration(world.sim.now)}"
     if deadline is not None:
-        verdict += f"; deadline {format_duration(deadline)} {'met' if met else 'MISSED'}"
+        verdict += (f"; deadline {format_duration(deadline)} not reached (the run ended first: extend run.duration)"
+                    if unreached else f"; deadline {format_duration(deadline)} {'met' if met else 'MISSED'}")
     backlog = {name: t for name, t in _tape(world).items() if t["backlog_tb"] > 0}
     for name, t in backlog.items():
         drain = "never (no drive)" if t["drain_hours"] is None else f"{format_duration(t['drain_hours'] * 3600)} more at full drive speed"

@@ -25,6 +25,8 @@ import itertools
 import logging
 import math
 import os
+import re
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class RunSpec:
     index: int
     params: dict[str, Any]
     seed: int
+    replication: int = 0
 
 
 def parse_axis(item: str) -> tuple[str, list[Any]]:
@@ -89,12 +92,17 @@ def expand(params: Sequence[str], seeds: int, base_seed: int) -> list[RunSpec]:
     specs = []
     for combo in combos:
         for r in range(seeds):
-            specs.append(RunSpec(len(specs), dict(zip(keys, combo)), base_seed + r))
+            specs.append(RunSpec(len(specs), dict(zip(keys, combo)), base_seed + r, r))
     return specs
 
 
 def load_specs(scenario_path: Path, specs: Iterable[RunSpec]) -> list[tuple[RunSpec, Scenario]]:
-    """Load and validate every run's scenario here, so bad input fails before any run starts."""
+    """Load and validate every run's scenario here, so bad input fails before any run starts.
+
+    Replication r of a combination runs with that combination's run.seed + r, so a `run.seed`
+    axis sets the base seed of its rows (and is validated like any other value)."""
+    from dataclasses import replace
+
     from twin.scenario.loader import load_scenario
 
     loaded: dict[tuple[tuple[str, str], ...], Scenario] = {}
@@ -104,9 +112,19 @@ def load_specs(scenario_path: Path, specs: Iterable[RunSpec]) -> list[tuple[RunS
         if combo not in loaded:
             loaded[combo] = load_scenario(scenario_path, dict(spec.params))
         scenario = loaded[combo].model_copy(deep=True)
-        scenario.run.seed = spec.seed
-        out.append((spec, scenario))
+        scenario.run.seed = loaded[combo].run.seed + spec.replication
+        out.append((replace(spec, seed=scenario.run.seed), scenario))
     return out
+
+
+def run_key(scenario: Scenario) -> str:
+    """The dask key of a run: a hash of everything it depends on (the resolved scenario, seed
+    included, and the twin version), so two sweeps on one scheduler never swap results and an
+    identical run may be reused."""
+    from twin import __version__
+    from twin.outputs import scenario_hash
+
+    return f"twin-run-{scenario_hash({'twin': __version__, 'scenario': scenario.model_dump(mode='json')})[:32]}"
 
 
 # ---------------------------------------------------------------- one run -> one row
@@ -163,7 +181,7 @@ Progress = Callable[[], None]
 
 
 def execute(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
-            progress: bool) -> list[dict[str, Any]]:
+            progress: bool, worker_timeout: float = 60.0) -> list[dict[str, Any]]:
     """Run every job: in-process when workers == 0 (and no scheduler), else on dask."""
     bar = _bar(len(jobs), progress)
     try:
@@ -173,13 +191,13 @@ def execute(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler
                 rows.append(run_one(spec, scenario))
                 bar.update()
             return rows
-        return _execute_dask(jobs, workers, scheduler, bar.update)
+        return _execute_dask(jobs, workers, scheduler, bar.update, worker_timeout)
     finally:
         bar.close()
 
 
 def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
-                  tick: Progress) -> list[dict[str, Any]]:
+                  tick: Progress, worker_timeout: float = 60.0) -> list[dict[str, Any]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -189,22 +207,47 @@ def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, sch
                                silence_logs=logging.ERROR)
     try:
         client = Client(cluster if cluster is not None else scheduler, timeout="10s")
-    except OSError as exc:
+    except (OSError, ValueError, TypeError) as exc:
         if cluster is not None:
             cluster.close()
         raise TwinError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
     try:
-        futures = [client.submit(run_one, spec, scenario, pure=False, key=f"twin-run-{spec.index}")
-                   for spec, scenario in jobs]
+        _wait_for_workers(client, scheduler, worker_timeout)
+        futures = {}
+        for spec, scenario in jobs:
+            future = client.submit(run_one, spec, scenario, pure=False, key=run_key(scenario))
+            futures.setdefault(future.key, (future, []))[1].append(spec)
         rows = []
-        for future in as_completed(futures):
-            rows.append(future.result())
-            tick()
+        for future in as_completed([f for f, _ in futures.values()]):
+            for spec in futures[future.key][1]:
+                rows.append(_collected(future, spec))
+                tick()
         return rows
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _wait_for_workers(client, scheduler: str | None, timeout: float) -> None:
+    """A scheduler without workers would keep the sweep waiting for ever: say so instead."""
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError) as exc:
+        where = scheduler or "the local cluster"
+        raise TwinError(f"--scheduler {where}: no worker connected within {timeout:.0f} s "
+                        f"(start one with `dask worker {scheduler or 'ADDRESS'}`; {type(exc).__name__})") from None
+
+
+def _collected(future, spec: RunSpec) -> dict[str, Any]:
+    """The run's row, labelled with THIS sweep's run index and parameters (an identical run reused
+    from another sweep carries its own); a run whose worker died is a failed row, not a crash."""
+    try:
+        row = dict(future.result())
+    except Exception as exc:  # noqa: BLE001 - KilledWorker, CancelledError, a lost scheduler...
+        hint = " (the worker died: memory limit?)" if type(exc).__name__ == "KilledWorker" else ""
+        row = {"status": STATUS_ERROR, "error": f"{type(exc).__name__}{hint}: {exc}"[:500], "wall_s": math.nan}
+    return {**row, "run": spec.index, **spec.params, "seed": spec.seed}
 
 
 def _bar(total: int, enabled: bool):
@@ -307,8 +350,12 @@ class SweepResult:
 
 
 def run_sweep(scenario_path: Path, params: list[str], seeds: int, out: Path, workers: int | None = None,
-              scheduler: str | None = None, progress: bool = True, report: bool = True) -> SweepResult:
-    """Expand, load (validating every combination), run, tabulate and write the outputs."""
+              scheduler: str | None = None, progress: bool = True, report: bool = True,
+              force: bool = False, worker_timeout: float = 60.0) -> SweepResult:
+    """Expand, load (validating every combination), run, tabulate and write the outputs.
+
+    `out` is checked before any run; outputs are staged and renamed into place (twin.outputs)."""
+    from twin.outputs import Staging, check_out, scenario_hash
     from twin.scenario.loader import load_scenario
 
     if workers is not None and workers < 0:
@@ -316,14 +363,20 @@ def run_sweep(scenario_path: Path, params: list[str], seeds: int, out: Path, wor
     base = load_scenario(scenario_path)
     specs = expand(params, seeds, base.run.seed)
     jobs = load_specs(scenario_path, specs)
+    check_out(out, force)
     started = time.perf_counter()
-    rows = execute(jobs, workers, scheduler, progress)
+    rows = execute(jobs, workers, scheduler, progress, worker_timeout)
     wall = time.perf_counter() - started
     param_cols = list(specs[0].params) if specs else []
     runs = tidy(rows, param_cols)
     where = scheduler or ("in-process" if workers == 0 else f"LocalCluster x{workers or min(os.cpu_count() or 1, len(jobs))}")
     result = SweepResult(runs, aggregate(runs, param_cols), param_cols, out, wall, where)
-    write_outputs(result, base.name, report)
+    info = {"scenario": base.name, "scenario_sha256": scenario_hash(base.model_dump(mode="json")),
+            "seed": base.run.seed, "params": list(params), "seeds": seeds, "runs": len(runs), "failed_runs": result.errors}
+    with Staging(out, "sweep", force, info) as staging:
+        write_outputs(result, base.name, report, staging.path)
+        result.out = staging.commit()
+    result.files = {key: result.out / path.name for key, path in result.files.items()}
     return result
 
 
@@ -334,8 +387,9 @@ def tidy(rows: list[dict[str, Any]], param_cols: Sequence[str]) -> pd.DataFrame:
     return runs[[c for c in first if c in runs] + [c for c in runs.columns if c not in first]]
 
 
-def write_outputs(result: SweepResult, name: str, report: bool) -> None:
-    out = result.out
+def write_outputs(result: SweepResult, name: str, report: bool, out: Path | None = None) -> None:
+    """The tables (and report.html) into `out` (default: result.out)."""
+    out = Path(out or result.out)
     out.mkdir(parents=True, exist_ok=True)
     files = result.files
     files["runs_parquet"], files["runs_csv"], files["summary_csv"] = out / "sweep.parquet", out / "sweep.csv", out / "summary.csv"
@@ -359,32 +413,54 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- CLI
+def scheduler_address(text: str) -> str:
+    """argparse type: a dask scheduler address, tcp://HOST:PORT (or another dask protocol)."""
+    if not _ADDRESS.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a dask scheduler address such as tcp://HOST:8786, got {text!r}")
+    return text.strip()
+
+
+_ADDRESS = re.compile(r"(?:(?:tcp|tls|ucx|ws|wss|inproc)://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
+
+
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from twin import options as opt
+
     parser.add_argument("scenario", type=Path, help="scenario YAML file")
     parser.add_argument("--param", action="append", default=[], metavar="PATH=V1,V2",
                         help="one axis of the sweep: a key path and its values, e.g. "
-                             "'topology.sites[LCG.PIC.es].ces[0].slots=0,500' (repeatable; values are YAML)")
-    parser.add_argument("--seeds", type=int, default=1, help="replications per combination, seeds run.seed+0..N-1 (default 1)")
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>-sweep)")
-    parser.add_argument("--workers", type=int, help="LocalCluster worker processes (default: cores; 0 = run in this process)")
-    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running dask scheduler instead of a LocalCluster")
-    parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+                             "'topology.sites[LCG.PIC.es].ces[0].slots=0,500' (repeatable; values are YAML; "
+                             "a run.seed axis sets each combination's base seed)")
+    parser.add_argument("--seeds", type=opt.count(1), default=1, help="replications per combination, seeds run.seed+0..N-1 (default 1)")
+    opt.add_out(parser, "runs/<scenario name>-sweep")
+    parser.add_argument("--workers", type=opt.count(0), help="LocalCluster worker processes (default: cores; 0 = run in this process)")
+    parser.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
+                        help="use a running dask scheduler instead of a LocalCluster")
+    parser.add_argument("--worker-timeout", type=opt.fraction, default=60.0, metavar="SECONDS",
+                        help="give up when no dask worker has connected after this long (default 60)")
+    opt.add_quiet(parser)
     parser.add_argument("--no-report", action="store_true", help="skip report.html")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """`twin sweep`: 0 when every run worked, 1 when some run raised (see the error column)."""
+    """`twin sweep`: 0 when every run worked, 1 when some run failed (the others are written; see the error column)."""
+    from twin import options as opt
+
     out = args.out
     if out is None:
         from twin.scenario.loader import load_scenario
 
         out = Path("runs") / f"{load_scenario(args.scenario).name}-sweep"
     result = run_sweep(args.scenario, args.param, args.seeds, out, workers=args.workers, scheduler=args.scheduler,
-                       progress=not args.no_progress, report=not args.no_report)
-    print(f"{len(result.runs)} runs ({len(result.summary)} combinations x {args.seeds} seeds) in {result.wall_s:.1f} s "
-          f"on {result.workers}; {result.errors} errors")
-    print(headline_table(result))
-    print(f"outputs in {out}")
+                       progress=opt.show_progress(args), report=not args.no_report, force=args.force,
+                       worker_timeout=args.worker_timeout)
+    opt.say(args, f"{len(result.runs)} runs ({len(result.summary)} combinations x {args.seeds} seeds) in {result.wall_s:.1f} s "
+                  f"on {result.workers}; {result.errors} failed", headline_table(result), f"outputs in {result.out}")
+    if result.errors:
+        failed = result.runs[result.runs["status"] == STATUS_ERROR]
+        for _, row in failed.head(5).iterrows():
+            print(f"twin: run {row['run']} (seed {row['seed']}) failed: {row['error']}", file=sys.stderr)
+        print(f"twin: {result.errors} of {len(result.runs)} runs failed; the others are in {result.out}", file=sys.stderr)
     return 1 if result.errors else 0
 
 

@@ -365,13 +365,19 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only failed cases and the counts")
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the cases whose name matches NAME (a glob; repeatable)")
-    parser.add_argument("--out", type=Path, help="also write validation.json and validation.csv into this folder")
+    from twin import options as opt
+
+    opt.add_out(parser, "none: write nothing; with DIR, validation.json and validation.csv")
     parser.add_argument("--dir", type=Path, help="folder of validation cases (default: ./validation)")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`twin validate`: 0 when no case failed or errored (skipped is fine), else 1."""
+    from twin.outputs import check_out
+
     sources, cases = load_suite(args.dir or default_folder())
+    if args.out:
+        check_out(args.out, args.force)
     started = time.perf_counter()
     say = None if args.quiet else (lambda name: print(f"running {name} ...", file=sys.stderr, flush=True))
     results = run_suite(sources, cases, args.only, progress=say)
@@ -381,5 +387,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(render_table(shown))
     print(f"{counts_line(results)} ({time.perf_counter() - started:.0f} s)")
     if args.out:
-        write_results(results, args.out)
+        from twin.outputs import Staging
+
+        with Staging(args.out, "validate", args.force, {"cases": len(results), "failed": len(bad)}) as staging:
+            write_results(results, staging.path)
+            staging.commit()
     return 1 if bad else 0

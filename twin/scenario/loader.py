@@ -137,9 +137,11 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: st
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
-    """Read, merge, override and validate a scenario file; raise ScenarioError(s) on bad input."""
+    """Read, merge, override and validate a scenario file; raise ScenarioError(s) on bad input.
+
+    Errors in a value that `overrides` set name the command-line argument (--param), not a file."""
     data, sources = _resolve_with(Path(path), overrides)
-    return validate(data, sources)
+    return validate(data, sources, list(overrides or {}))
 
 
 def resolve(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -149,21 +151,49 @@ def resolve(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[s
 
 def _resolve_with(path: Path, overrides: dict[str, Any] | None) -> tuple[dict[str, Any], list[_Source]]:
     data, sources = _resolve(path, ())
+    if "name" not in sources[0].data and isinstance(data.get("name"), str):
+        # A what-if without its own name is not its baseline: never reuse the baseline's name (and folder).
+        data["name"] = re.sub(r"[^A-Za-z0-9._+-]", "-", path.stem) or "scenario"
     if overrides:
         _apply_overrides(data, overrides, "--param")
     return data, sources
 
 
-def validate(data: dict[str, Any], sources: list[_Source]) -> Scenario:
+def validate(data: dict[str, Any], sources: list[_Source], cli_paths: list[str] = ()) -> Scenario:
+    cli = [tuple(_parts(str(p))) for p in cli_paths]
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioErrors([_to_error(err, data, sources) for err in exc.errors()[:20]]) from None
+        raise ScenarioErrors([_to_error(err, data, sources, cli) for err in exc.errors()[:20]]) from None
     _import_workflows(scenario)
     problems = check_references(scenario)
     if problems:
-        raise ScenarioErrors([_located(sources, _parts(path), msg) for path, msg in problems])
+        raise ScenarioErrors([_located(sources, _parts(path), msg, cli, data) for path, msg in problems])
     return scenario
+
+
+class _Item(str):
+    """A list item named in a key path: written in brackets (steps[NSB1x])."""
+
+
+def _join(parts: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, (int, _Item)) else (f".{p}" if i else str(p)) for i, p in enumerate(parts))
+
+
+def _named_parts(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Indices of named list items become their names, as --param writes them."""
+    out: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            out.append(_Item(node["name"]) if isinstance(node, dict) and isinstance(node.get("name"), str) else part)
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+            out.append(part)
+        else:
+            out.append(part)
+    return tuple(out)
 
 
 def _import_workflows(scenario: Scenario) -> None:
@@ -184,8 +214,14 @@ def _parts(path: str) -> tuple[str | int, ...]:
     return tuple(split_path(path))
 
 
-def _located(sources: list[_Source], loc: tuple[str | int, ...], message: str) -> ScenarioError:
-    """Attach the most specific file (and line) that defines `loc` or its nearest parent."""
+def _located(sources: list[_Source], loc: tuple[str | int, ...], message: str,
+             cli: list[tuple[str | int, ...]] = (), data: Any = None) -> ScenarioError:
+    """Attach the command-line argument that set `loc` (or a parent of it), else the most specific
+    file (and line) that defines `loc` or its nearest parent."""
+    named = _named_parts(data, loc)
+    for path in cli:
+        if any(_under(p, path) or (p and _under(path, p)) for p in (loc, named)):
+            return ScenarioError("--param", _join(named), message)
     for depth in range(len(loc), -1, -1):
         for source in sources:
             line = source.lines.get(loc[:depth])
@@ -194,8 +230,17 @@ def _located(sources: list[_Source], loc: tuple[str | int, ...], message: str) -
     return ScenarioError(sources[0].name, join_path(loc), message)
 
 
-def _to_error(err: dict[str, Any], data: Any, sources: list[_Source]) -> ScenarioError:
+def _under(loc: tuple[str | int, ...], path: tuple[str | int, ...]) -> bool:
+    """`loc` is `path` or inside it (a named item may appear by name or by index)."""
+    return len(loc) >= len(path) and all(a == b or str(a) == str(b) for a, b in zip(loc, path))
+
+
+def _to_error(err: dict[str, Any], data: Any, sources: list[_Source], cli: list[tuple[str | int, ...]] = ()) -> ScenarioError:
     loc = _data_loc(err["loc"], data)
+    named = _named_parts(data, loc)
+    for path in cli:
+        if _under(named, path) or _under(loc, path) or (loc and (_under(path, named) or _under(path, loc))):
+            return ScenarioError("--param", _join(named), _describe(err, loc))
     return _located(sources, loc, _describe(err, loc))
 
 
@@ -234,7 +279,22 @@ def _describe(err: dict[str, Any], loc: tuple[str | int, ...]) -> str:
     got = err.get("input")
     if kind not in ("model_type",) and not isinstance(got, (dict, list)):
         message += f", got {got!r}"[:120]
-    return message
+    why = _field_description(loc) if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal") else ""
+    return f"{message} ({why})" if why else message
+
+
+def _field_description(loc: tuple[str | int, ...]) -> str:
+    """The schema's reason for a bound (a Field description), if it gives one."""
+    model: Any = Scenario
+    field = None
+    for part in loc:
+        if isinstance(part, int) or not _is_model(model):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return ""
+        model = _model_in(field.annotation)
+    return (field.description or "") if field is not None else ""
 
 
 def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:

@@ -41,6 +41,13 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
                     need(ses, se, f"workload.productions[{i}].steps[{j}].{key}[{k}]", "storage element")
             for k, site in enumerate(step.job.destination):
                 need(sites, site, f"workload.productions[{i}].steps[{j}].job.destination[{k}]", "site")
+    plugins = native_plugin_names()
+    for i, prod in enumerate(scenario.workload.productions):
+        for j, step in enumerate(prod.steps):
+            if step.plugin_class is None and step.plugin_source == "native" and step.plugin not in plugins:
+                problems.append((f"workload.productions[{i}].steps[{j}].plugin",
+                                 f"expected a TransformationAgent plugin of the twin ({', '.join(sorted(plugins))}) "
+                                 f"or a plugin_class defining _{step.plugin}, got {step.plugin!r}"))
     steps = {f"{prod.name}/{step.name}" for prod in scenario.workload.productions for step in prod.steps}
     for i, action in enumerate(scenario.workload.operator_actions):
         if action.target not in steps:
@@ -63,7 +70,12 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         "tape_drive_lost": (tape_ses, "tape storage element"), "db_slow": (databases, "database"),
         "db_down": (databases, "database"), "server_down": (servers, "core server"),
     }
+    tape_drives = {se.name: se.tape.drives for se in topo.storage if se.tape is not None}
     for i, fault in enumerate(scenario.faults):
+        lost = fault.params.get("drives", 1) if fault.kind == "tape_drive_lost" else 0
+        if lost > tape_drives.get(fault.target, lost):
+            problems.append((f"faults[{i}].params.drives", f"expected at most the {tape_drives[fault.target]} drives "
+                                                            f"of {fault.target}, got {lost}"))
         if fault.kind == "link_cut":
             ends = [end.strip() for end in fault.target.split("->")]
             if len(ends) != 2 or any(end not in sites for end in ends):
@@ -73,6 +85,16 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
             need(names, fault.target, f"faults[{i}].target", what)
     problems += _check_provenance(scenario)
     return problems
+
+
+def native_plugin_names() -> set[str]:
+    """The plugins the twin's native CTA plugin class runs: its `_Name` methods (DIRAC's naming rule)."""
+    import re
+
+    from twin.dirac.transformation.plugins import CTATransformationPlugin
+
+    return {attr[1:] for klass in CTATransformationPlugin.__mro__ for attr, value in vars(klass).items()
+            if re.fullmatch(r"_[A-Z][A-Za-z]+", attr) and callable(value)}
 
 
 def _check_provenance(scenario: Scenario) -> list[tuple[str, str]]:

@@ -10,16 +10,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from twin.engine.clock import parse_duration
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
+# Bounds: every quantity is finite (an .inf CPU cost never ends, a NaN compares False) and no larger
+# than the engine can run; each bound says why in its message.
+MAX_DURATION = 20 * 365 * 86400.0  # 20 years: far beyond any plan; larger values are unit mistakes
+MAX_SAMPLES = 200_000  # metric rows kept in memory: a year sampled every 3 minutes
+MAX_INITIAL_FILES = 10_000_000  # every catalog file is an object in memory (~1 kB each)
+MAX_SLOTS = 1_000_000  # per CE queue: each slot can hold a pilot process
+MIN_POLLING = 1.0  # one agent cycle per poll: below 1 s a run of weeks needs millions of cycles
+
+
+def _finite_duration(value: float) -> float:
+    if not value <= MAX_DURATION:  # also refuses NaN
+        raise ValueError(f"expected a finite duration of at most 20 years ({MAX_DURATION:.0f} s)")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_finite_duration)]
+PollingTime = Annotated[Duration, Field(ge=MIN_POLLING, description="agent polling time: at least 1 s, "
+                                        "since every poll is a simulated cycle")]
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 PositiveCount = Annotated[int, Field(ge=1)]
+Slots = Annotated[int, Field(ge=0, le=MAX_SLOTS)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+FolderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")]
 
 
 def _unique_names(items: list[Any]) -> list[Any]:
@@ -37,13 +57,21 @@ class Strict(BaseModel):
 
 # ---------------------------------------------------------------- run settings
 class RunSettings(Strict):
-    duration: Duration = 8 * 7 * 86400.0
-    seed: int = 1
-    sample_interval: Duration = 3600.0
-    deadline: Duration | None = None
+    duration: Annotated[Duration, Field(gt=0.0)] = 8 * 7 * 86400.0
+    seed: Seed = 1
+    sample_interval: Annotated[Duration, Field(ge=1.0)] = 3600.0
+    deadline: Annotated[Duration, Field(gt=0.0)] | None = None
     event_log: bool = True
     stop_when_done: bool = True
     min_processed_fraction: Probability = 0.99
+
+    @model_validator(mode="after")
+    def _samples_fit_in_memory(self) -> "RunSettings":
+        samples = self.duration / self.sample_interval
+        if samples > MAX_SAMPLES:
+            raise ValueError(f"expected at most {MAX_SAMPLES:,} metric samples (duration / sample_interval, each kept "
+                             f"in memory), got {samples:,.0f}: raise sample_interval")
+        return self
 
 
 # ---------------------------------------------------------------- topology
@@ -51,7 +79,7 @@ class ComputingElement(Strict):
     """A CE queue: slots, CPU power and the SiteDirector's queue options."""
 
     name: str
-    slots: Count
+    slots: Slots
     processors: PositiveCount = 1
     hs06_per_core: Positive = 10.0
     memory_mb_per_slot: PositiveCount = 2000
@@ -239,7 +267,7 @@ class InitialData(Strict):
     """Files already in the catalog when the run starts (e.g. existing DL0 for a reprocessing campaign)."""
 
     name: str
-    count: PositiveCount
+    count: Annotated[int, Field(ge=1, le=MAX_INITIAL_FILES, description="files in memory, ~1 kB each")]
     size_mb: NonNegative = 1000.0
     ses: Annotated[list[str], Field(min_length=1)]
     metadata: dict[str, Any] = {}
@@ -271,7 +299,36 @@ FaultKind = Literal[
 ]
 
 
+class NoFaultParams(Strict):
+    """site_down, db_down, server_down, link_cut take no parameters."""
+
+
+class SeBannedParams(Strict):
+    access: Literal["read", "write", "all"] = "all"
+
+
+class DbSlowParams(Strict):
+    factor: Annotated[Positive, Field(le=1e6, description="service-time multiplier while active")] = 4.0
+
+
+class FailureSpikeParams(Strict):
+    job_failure_prob: Probability = 1.0
+
+
+class TapeDriveLostParams(Strict):
+    drives: PositiveCount = 1
+
+
+FAULT_PARAMS: dict[str, type[Strict]] = {
+    "site_down": NoFaultParams, "db_down": NoFaultParams, "server_down": NoFaultParams, "link_cut": NoFaultParams,
+    "se_banned": SeBannedParams, "db_slow": DbSlowParams, "failure_spike": FailureSpikeParams,
+    "tape_drive_lost": TapeDriveLostParams,
+}
+
+
 class Fault(Strict):
+    """An injected fault; `params` are checked per kind (FAULT_PARAMS)."""
+
     kind: FaultKind
     target: str
     start: Duration
@@ -284,10 +341,25 @@ class Fault(Strict):
             raise ValueError(f"expected end > start, got start={self.start} end={self.end}")
         return self
 
+    @model_validator(mode="after")
+    def _params_of_kind(self) -> "Fault":
+        model = FAULT_PARAMS[self.kind]
+        try:
+            model.model_validate(self.params)  # the engine applies the defaults; the event log shows what was written
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            allowed = ", ".join(model.model_fields) or "none"
+            if err["type"] == "extra_forbidden":
+                raise ValueError(f"params.{key}: unknown parameter for a {self.kind} fault (expected: {allowed})") from None
+            message = err["msg"].removeprefix("Value error, ").replace("Input should be", "expected")
+            raise ValueError(f"params.{key}: {message} for a {self.kind} fault, got {err.get('input')!r}") from None
+        return self
+
 
 # ---------------------------------------------------------------- DIRAC configuration
 class AgentTiming(Strict):
-    polling_time: Duration
+    polling_time: PollingTime
     enabled: bool = True
 
 
@@ -332,14 +404,14 @@ class DiracConfig(Strict):
     failover_max_flush: Count = 2
     failover_max_reassign: Count = 2
     max_rescheduling: Count = 3
-    reschedule_delays: list[float] = [60.0, 180.0, 300.0, 600.0]
+    reschedule_delays: list[Duration] = [60.0, 180.0, 300.0, 600.0]
     stalled_time: Duration = 4500.0
     failed_time: Duration = 11700.0
     matched_time: Duration = 7200.0
     max_pilots_per_cycle: PositiveCount = 100
     stop_after_failed_matches: PositiveCount = 10
-    job_agent_polling: Duration = 20.0
-    heartbeat_interval: Duration = 1800.0
+    job_agent_polling: PollingTime = 20.0
+    heartbeat_interval: PollingTime = 1800.0
     production_outputs: dict[str, list[str]] = {}
     production_outputs_failover: dict[str, list[str]] = {}
     ses_for_failover: list[str] = []
@@ -450,7 +522,7 @@ class ObservedNames(Strict):
 
 # ---------------------------------------------------------------- the scenario
 class Scenario(Strict):
-    name: str
+    name: Annotated[FolderName, Field(description="also the default output folder runs/<name>: letters, digits, . _ + -")]
     description: str = ""
     run: RunSettings = RunSettings()
     topology: Topology

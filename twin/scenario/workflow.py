@@ -20,6 +20,7 @@ they come from ``job_models`` (by job type), else JobModel's defaults.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,6 +331,7 @@ class _Importer:
             if value is None:
                 continue
             at = [*here, "job_config", key]
+            value = self._typed(at, key, value)
             if key in profile.constrained:
                 self._constrained_job(job, at, profile, key, value)
             elif key in profile.file_meta:
@@ -470,13 +472,27 @@ class _Importer:
         return base.model_copy(update=update)
 
     # -- value checks
+    def _typed(self, at: list[str | int], key: str, value: Any) -> Any:
+        """job_config keys that CTADIRAC's job classes cast to numbers (n_shower -> int...)."""
+        if key == "n_shower":
+            return self._positive_int(at, value)
+        if key == "start_run_number":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise self.error(at, f"expected an integer >= 0, got {value!r}")
+        if key in ("zenith_angle", "azimuth_angle"):
+            return self._number(at, value)
+        return value
+
     def _number(self, at: list[str | int], value: Any) -> float:
         try:
             if isinstance(value, bool):
                 raise ValueError
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise self.error(at, f"expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise self.error(at, f"expected a finite number, got {value!r}")
+        return number
 
     def _destination(self, at: list[str | int], value: Any) -> list[str]:
         """Job.setDestination: a comma-separated string or a list of sites; "ANY"/"" mean no requirement."""
