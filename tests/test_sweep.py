@@ -92,3 +92,85 @@ def test_cli_on_a_one_worker_local_cluster(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 runs (2 combinations x 2 seeds)" in out and "LocalCluster x1" in out
     assert len(pd.read_csv(tmp_path / "sweep.csv")) == 4
+
+
+# ---------------------------------------------------------------- sweeps on a shared cluster (issue 12)
+def test_a_seed_axis_sets_each_combinations_base_seed():
+    from twin.sweep import load_specs
+
+    jobs = load_specs(MINIMAL, expand(["run.seed=3,5"], 2, 7))
+    assert [(spec.seed, scenario.run.seed) for spec, scenario in jobs] == [(3, 3), (4, 4), (5, 5), (6, 6)]
+
+
+def test_run_keys_are_unique_per_resolved_run_and_equal_for_identical_runs():
+    from twin.sweep import load_specs, run_key
+
+    jobs = load_specs(MINIMAL, expand([f"{SLOTS}=0,20"], 2, 7))
+    keys = [run_key(scenario) for _, scenario in jobs]
+    assert len(set(keys)) == 4 and all(k.startswith("twin-run-") for k in keys)
+    again = load_specs(MINIMAL, expand([f"{SLOTS}=20"], 1, 7))
+    assert run_key(again[0][1]) == keys[2]  # same scenario, params and seed: dask may reuse it
+
+
+def test_a_killed_worker_is_a_failed_row_labelled_with_this_sweeps_run():
+    from twin.sweep import RunSpec, _collected
+
+    class KilledWorker(Exception):
+        pass
+
+    class _Future:
+        def result(self):
+            raise KilledWorker("Attempted to run task twin-run-x on 3 different workers, all died")
+
+    row = _collected(_Future(), RunSpec(5, {SLOTS: 20}, 8, 1))
+    assert (row["run"], row[SLOTS], row["seed"], row["status"]) == (5, 20, 8, "error")
+    assert row["error"].startswith("KilledWorker (the worker died: memory limit?)")
+
+
+def test_failed_runs_are_written_with_the_others_and_exit_1_with_a_summary(tmp_path, monkeypatch, capsys):
+    import twin.runner
+
+    real = twin.runner.simulate
+
+    def dies_on_seed_8(scenario, **kwargs):
+        if scenario.run.seed == 8:
+            raise MemoryError("worker memory limit")
+        return real(scenario, **kwargs)
+
+    monkeypatch.setattr(twin.runner, "simulate", dies_on_seed_8)
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser)
+    args = parser.parse_args([str(MINIMAL), "--seeds", "2", "--workers", "0", "--out", str(tmp_path / "s"), "--no-report"])
+    assert cmd_sweep(args) == 1
+    err = capsys.readouterr().err
+    assert "run 1 (seed 8) failed: MemoryError: worker memory limit" in err and "1 of 2 runs failed" in err
+    rows = pd.read_csv(tmp_path / "s/sweep.csv")
+    assert list(rows["status"]) == ["ok", "error"] and rows["jobs_done"][0] > 0
+
+
+@pytest.mark.slow
+def test_a_scheduler_without_workers_times_out_with_a_message(tmp_path):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, dashboard_address=":0", processes=False) as cluster:
+        with pytest.raises(TwinError, match=r"no worker connected within 2 s"):
+            run_sweep(MINIMAL, [], 1, tmp_path / "s", scheduler=cluster.scheduler_address, progress=False, worker_timeout=2)
+    assert not (tmp_path / "s").exists()
+
+
+def _poisoned_row() -> dict:
+    return {"run": 0, "seed": 7, "status": "ok", "error": "", "jobs_done": -1}
+
+
+@pytest.mark.slow
+def test_another_sweeps_task_on_the_scheduler_cannot_stand_in_for_a_run(tmp_path):
+    """Another client holds a result under the key a run once had (twin-run-0): the sweep must not take it."""
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster.scheduler_address) as other:
+            held = other.submit(_poisoned_row, key="twin-run-0", pure=False)
+            held.result()
+            result = run_sweep(MINIMAL, [f"{SLOTS}=20"], 1, tmp_path / "s", scheduler=cluster.scheduler_address,
+                               progress=False, report=False)
+    assert list(result.runs["status"]) == ["ok"] and result.runs["jobs_done"][0] > 0

@@ -133,7 +133,8 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: st
             set_path(data, str(key_path), copy.deepcopy(value))
         except (KeyError, ValueError) as exc:
             line = (lines or {}).get(("overrides", key_path))
-            raise ScenarioError(origin, f"overrides.{key_path}", str(exc).strip("'\""), line) from None
+            where = f"overrides.{key_path}" if lines is not None else str(key_path)  # --param names its own path
+            raise ScenarioError(origin, where, str(exc).strip("'\""), line) from None
 
 
 def load_scenario(path: str | Path, overrides: dict[str, Any] | None = None) -> Scenario:
