@@ -262,3 +262,42 @@ def test_footprint_matches_a_job_life_in_the_twin():
     beats = sum(int((j.end_time - j.start_time) / world.scenario.dirac.heartbeat_interval) for j in ended)
     assert kinds[fp.HEARTBEAT] == pytest.approx(beats, abs=len(ended))
     assert kinds["Optimizers.optimizeJob"] >= len(jobs)
+
+
+# ---------------------------------------------------------------- agent thread pools (issue 11 item 14)
+from twin.engine.queueing import run_in_threads  # noqa: E402
+
+
+def test_agent_thread_pool_runs_15_in_flight_and_waits_for_all():
+    """30 transformations of 10 s each: 20 s with DIRAC's 15 threads (the sum would be 300 s)."""
+    sim = Simulation(seed=1)
+    env = sim.env
+    started: list[float] = []
+
+    def one(seconds: float):
+        started.append(env.now)
+        yield env.timeout(seconds)
+
+    def cycle():
+        yield from run_in_threads(env, (one(10.0) for _ in range(30)), 15)
+        return env.now
+
+    proc = env.process(cycle())
+    env.run()
+    assert proc.value == pytest.approx(20.0)
+    assert started == [0.0] * 15 + [10.0] * 15
+
+
+def test_agent_thread_pool_cycle_lasts_the_longest_task():
+    sim = Simulation(seed=1)
+    env = sim.env
+
+    def one(seconds: float):
+        yield env.timeout(seconds)
+
+    proc = env.process(run_in_threads(env, (one(s) for s in (5.0, 40.0, 7.0, 1.0)), 15))
+    env.run()
+    assert env.now == pytest.approx(40.0) and proc.triggered
+    proc = env.process(run_in_threads(env, (one(s) for s in (5.0, 40.0, 7.0, 1.0)), 1))
+    env.run()
+    assert env.now == pytest.approx(40.0 + 53.0)  # one thread: the sum

@@ -158,5 +158,6 @@ def _register_gauges(world: World) -> None:
     metrics = world.sim.metrics
     metrics.gauge("catalog.files", lambda: float(len(world.catalog)))
     metrics.gauge("ts.tasks_created", lambda: float(world.ts.tasks_created))
+    world.services.register_gauges(world.sim)
     for agent_name in ("TransformationAgent", "InputDataAgent", "WorkflowTaskAgent"):
         metrics.gauge(f"agent.cycles[{agent_name}]", lambda n=agent_name: float(next((a.cycles for a in world.sim.agents if a.name == n), 0)))

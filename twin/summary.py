@@ -42,6 +42,7 @@ def summarize(world: "World") -> dict[str, Any]:
         "tape": _tape(world),
         "databases": _databases(world),
         "servers": _servers(world),
+        "services": _services(world),
         "agents": {a.name: {"cycles": a.cycles, "busy_fraction": a.busy_time / now if now else 0.0, "overruns": a.overruns}
                    for a in world.sim.agents},
         "faults": [f.model_dump(mode="json") for f in world.scenario.faults],
@@ -49,7 +50,7 @@ def summarize(world: "World") -> dict[str, Any]:
     }
     summary["invariants"] = invariants(world, summary)
     summary["resources"] = resource_usage(world, metrics)
-    summary["bottleneck"] = bottleneck(summary["resources"])
+    summary["bottleneck"] = bottleneck(summary["resources"], _chain_context(world, summary))
     summary["plan"] = plan_verdict(world, summary["transformations"])
     return summary
 
@@ -139,18 +140,42 @@ def _drain_hours(tape: Any) -> float | None:
 
 def _databases(world: "World") -> dict[str, Any]:
     now = world.sim.now
-    return {name: {"queries": db.queries, "mean_latency_ms": db.mean_latency() * 1000.0,
-                   "p95_latency_ms": db.latency_percentile(95) * 1000.0 if db.queries else 0.0,
-                   "utilization": db.connections.utilization(now) if now else 0.0,
+    return {name: {"queries": db.queries, "queries_per_s": db.queries / now if now else 0.0,
+                   "mean_latency_ms": db.mean_latency() * 1000.0,
+                   **{f"p{q}_latency_ms": db.latency_percentile(q) * 1000.0 for q in (50, 95, 99)},
+                   "utilization": db.flow.busy_seconds() / (_db_servers(db) * now) if now else 0.0,
+                   "mean_queue": db.flow.queue_seconds() / now if now else 0.0,
+                   "exact_queueing_hours": db.flow.hot_seconds() / 3600.0,
                    "top_queries": dict(Counter(db.queries_by_op).most_common(5))}
             for name, db in sorted(world.grid.databases.items())}
+
+
+def _db_servers(db: Any) -> int:
+    """Queries a DB can serve at once: its connections, or its host's cores if fewer."""
+    return max(1, min(db.total_connections, db.server.total_cores if db.server is not None else db.total_connections))
 
 
 def _servers(world: "World") -> dict[str, Any]:
     now = world.sim.now
     return {name: {"cores": s.total_cores, "cpu_hours": s.cpu_seconds / 3600.0, "calls": s.calls,
-                   "utilization": s.cores.utilization(now) if now else 0.0, "services": s.services}
+                   "utilization": s.cpu_seconds / (s.total_cores * now) if now else 0.0, "services": s.services}
             for name, s in sorted(world.grid.servers.items())}
+
+
+def _services(world: "World") -> dict[str, Any]:
+    """Per service instance (service@host): RPCs, latency percentiles, thread occupancy, client timeouts."""
+    now = world.sim.now
+    out = {}
+    for service, hosts in sorted(world.services.instances.items()):
+        for inst in hosts:
+            threads = inst.threads
+            out[f"{service}@{inst.server.name}"] = {
+                "calls": inst.calls, "calls_per_s": inst.calls / now if now else 0.0,
+                **{f"p{q}_latency_ms": inst.latency.percentile(q) * 1000.0 for q in (50, 95, 99)},
+                "threads": threads.nominal,
+                "busy_threads": threads.busy_seconds() / now if now else 0.0,
+                "mean_queue": threads.queue_seconds() / now if now else 0.0, "timeouts": inst.timeouts}
+    return out
 
 
 def invariants(world: "World", summary: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +213,12 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
     for name, server in world.grid.servers.items():
         add("server cores", name, metrics[f"server.cpu_pct[{name}]"] / 100.0)
     for name, db in world.grid.databases.items():
-        add("database connections", name, metrics[f"db.queue[{name}]"].gt(0).astype(float))
+        add("database", name, metrics[f"db.busy[{name}]"] / _db_servers(db))
+    for service, hosts in world.services.instances.items():
+        for inst in hosts:
+            key = f"{service}@{inst.server.name}"
+            if f"svc.busy_threads[{key}]" in metrics:
+                add("service threads", key, metrics[f"svc.busy_threads[{key}]"] / max(1, inst.threads.nominal))
     for name, tape in world.grid.tapes.items():
         add("tape drives", name, metrics[f"tape.drives_busy[{name}]"] / max(1, tape.total_drives))
     for name, se in world.grid.ses.items():
@@ -196,7 +226,41 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
     return rows
 
 
-def bottleneck(resources: list[dict[str, Any]]) -> dict[str, Any]:
+CORE_KINDS = ("database", "server cores", "service threads")
+
+
+def _chain_context(world: "World", summary: dict[str, Any]) -> dict[str, Any]:
+    """What a core-service bottleneck did downstream: agent overruns, late submission, idle slots."""
+    slots = [r for r in summary["resources"] if r["kind"] == "site slots"]
+    hosted = {name: [db for db, d in world.grid.databases.items() if d.server is s] for name, s in world.grid.servers.items()}
+    load = {name: db.flow.busy_seconds() for name, db in world.grid.databases.items()}
+    return {"agents": summary["agents"], "hosted_dbs": hosted, "db_load": load,
+            "slot_utilization": sum(r["mean_utilization"] for r in slots) / len(slots) if slots else None}
+
+
+def _chain(first: dict[str, Any], context: dict[str, Any] | None) -> str:
+    """DB saturates -> agent cycles overrun -> tasks submitted late -> slots idle, with the run's numbers."""
+    if not context or first["kind"] not in CORE_KINDS:
+        return ""
+    parts = []
+    dbs = context["hosted_dbs"].get(first["name"], []) if first["kind"] == "server cores" else []
+    if dbs:
+        load = context["db_load"]
+        top = max(dbs, key=lambda d: load.get(d, 0.0))
+        total = sum(load.get(d, 0.0) for d in dbs) or 1.0
+        parts.append(f"the host of {', '.join(sorted(dbs))}; {top} makes {load.get(top, 0.0) / total:.0%} of its load")
+    overrun = {name: a for name, a in context["agents"].items() if a["overruns"]}
+    if overrun:
+        worst = max(overrun, key=lambda n: overrun[n]["overruns"])
+        parts.append(f"agent cycles overrun ({worst}: {overrun[worst]['overruns']} of {overrun[worst]['cycles']} cycles, "
+                     f"busy {overrun[worst]['busy_fraction']:.0%} of the time)")
+        parts.append("tasks are created and submitted late")
+    if context.get("slot_utilization") is not None:
+        parts.append(f"site slots are {context['slot_utilization']:.0%} busy on average")
+    return " -> ".join(parts)
+
+
+def bottleneck(resources: list[dict[str, Any]], context: dict[str, Any] | None = None) -> dict[str, Any]:
     """The kind of resource that saturates first; when several of one kind saturate together
     (all sites' slots in the same sample), the verdict names the kind, not one arbitrary member."""
     saturated = [r for r in resources if r["first_saturated_at"] is not None]
@@ -205,9 +269,10 @@ def bottleneck(resources: list[dict[str, Any]]) -> dict[str, Any]:
         peers = [r for r in saturated if r["kind"] == first["kind"] and r["first_saturated_at"] == first["first_saturated_at"]]
         of_kind = sum(1 for r in resources if r["kind"] == first["kind"])
         who = f"{first['name']}" if len(peers) == 1 else f"{len(peers)} of {of_kind} ({', '.join(r['name'] for r in peers[:4])}{'...' if len(peers) > 4 else ''})"
-        return {**first, "saturated_together": [r["name"] for r in peers],
+        chain = _chain(first, context)
+        return {**first, "saturated_together": [r["name"] for r in peers], "chain": chain,
                 "verdict": f"{first['kind']} saturate first: {who}, after {format_duration(first['first_saturated_at'])} "
-                           f"(mean utilization {first['mean_utilization']:.0%})"}
+                           f"(mean utilization {first['mean_utilization']:.0%})" + (f"; {chain}" if chain else "")}
     if not resources:
         return {"verdict": "no capacity-bound resource in the topology"}
     busiest = max(resources, key=lambda r: r["mean_utilization"])

@@ -157,8 +157,21 @@ class ServiceLayer:
         yield from self.pay(service)
 
     def rpc(self, kinds: Iterable[tuple[str, int]]) -> Generator[Any, Any, None]:
-        """A caller's sequence of footprint RPCs (kind, count), paid in one go per service."""
-        for service, calls, batch in self._batches(kinds):
+        """A caller's sequence of footprint RPCs (kind, count), paid in one go per service.
+
+        Work the caller metered since it last yielded rides with the first service's batch
+        (as `call` does), so it is paid by its own process, also inside an agent's thread pool."""
+        batches = self._batches(kinds)
+        if self._pending and batches:
+            service, calls, batch = batches[0]
+            merged = _batch()
+            for source in (batch, self._pending):
+                for key, entry in source.items():
+                    _add(merged[key], entry)
+            calls += sum(entry[0] for entry in self._pending.values())
+            self._pending = _batch()
+            batches = [(service, calls, merged), *batches[1:]]
+        for service, calls, batch in batches:
             yield from self._charge(service, calls, batch)
 
     def charge_async(self, kinds: Iterable[tuple[str, int]]) -> float:
@@ -333,6 +346,17 @@ class ServiceLayer:
             instance.latency.add((env.now - start) / calls, calls)
 
     # ------------------------------------------------------------ statistics
+    def register_gauges(self, sim: Any) -> None:
+        """Per service instance: calls/s, busy threads and waiting callers (interval means)."""
+        from twin.grid.grid import RateGauge
+
+        for service, hosts in sorted(self.instances.items()):
+            for inst in hosts:
+                key = f"{service}@{inst.server.name}"
+                sim.metrics.gauge(f"svc.calls_per_s[{key}]", RateGauge(sim, lambda i=inst: i.calls))
+                sim.metrics.gauge(f"svc.busy_threads[{key}]", RateGauge(sim, inst.threads.busy_seconds))
+                sim.metrics.gauge(f"svc.queue[{key}]", RateGauge(sim, inst.threads.queue_seconds))
+
     def flow_pools(self) -> list[FlowPool]:
         """Every pool the layer charges: service threads, host cores, DB connections."""
         pools = [inst.threads for hosts in self.instances.values() for inst in hosts]

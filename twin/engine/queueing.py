@@ -13,6 +13,7 @@ system, and therefore Little's law, can be checked directly.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from typing import Generator, Iterable
@@ -520,3 +521,33 @@ class LatencyHistogram:
             if run >= target and count:
                 return self.LOW * 10 ** (max(0.0, index - 0.5) / self.PER_DECADE)
         return self.LOW * 10 ** (self.BINS / self.PER_DECADE)
+
+
+def run_in_threads(env: simpy.Environment, tasks: Iterable[Generator[simpy.Event, object, object]],
+                   threads: int) -> Generator[simpy.Event, object, None]:
+    """An agent's ThreadPoolExecutor: at most `threads` tasks in flight, return when all are done.
+
+    DIRAC's TransformationAgent and task managers submit one task per transformation to a
+    15-thread pool and wait for all (as_completed), so a slow DB makes a cycle last about
+    the longest of 15 transformations in flight, not their sum. One task runs inline.
+    """
+    queue = iter(tasks)
+    first = next(queue, None)
+    if first is None:
+        return
+    second = next(queue, None)
+    if second is None or threads <= 1:
+        yield from first
+        if second is not None:
+            yield from second
+            for task in queue:
+                yield from task
+        return
+    backlog = itertools.chain([first, second], queue)
+    running = [env.process(task) for task in itertools.islice(backlog, threads)]
+    while running:
+        yield env.any_of(running)
+        still = [proc for proc in running if not proc.triggered]
+        for task in itertools.islice(backlog, len(running) - len(still)):
+            still.append(env.process(task))
+        running = still

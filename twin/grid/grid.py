@@ -158,7 +158,9 @@ def _register_gauges(sim: Simulation, grid: Grid) -> None:
         gauge(f"server.cpu_pct[{name}]", RateGauge(sim, lambda s=server: s.cpu_seconds, server.total_cores / 100.0))
     for name, db in grid.databases.items():
         gauge(f"db.latency_ms[{name}]", lambda d=db: d.latency_ewma * 1000.0)
-        gauge(f"db.queue[{name}]", lambda d=db: d.connections.queue_length)
+        # interval means (Little): queue = waiting caller-seconds / interval, busy = connection-seconds / interval
+        gauge(f"db.queue[{name}]", RateGauge(sim, db.flow.queue_seconds))
+        gauge(f"db.busy[{name}]", RateGauge(sim, db.flow.busy_seconds))
         gauge(f"db.qps[{name}]", RateGauge(sim, lambda d=db: d.queries))
 
 

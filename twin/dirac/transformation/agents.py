@@ -21,6 +21,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from twin.dirac.transformation import status as st
+from twin.engine.queueing import run_in_threads
 from twin.dirac.transformation.supply import supply_mode, tasks_to_create
 
 if TYPE_CHECKING:
@@ -105,8 +106,8 @@ class TransformationAgents:
 
     # ------------------------------------------------------------------ TransformationAgent
     def transformation_cycle(self) -> Iterator[Any]:
-        for trans in self._transformations([st.ACTIVE, st.COMPLETING, st.FLUSH], self.job_types | self.dm_types):
-            yield from self._process_transformation(trans)
+        transformations = self._transformations([st.ACTIVE, st.COMPLETING, st.FLUSH], self.job_types | self.dm_types)
+        yield from run_in_threads(self.world.sim.env, map(self._process_transformation, transformations), self.cfg.agent_threads)
 
     def _process_transformation(self, trans: dict[str, Any]) -> Iterator[Any]:
         world, now = self.world, self.world.sim.now
@@ -193,17 +194,20 @@ class TransformationAgents:
         yield from self._update_task_status(ids)
         yield from self._update_file_status(ids)
         yield from self._check_reserved(ids)
-        for trans in monitored:
-            if trans["Status"] not in (st.ACTIVE, st.COMPLETING) or trans["AgentType"] != st.AGENT_TYPE_AUTOMATIC:
-                continue
-            trans_id = trans["TransformationID"]
-            res = world.tsdb.getTasksToSubmit(trans_id, cfg.tasks_per_loop, now=world.sim.now)
-            submitted = []
-            for task in res["Value"]["JobDictionary"].values():
-                external_id = yield from submit(trans, task)
-                if external_id is not None:
-                    submitted.append((task["TaskID"], external_id))
-            yield from self._update_db_after_submission(trans_id, submitted)
+        to_submit = [t for t in monitored if t["Status"] in (st.ACTIVE, st.COMPLETING) and t["AgentType"] == st.AGENT_TYPE_AUTOMATIC]
+        yield from run_in_threads(world.sim.env, (self._submit_tasks(trans, submit) for trans in to_submit), cfg.agent_threads)
+
+    def _submit_tasks(self, trans: dict[str, Any], submit) -> Iterator[Any]:
+        """TaskManagerAgentBase.submitTasks for one transformation (one thread of the agent's pool)."""
+        world = self.world
+        trans_id = trans["TransformationID"]
+        res = world.tsdb.getTasksToSubmit(trans_id, self.cfg.tasks_per_loop, now=world.sim.now)
+        submitted = []
+        for task in res["Value"]["JobDictionary"].values():
+            external_id = yield from submit(trans, task)
+            if external_id is not None:
+                submitted.append((task["TaskID"], external_id))
+        yield from self._update_db_after_submission(trans_id, submitted)
 
     def _update_db_after_submission(self, trans_id: int, submitted: list[tuple[int, int]]) -> Iterator[Any]:
         """updateDBAfterTaskSubmission: Submitted + ExternalID per task, visible when the calls return."""
