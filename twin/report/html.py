@@ -23,6 +23,7 @@ import yaml
 from twin.engine.eventlog import read_events
 from twin.errors import TwinError
 from twin.report import figures as F
+from twin.report import services as services_report
 from twin.report.render import (Html, box, details, duration, figure_html, join, key_values, note, num, page, pct, pre,
                                 table, tag, verdict_kind)
 
@@ -305,6 +306,7 @@ def _services_section(run: Run) -> Html:
                 pct(v.get("utilization"), 1), ", ".join(f"{k} {c:,}" for k, c in v.get("top_queries", {}).items())]
                for n, v in dbs.items()]) if dbs else note("No databases."),
         figure_html(F.databases(run.metrics, spans, t_end), "database latency, queue and rate"),
+        services_report.section(run.metrics, s, spans, t_end),
         tag("h3", "Agents"),
         table(["agent", "cycles", "busy fraction", "overruns"],
               [[n, num(v.get("cycles")), pct(v.get("busy_fraction"), 2), num(v.get("overruns"))] for n, v in agents.items()],
