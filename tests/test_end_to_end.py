@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from conftest import minimal
+from twin.build import build_world
 from twin.runner import simulate
 from twin.scenario.schema import Fault
 
@@ -136,3 +137,32 @@ def test_three_chained_steps_carry_files_from_step_1_to_step_3():
     # 12 processing outputs in groups of 4: exactly 3 merge tasks, every DL1 file merged.
     assert merged["files"] == {"Processed": 12} and merged["tasks"] == {"Done": 3}
     assert merged["started_at"] == 0.0 and merged["finished_at"] >= proc["finished_at"]
+
+
+def run_until_finished(world, horizon: float, step: float = 600.0) -> float:
+    """Advance in slices, as Simulation.run does, until World.all_finished says the work is over."""
+    t = world.sim.now
+    while t < horizon:
+        t = min(horizon, t + step)
+        world.sim.env.run(until=t)
+        if world.all_finished():
+            break
+    return world.sim.now
+
+
+def test_a_finished_transformation_that_gets_new_input_is_no_longer_finished():
+    world = build_world(minimal())
+    first = run_until_finished(world, 2 * 86400)
+    assert world.all_finished() and set(world.finished_at) == {1, 2}
+    with world.services.unmetered():  # five late MC outputs appear (e.g. a recovered upload)
+        world.make_directory("/ctao/MC/test/late", {"MCCampaign": "Test", "particle": "gamma", "data_level": -1})
+        for i in range(5):
+            world.catalog.add_file(f"/ctao/MC/test/late/late_{i}.dat", 500_000_000, "CC-IN2P3-Disk", {"runNumber": 1000 + i})
+    world.sim.env.run(until=first + 1200)  # InputDataAgent adds them; the monitor looks again
+    assert not world.transformation_finished(2) and 2 not in world.finished_at and not world.all_finished()
+    run_until_finished(world, 4 * 86400)
+    with world.services.unmetered():
+        files = world.tsdb.getTransformationStats(2)["Value"]
+    assert files.get("Processed") == 65 and files.get("Assigned", 0) == 0
+    assert world.all_finished() and world.finished_at[2] > first
+    assert all(job.status == "Done" for job in world.wms.jobdb.jobs.values())

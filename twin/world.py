@@ -128,19 +128,28 @@ class World:
 
     # ------------------------------------------------------------------ completion
     def transformation_finished(self, trans_id: int) -> bool:
-        """No more work can appear: parents finished, no pending input, every task final, nothing to extend.
+        """Finished now: no more work can appear (see `is_finished`). The first time it holds its time is
+        recorded for the reports; a transformation that gets work again loses its finish time."""
+        finished = self.is_finished(trans_id)
+        if finished and trans_id not in self.finished_at:
+            self.finished_at[trans_id] = self.sim.now
+            self._log_completion(trans_id, "transformation.finished")
+        elif not finished and trans_id in self.finished_at:
+            del self.finished_at[trans_id]
+            self._log_completion(trans_id, "transformation.reopened")
+        return finished
 
-        Sticky once true (the time is recorded for the reports and the operator).
-        """
-        if trans_id in self.finished_at:
-            return True
+    def is_finished(self, trans_id: int) -> bool:
+        """No more work can appear, judged now: final status, or parents finished, no pending input, every
+        task final, nothing to extend, no file Assigned (or Unused while a Flush is to come). Not sticky:
+        leftover files regrouped after a move, or new input, make a finished transformation busy again."""
         runtime = self.runtimes[trans_id]
         trans = self.tsdb.getTransformation(trans_id, extraParams=True)["Value"]
         if trans["Status"] in (st.COMPLETED, st.CLEANED, st.ARCHIVED, st.TRANSFORMATION_CLEANED, st.DELETED):
-            return self._mark_finished(trans_id, trans["Status"])
+            return True
         if runtime.started_at is None or trans["Status"] == st.FLUSH:
             return False
-        if any(not self.transformation_finished(p) for p in runtime.parents):
+        if any(not self.is_finished(p) for p in runtime.parents):
             return False
         if self.ts.pending_inputs.get(trans_id):
             return False
@@ -152,22 +161,18 @@ class World:
                 return False
         elif not self.ts.idle.get(trans_id, False):
             return False
-        if self._unsettled_files(trans_id):
-            return False
-        return self._mark_finished(trans_id, trans["Status"])
+        return not self._unsettled_files(trans_id)
 
     def reopen(self, trans_id: int) -> None:
-        """An operator action revives a transformation: it and everything downstream may get work again."""
-        self.finished_at.pop(trans_id, None)
+        """An operator action revives a transformation: the agents look at it (and its children) again."""
         self.ts.idle[trans_id] = False
         for child, runtime in self.runtimes.items():
-            if trans_id in runtime.parents and child in self.finished_at:
+            if trans_id in runtime.parents:
                 self.reopen(child)
 
-    def _mark_finished(self, trans_id: int, status: str) -> bool:
-        self.finished_at[trans_id] = self.sim.now
-        self.sim.log.log(self.sim.now, "transformation.finished", f"trans:{trans_id}", status, self.runtimes[trans_id].name)
-        return True
+    def _log_completion(self, trans_id: int, kind: str) -> None:
+        trans = self.tsdb.getTransformation(trans_id)["Value"]
+        self.sim.log.log(self.sim.now, kind, f"trans:{trans_id}", trans["Status"], self.runtimes[trans_id].name)
 
     def _unsettled_files(self, trans_id: int) -> int:
         """Files still Assigned (outcome not yet written back), or Unused while a Flush is still to come."""
@@ -182,11 +187,15 @@ class World:
                 self.transformation_finished(trans_id)
 
     def all_finished(self) -> bool:
-        """Read-only: every submission made, no scheduled action left, every transformation recorded finished.
-        (Read-only so that finish times do not depend on when the caller looks, e.g. run slices.)"""
+        """Every submission made, no scheduled action left, every transformation recorded finished by the
+        monitor *and* still finished now. Records nothing, so finish times do not depend on when the caller
+        looks (e.g. run slices)."""
         operator = self.operator
-        return (bool(self.runtimes) and operator.unsubmitted == 0 and operator.pending_actions == 0
-                and all(t in self.finished_at for t in self.runtimes))
+        if not (self.runtimes and operator.unsubmitted == 0 and operator.pending_actions == 0
+                and all(t in self.finished_at for t in self.runtimes)):
+            return False
+        with self.services.unmetered():
+            return all(self.is_finished(t) for t in self.runtimes)
 
     def start_monitor(self, period: float = 600.0) -> None:
         """The twin's own observer (not a DIRAC agent): records when each transformation finishes."""
