@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+import pytest
+
 from conftest import minimal
 from twin.build import build_world
 from twin.runner import simulate
@@ -17,8 +19,11 @@ FINAL_FILE_STATES = {"Processed", "Problematic", "MaxReset", "Unused"}
 
 
 def assert_conserved(summary: dict) -> None:
+    """Every `*_conserved` recount agrees (event log vs DBs vs catalog), and nothing is stuck for ever."""
     inv = summary["invariants"]
-    assert inv["jobs_conserved"] and inv["tasks_conserved"] and inv["transformation_files_conserved"] and inv["requests_conserved"]
+    flags = {k: v for k, v in inv.items() if k.endswith("_conserved")}
+    assert len(flags) >= 5 and all(v is True for v in flags.values()), flags
+    assert inv["jobs_stuck"] == 0 and inv["files_stuck_assigned"] == 0, inv
 
 
 def test_nominal_run_creates_exactly_the_requested_tasks_and_processes_every_file():
@@ -166,3 +171,15 @@ def test_a_finished_transformation_that_gets_new_input_is_no_longer_finished():
     assert files.get("Processed") == 65 and files.get("Assigned", 0) == 0
     assert world.all_finished() and world.finished_at[2] > first
     assert all(job.status == "Done" for job in world.wms.jobdb.jobs.values())
+
+
+def test_a_stalled_job_agent_that_never_fails_jobs_breaks_conservation(monkeypatch):
+    """Issue 11 item 10: jobs Stalled for ever used to pass every invariant."""
+    monkeypatch.setattr("twin.dirac.wms.stalled._stalled_failure", lambda *args, **kwargs: None)
+    scenario = minimal(**{"run.duration": "4d", "workload.productions[test].steps[MCSimulation].max_tasks": 100})
+    scenario.faults = [Fault(kind="site_down", target="LCG.PIC.es", start=1800, end=40000)]
+    s = simulate(scenario).summary
+    assert s["jobs"]["by_status"].get("Stalled", 0) > 0
+    assert s["invariants"]["jobs_stuck"] == s["jobs"]["by_status"]["Stalled"]
+    with pytest.raises(AssertionError):
+        assert_conserved(s)

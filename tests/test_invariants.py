@@ -18,9 +18,10 @@ from twin.dirac.wms.job_status import JOB_FINAL_STATES
 from twin.scenario.loader import load_scenario
 from twin.scenario.schema import Fault
 from twin.summary import summarize
+from twin.invariants import event_chunks, last_states
 
 WITH_TAPE = Path(__file__).parent / "data" / "with_tape.yaml"
-ACCOUNTED_FILE_STATES = {st.PROCESSED, st.UNUSED, st.PROBLEMATIC, st.MAX_RESET, st.ASSIGNED}
+ACCOUNTED_FILE_STATES = {st.PROCESSED, st.UNUSED, st.PROBLEMATIC, st.MAX_RESET, st.ASSIGNED, st.MISSING_IN_FC}
 
 SITES = ["LCG.IN2P3-CC.fr", "LCG.PIC.es"]
 SES = ["CC-IN2P3-Disk", "PIC-Disk", "CC-IN2P3-Tape"]
@@ -77,18 +78,18 @@ def test_a_pilot_that_dies_mid_upload_registers_no_output():
     assert s["transformations"][0]["tasks"].get("Done", 0) == len(done)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(schedule=faults(), seed=hs.integers(0, 2**16))
-@example(schedule=CATALOG_DOWN_THEN_SITE_DOWN, seed=6)
-@example(schedule=SITE_DOWN_DURING_UPLOADS, seed=0)
-def test_nothing_is_lost_under_random_faults(schedule, seed):
+def check_nothing_is_lost(schedule: list[Fault], seed: int) -> None:
     world, s = run(schedule, seed)
     inv = s["invariants"]
-    assert inv["jobs_conserved"] and inv["tasks_conserved"] and inv["transformation_files_conserved"] and inv["requests_conserved"]
-    # Every job that exists is in a final state once the work has stopped, or still moving if the horizon cut it.
+    flags = {k: v for k, v in inv.items() if k.endswith("_conserved")}
+    assert all(v is True for v in flags.values()), flags
+    # Whether the work finished, stopped short or was cut by the horizon: nothing is stuck for ever.
+    assert inv["jobs_stuck"] == 0 and inv["files_stuck_assigned"] == 0, inv
     if inv["all_transformations_finished"]:
         assert inv["jobs_not_final"] == 0
         assert all(job.status in JOB_FINAL_STATES for job in world.wms.jobdb.jobs.values())
+        for t in s["transformations"]:
+            assert set(t["tasks"]) <= set(st.TASK_FINAL_STATES) and not t["files"].get(st.ASSIGNED), t
     for t in s["transformations"]:
         assert set(t["files"]) <= ACCOUNTED_FILE_STATES, t
     # CPU accounting: used = the work of the Done jobs, nothing counted twice.
@@ -100,6 +101,71 @@ def test_nothing_is_lost_under_random_faults(schedule, seed):
     # A processing input is Processed only if its job succeeded: Processed files <= 5 x Done tasks.
     processing = s["transformations"][1]
     assert processing["files"].get(st.PROCESSED, 0) <= 5 * processing["tasks"].get("Done", 0)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=faults(), seed=hs.integers(0, 2**16))
+@example(schedule=CATALOG_DOWN_THEN_SITE_DOWN, seed=6)
+@example(schedule=SITE_DOWN_DURING_UPLOADS, seed=0)
+def test_nothing_is_lost_under_random_faults(schedule, seed):
+    check_nothing_is_lost(schedule, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=faults(), seed=hs.integers(0, 2**16))
+@example(schedule=CATALOG_DOWN_THEN_SITE_DOWN, seed=6)
+@example(schedule=SITE_DOWN_DURING_UPLOADS, seed=0)
+def test_nothing_is_lost_under_200_random_fault_schedules(schedule, seed):
+    check_nothing_is_lost(schedule, seed)
+
+
+def _drop_jobs(world) -> None:
+    for job in list(world.wms.jobdb.jobs.values())[:10]:
+        world.wms.jobdb.remove(job)
+
+
+def _drop_tasks(world) -> None:
+    table = world.tsdb._trans[1].tasks  # noqa: SLF001 - the mutation a buggy DB layer could make
+    for task in table.tasks[-3:]:
+        del table.by_status[task.status][task.task_id]
+    del table.tasks[-3:]
+
+
+def _drop_request(world) -> None:
+    db = world.rms.db
+    request_id = db.ids()[0]
+    db.counters[db.status(request_id)] -= 1
+    del db._rows[request_id]  # noqa: SLF001
+
+
+def _orphan_output(world) -> None:
+    with world.services.unmetered():
+        world.catalog.add_file(f"{world.runtime(1).output_dir}/000xxx/00000001_00000999_0_0.dat", 1, "PIC-Disk")
+
+
+@pytest.fixture(scope="module")
+def calm_run():
+    return run([], seed=3)
+
+
+@pytest.mark.parametrize("mutate, broken", [(_drop_jobs, "jobs_conserved"), (_drop_tasks, "tasks_conserved"),
+                                            (_drop_request, "requests_conserved"), (_orphan_output, "outputs_conserved")])
+def test_records_deleted_after_a_run_break_conservation(mutate, broken):
+    """Issue 11 item 10: deleting 10 jobs and 3 tasks after a run used to leave every flag true."""
+    world, before = run([], seed=3)
+    assert before["invariants"][broken] is True
+    mutate(world)
+    assert summarize(world)["invariants"][broken] is False
+
+
+def test_the_recount_reads_the_event_log_chunk_by_chunk(calm_run):
+    world, s = calm_run
+    whole = last_states([world.sim.log.to_frame()])
+    chunks = list(event_chunks(world, ["job.status", "task.status"]))
+    split = [part for chunk in chunks for part in (chunk.iloc[: len(chunk) // 3], chunk.iloc[len(chunk) // 3:])]
+    assert last_states(split)["job.status"] == whole["job.status"]
+    assert len(whole["job.status"]) == s["jobs"]["total"] > 0
 
 
 @settings(max_examples=3, deadline=None)

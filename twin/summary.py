@@ -17,6 +17,7 @@ from twin.dirac.transformation.supply import FIXED, supply_mode
 from twin.dirac.transformation import status as st
 from twin.dirac.wms.job_status import JOB_FINAL_STATES
 from twin.engine.clock import format_duration
+from twin.invariants import conservation
 
 if TYPE_CHECKING:
     from twin.world import World
@@ -179,21 +180,11 @@ def _services(world: "World") -> dict[str, Any]:
 
 
 def invariants(world: "World", summary: dict[str, Any]) -> dict[str, Any]:
-    """Conservation checks: every object counted once, in a state a report can name."""
+    """Conservation, recounted independently from the event log, the DBs and the catalog
+    (`twin.invariants`), and what is left unfinished."""
     jobs = summary["jobs"]
-    job_sum = sum(jobs["by_status"].values())
-    files_ok = all(sum(t["files"].values()) == t["files_total"] for t in summary["transformations"])
-    tasks_ok = all(sum(t["tasks"].values()) == t["tasks_created"] for t in summary["transformations"])
-    requests = sum(summary["requests"]["by_status"].values())
     non_final = sum(n for status, n in jobs["by_status"].items() if status not in JOB_FINAL_STATES)
-    return {
-        "jobs_conserved": job_sum == jobs["total"],
-        "transformation_files_conserved": files_ok and sum(t["files_total"] for t in summary["transformations"]) == world.ts_file_rows,
-        "tasks_conserved": tasks_ok,
-        "requests_conserved": requests == len(world.rms.db),
-        "jobs_not_final": non_final,
-        "all_transformations_finished": world.all_finished(),
-    }
+    return {**conservation(world), "jobs_not_final": non_final, "all_transformations_finished": world.all_finished()}
 
 
 def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]]:

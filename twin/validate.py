@@ -33,6 +33,7 @@ import json
 import math
 import operator
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,7 +67,8 @@ def scenario_model(path: str, overrides: dict[str, Any] | None = None, base: Pat
     from twin.runner import simulate
     from twin.scenario.loader import load_scenario
 
-    return simulate(load_scenario(base / path, overrides or {}), keep_events=False).summary
+    with tempfile.TemporaryDirectory() as tmp:  # streamed to disk, so the conservation recount can read it back
+        return simulate(load_scenario(base / path, overrides or {}), events_path=Path(tmp) / "events.parquet").summary
 
 
 # ---------------------------------------------------------------- cases as data

@@ -376,6 +376,10 @@ class RequestDB:
     def __contains__(self, request_id: object) -> bool:
         return request_id in self._rows
 
+    def ids(self) -> list[int]:
+        """Every RequestID in the table (for the conservation recount)."""
+        return list(self._rows)
+
     def get(self, request_id: int) -> Request:
         return self._rows[request_id].request
 
