@@ -183,3 +183,25 @@ def test_a_stalled_job_agent_that_never_fails_jobs_breaks_conservation(monkeypat
     assert s["invariants"]["jobs_stuck"] == s["jobs"]["by_status"]["Stalled"]
     with pytest.raises(AssertionError):
         assert_conserved(s)
+
+
+def test_inputs_removed_from_the_catalog_become_missing_in_fc_not_unused_for_ever():
+    """Issue 11 item 11: TransformationAgent._getDataReplicasDM sets MissingInFC for LFNs the catalog does not know."""
+    world = build_world(minimal())
+    doomed = {f"00000001_{task:08d}" for task in range(7, 12)}
+
+    def remove_soon(lfn: str) -> None:  # an operator deletes five MC outputs just after their upload
+        if lfn.rsplit("/", 1)[1].rsplit("_", 2)[0] in doomed:
+            def remove(_event, lfn=lfn):
+                with world.services.unmetered():
+                    world.datamanager.remove_file(lfn)
+            world.sim.env.timeout(1.0).callbacks.append(remove)
+
+    world.catalog.on_file_registered.append(remove_soon)
+    world.run()
+    with world.services.unmetered():
+        files = world.tsdb.getTransformationStats(2)["Value"]
+        tasks = world.tsdb.getTransformationTaskStats(2)["Value"]
+    assert files["MissingInFC"] == 5 and files.get("Processed", 0) + files.get("Unused", 0) == 55
+    assert "Assigned" not in files and set(tasks) == {"Done", "TotalCreated"}
+    assert world.all_finished()

@@ -3,15 +3,26 @@
 `replicas_for` is what the TransformationAgent hands a plugin (domain spec §1.6 step 6):
 for job transformations only active replicas, tape dropped when a disk copy exists,
 failover and not-for-jobs SEs dropped; for data-management transformations every
-replica. LFNs with no usable replica do not reach the plugin and silently stay Unused.
+replica. LFNs with no usable replica do not reach the plugin and stay Unused; LFNs the catalog
+does not know become MissingInFC, as DIRAC's TransformationAgent sets them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from twin.dirac.catalog import NO_SUCH_FILE
 
 if TYPE_CHECKING:
     from twin.world import World
+
+
+class ReplicaLookup(NamedTuple):
+    """What the TransformationAgent learns from one replica look-up."""
+
+    replicas: dict[str, list[str]]
+    missing: list[str]
+    problematic: list[str]
 
 
 class DataManager:
@@ -22,16 +33,23 @@ class DataManager:
         self.job_types = set(cfg.data_processing_types)
         self.no_replica_lookup = {"removal_file"}
 
-    def replicas_for(self, trans: dict[str, Any], lfns: list[str]) -> dict[str, list[str]]:
-        """{lfn: [SE]} for the plugin, filtered as getReplicasForJobs / getReplicas do."""
+    def replicas_for(self, trans: dict[str, Any], lfns: list[str]) -> ReplicaLookup:
+        """{lfn: [SE]} for the plugin, filtered as getReplicasForJobs / getReplicas do, plus the LFNs the
+        catalog does not know (MissingInFC) and those it answered neither way (ProbInFC), as
+        TransformationAgent._getDataReplicasDM sorts them."""
         world = self.world
         runtime = world.runtime(trans["TransformationID"])
-        if runtime.step.body in self.no_replica_lookup:
-            return {lfn: ["None"] for lfn in lfns}
-        found = world.catalog.get_replicas(lfns).successful
+        if runtime.step.body in self.no_replica_lookup:  # "RemoveFile" bodies: replicas do not matter
+            return ReplicaLookup({lfn: ["None"] for lfn in lfns}, [], [])
+        bulk = world.catalog.get_replicas(lfns)
+        found, failed = bulk.successful, bulk.failed
+        missing = [lfn for lfn, reason in failed.items() if NO_SUCH_FILE in reason]
+        problematic = [lfn for lfn in lfns if lfn not in found and lfn not in failed]
         if trans["Type"] not in self.job_types:
-            return {lfn: list(ses) for lfn, ses in found.items() if ses}
-        return {lfn: ses for lfn, ses in ((lfn, self.job_view(ses)) for lfn, ses in found.items()) if ses}
+            replicas = {lfn: list(ses) for lfn, ses in found.items() if ses}
+        else:
+            replicas = {lfn: ses for lfn, ses in ((lfn, self.job_view(ses)) for lfn, ses in found.items()) if ses}
+        return ReplicaLookup(replicas, missing, problematic)
 
     def job_view(self, ses: Any) -> list[str]:
         resources = self.world.resources

@@ -130,16 +130,29 @@ class TransformationAgents:
         if not world.runtime(trans_id).ready_to_create_tasks():
             self.leftover[trans_id] = len(files)
             return
-        data = world.datamanager.replicas_for(trans, [f["LFN"] for f in files])
+        lookup = world.datamanager.replicas_for(trans, [f["LFN"] for f in files])
         yield from world.services.pay(FC)
+        lost = self._mark_not_in_catalog(trans_id, lookup)
+        if lost:
+            yield from world.services.pay(TS)
+        data = lookup.replicas
         tasks = self._run_plugin(trans, data, files) if data else []
         world.services.meter("TransformationDB", "addTaskForTransformation", len(tasks))
         yield from world.services.pay(TS)
         assigned, all_created = self._create_tasks(trans_id, tasks) if tasks is not None else (0, False)
-        self.leftover[trans_id] = len(files) - assigned
+        self.leftover[trans_id] = len(files) - lost - assigned
         self.idle[trans_id] = assigned == 0
         if flush and all_created:
             world.set_transformation_status(trans_id, st.ACTIVE)
+
+    def _mark_not_in_catalog(self, trans_id: int, lookup: Any) -> int:
+        """_getDataReplicasDM: files the catalog answered neither way -> ProbInFC (tried again next cycle),
+        files it does not know ("No such file or directory") -> MissingInFC (never again). Not forced."""
+        tsdb, now = self.world.tsdb, self.world.sim.now
+        for status, lfns in ((st.PROB_IN_FC, lookup.problematic), (st.MISSING_IN_FC, lookup.missing)):
+            if lfns:
+                tsdb.setFileStatusForTransformation(trans_id, status, lfns, now=now)
+        return len(lookup.missing) + len(lookup.problematic)
 
     def _skip(self, trans: dict[str, Any], unused: int, now: float) -> bool:
         """DIRAC's NoUnusedDelay rule: nothing new since last cycle, not Flush, < 6 h since last run."""
