@@ -274,7 +274,8 @@ class TransformationAgents:
         yield from world.services.pay(TS)
 
     def _update_file_status(self, ids: set[int]) -> Iterator[Any]:
-        """MonitorFiles: files still Assigned to a finished task -> Processed (Done) or Unused (failed)."""
+        """MonitorFiles: files still Assigned to a finished task -> Processed (Done) or Unused (Failed);
+        a Killed job's files stay Assigned (only the CTA failover agent's Reassign frees them)."""
         world = self.world
         if not self.cfg.monitor_files:
             return
@@ -283,6 +284,8 @@ class TransformationAgents:
             if not files:
                 continue
             new = world.runtime(trans_id).file_status_for_final(status)
+            if new is None:
+                continue
             world.tsdb.setFileStatusForTransformation(trans_id, new, [f["LFN"] for f in files], now=world.sim.now)
         yield from world.services.pay(TS)
 

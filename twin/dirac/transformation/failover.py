@@ -30,7 +30,7 @@ class TransformationFailoverAgent:
         self.max_flush = cfg.failover_max_flush
         self.max_reassign = cfg.failover_max_reassign
         self.flushes: Counter[int] = Counter()
-        self.reassigned: Counter[tuple[int, str]] = Counter()
+        self.reassigned: Counter[str] = Counter()  # per LFN, as CTADIRAC's reassign_count
 
     @property
     def enabled(self) -> bool:
@@ -86,21 +86,28 @@ class TransformationFailoverAgent:
             return True
         tasks = self.world.tsdb.getTransformationTaskStats(trans_id)["Value"]
         all_final = all(n == 0 or s in ("TotalCreated", st.TASK_DONE, "Completed", st.TASK_FAILED, st.TASK_KILLED) for s, n in tasks.items())
-        return unused >= group and all_final
+        return unused >= group and tasks.get("TotalCreated", 0) > 0 and all_final  # "... and tasks_infos"
 
     def _reassign(self, trans_id: int) -> None:
-        """Files Assigned to a Failed/Killed task -> Unused (forced: bypasses MaxReset), up to MaxReassign+1 times."""
+        """reassign_lfn: the Failed/Killed tasks that still have an Assigned file (get_tasks_by_file_status);
+        ALL their files, whatever their status, forced Unused (bypasses MaxReset), each LFN at most
+        MaxReassign+1 times over the agent's life (get_lfns_to_assign counts per LFN)."""
         world = self.world
-        failed = world.tsdb.getTransformationTasks({"TransformationID": trans_id, "ExternalStatus": [st.TASK_FAILED, st.TASK_KILLED]})["Value"]
+        tsdb = world.tsdb
+        assigned = tsdb.getTransformationFiles({"TransformationID": trans_id, "Status": st.ASSIGNED})["Value"]
+        holding = sorted({record["TaskID"] for record in assigned})
+        if not holding:
+            return
+        failed = tsdb.getTransformationTasks({"TransformationID": trans_id, "TaskID": holding,
+                                              "ExternalStatus": [st.TASK_FAILED, st.TASK_KILLED]})["Value"]
         if not failed:
             return
-        files = world.tsdb.getTransformationFiles({"TransformationID": trans_id, "Status": st.ASSIGNED,
-                                                   "TaskID": [t["TaskID"] for t in failed]})["Value"]
+        files = tsdb.getTransformationFiles({"TransformationID": trans_id, "TaskID": [t["TaskID"] for t in failed]})["Value"]
         lfns = []
         for record in files:
-            key = (trans_id, record["LFN"])
-            if self.reassigned[key] <= self.max_reassign:
-                self.reassigned[key] += 1
-                lfns.append(record["LFN"])
+            lfn = record["LFN"]
+            if self.reassigned[lfn] <= self.max_reassign:
+                self.reassigned[lfn] += 1
+                lfns.append(lfn)
         if lfns:
-            world.tsdb.setFileStatusForTransformation(trans_id, st.UNUSED, lfns, force=True, now=world.sim.now)
+            tsdb.setFileStatusForTransformation(trans_id, st.UNUSED, lfns, force=True, now=world.sim.now)

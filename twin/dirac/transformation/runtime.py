@@ -73,8 +73,11 @@ class TransformationRuntime:
         failover = self.world.failover
         return self.step.type in failover.flush_types and failover.flushes[self.trans_id] < failover.max_flush
 
-    def file_status_for_final(self, external_status: str) -> str:
-        """MonitorFiles: job Done -> Processed, failed -> Unused; request Done -> Processed, else Problematic."""
+    def file_status_for_final(self, external_status: str) -> str | None:
+        """MonitorFiles: job Done -> Processed, Failed -> Unused, Killed -> left Assigned (None), as
+        WorkflowTasks.getSubmittedFileStatus maps them; request Done -> Processed, else Problematic."""
         if external_status in DONE_STATES:
             return st.PROCESSED
-        return st.PROBLEMATIC if self.is_request_type else st.UNUSED
+        if self.is_request_type:
+            return st.PROBLEMATIC
+        return st.UNUSED if external_status == st.TASK_FAILED else None
