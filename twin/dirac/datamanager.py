@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from twin.dirac.catalog import NO_SUCH_FILE
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import DataManagerContext
 
 
 class ReplicaLookup(NamedTuple):
@@ -26,7 +26,7 @@ class ReplicaLookup(NamedTuple):
 
 
 class DataManager:
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "DataManagerContext") -> None:
         self.world = world
         cfg = world.scenario.dirac
         self.not_for_jobs = set(cfg.ses_not_for_jobs) | set(cfg.ses_for_failover)

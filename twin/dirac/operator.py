@@ -18,7 +18,7 @@ from twin.dirac.transformation import status as st
 from twin.scenario.schema import OperatorAction, Production, Step
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import OperatorContext
 
 TS = "TransformationManager"
 
@@ -30,7 +30,7 @@ def _body(step: Step) -> str:
 
 
 class Operator:
-    def __init__(self, world: "World", check_interval: float = 600.0) -> None:
+    def __init__(self, world: "OperatorContext", check_interval: float = 600.0) -> None:
         self.world = world
         self.check_interval = check_interval
         self.ps = ProductionSystem(self._add_transformation, self._start_transformation, self._delete_transformation)

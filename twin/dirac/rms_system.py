@@ -14,13 +14,13 @@ from twin.dirac import rms
 from twin.engine.queueing import ServerPool
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import RequestContext
 
 REQUEST_TASK_STATES_IGNORED = {rms.ASSIGNED}
 
 
 class RequestManagement:
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "RequestContext") -> None:
         self.world = world
         self.cfg = world.scenario.dirac
         self.env = world.sim.env

@@ -25,7 +25,7 @@ from twin.engine.queueing import run_in_threads
 from twin.dirac.transformation.supply import supply_mode, tasks_to_create
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import AgentsContext
 
 TS = "TransformationManager"
 FC = "FileCatalog"
@@ -34,7 +34,7 @@ FC = "FileCatalog"
 class TransformationAgents:
     """State shared by the TS agents of one run (what DIRAC keeps in agent memory)."""
 
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "AgentsContext") -> None:
         self.world = world
         cfg = world.scenario.dirac
         self.cfg = cfg

@@ -15,11 +15,11 @@ from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import CleaningContext
 
 
 class TransformationCleaningAgent:
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "CleaningContext") -> None:
         self.world = world
         self.archive_after = world.scenario.dirac.archive_after
         self.files_removed = 0

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any, Iterator
 from twin.dirac.transformation import status as st
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import FailoverContext
 
 NO_INPUT_TYPES = {"MCSimulation"}
 TS = "TransformationManager"
 
 
 class TransformationFailoverAgent:
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "FailoverContext") -> None:
         self.world = world
         cfg = world.scenario.dirac
         self.complete_types = set(cfg.failover_complete_types)

@@ -16,14 +16,14 @@ from twin.dirac.transformation.plugins import load_plugin_class
 from twin.scenario.schema import Production, Step
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import RuntimeContext
 
 DONE_STATES = {"Done", "Completed"}
 
 
 @dataclass
 class TransformationRuntime:
-    world: "World"
+    world: "RuntimeContext"
     trans_id: int
     production: Production
     step: Step

@@ -20,7 +20,7 @@ from twin.dirac.transformation import status as st
 from twin.scenario.schema import SupplyExtension, SupplyModel
 
 if TYPE_CHECKING:
-    from twin.world import World
+    from twin.dirac.context import SupplyContext
 
 EXTENSION, FIXED = "extension", "fixed"
 
@@ -45,7 +45,7 @@ def tasks_to_create(mode: str, max_tasks: int, stats: dict[str, int]) -> int | N
 class OperatorExtensions:
     """Scheduled manual extensions of MC transformations (scenario `supply[].extensions`)."""
 
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "SupplyContext") -> None:
         self.world = world
         self.replaced: Counter[int] = Counter()
         self.added: Counter[int] = Counter()

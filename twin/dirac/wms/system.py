@@ -29,7 +29,7 @@ from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_job
 if TYPE_CHECKING:
     from twin.dirac.transformation.runtime import TransformationRuntime
     from twin.grid.site import Pilot
-    from twin.world import World
+    from twin.dirac.context import WorkloadContext
 
 OWNER_GROUP = "cta_prod"
 MODEL_LOOKUP_S = 60.0
@@ -43,7 +43,7 @@ JOB_CPU_LIMIT_MARGIN = 20.0
 
 
 class WorkloadManagement:
-    def __init__(self, world: "World") -> None:
+    def __init__(self, world: "WorkloadContext") -> None:
         self.world = world
         cfg = world.scenario.dirac
         self.cfg = cfg
