@@ -10,13 +10,18 @@ jobs" pays for the answer, not for the table. Time is the caller's ``now`` (seco
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+import numpy as np
+
 from twin.dirac.wms.job_status import (
+    DONE,
     FAILED,
     JOB_FINAL_STATES,
     JOB_STATES,
+    KILLED,
     MATCHED,
     RECEIVED,
     RUNNING,
@@ -30,6 +35,9 @@ JOB_ACCEPTED = "Job accepted"
 JOB_RESCHEDULED = "Job Rescheduled"
 MAX_RESCHEDULING_REACHED = "Maximum of reschedulings reached"
 DEFAULT_CPU_TIME = 86400  # JobManifest default CPUTime (s)
+#: Final statuses a job leaves only by force (Failed -> rescheduled): retired jobs are in one of these.
+#: (Completed is final too but moves on to Done/Failed, so Completed jobs stay records.)
+RETIRED_STATES: tuple[str, ...] = (DONE, FAILED, KILLED)
 
 StatusCallback = Callable[["Job", str, str, float], None]
 
@@ -138,10 +146,16 @@ class JobDB:
         on_status: StatusCallback | None = None,
         max_rescheduling: int = 3,
         first_job_id: int = 1,
+        retain_final: bool = True,
     ) -> None:
+        """``retain_final=False``: a job reaching Done/Failed/Killed leaves ``jobs`` (memory bounded by
+        the jobs in flight); it stays in every counter, and in compact columns (``finished()``)."""
         self.on_status = on_status
         self.max_rescheduling = max_rescheduling
+        self.retain_final = retain_final
         self.jobs: dict[int, Job] = {}
+        self._retired: dict[str, int] = {state: 0 for state in RETIRED_STATES}
+        self._finished = _FinishedColumns()
         self._next_id = first_job_id
         self._by_status: dict[str, dict[int, Job]] = {state: {} for state in JOB_STATES}
         self._site_counts: dict[tuple[str, str], int] = {}
@@ -193,21 +207,27 @@ class JobDB:
 
     # ------------------------------------------------------------------ look-ups and counters
     def get(self, job_id: int) -> Job | None:
+        """The job's record (None once it is retired: final, with ``retain_final=False``)."""
         return self.jobs.get(job_id)
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return len(self.jobs) + sum(self._retired.values())
 
     def jobs_in(self, status: str) -> Collection[Job]:
-        """Live view of the jobs now in ``status``, in the order they entered it."""
+        """Live view of the jobs now in ``status``, in the order they entered it (retired jobs excepted)."""
         return self._by_status[status].values()
 
     def count(self, status: str) -> int:
-        return len(self._by_status[status])
+        return len(self._by_status[status]) + self._retired.get(status, 0)
 
     def counters(self) -> dict[str, int]:
         """getCounters("Jobs", ["Status"]): non-zero counts by status."""
-        return {status: len(jobs) for status, jobs in self._by_status.items() if jobs}
+        return {status: n for status in self._by_status if (n := self.count(status))}
+
+    def finished(self) -> dict[str, np.ndarray]:
+        """The retired jobs as columns (job_id, status, cpu_work, start_time, end_time), one row per job
+        in its last final status; empty with ``retain_final=True`` (the records are in ``jobs``)."""
+        return self._finished.columns(self.jobs)
 
     def count_at(self, site: str, status: str) -> int:
         return self._site_counts.get((site, status), 0)
@@ -287,7 +307,9 @@ class JobDB:
 
     # ------------------------------------------------------------------ internals
     def _move(self, job: Job, old: str, new: str, now: float) -> None:
-        del self._by_status[old][job.job_id]
+        if self._by_status[old].pop(job.job_id, None) is None:  # a retired job forced back (Failed -> rescheduled)
+            self._retired[old] -= 1
+            self.jobs[job.job_id] = job
         self._by_status[new][job.job_id] = job
         self._count_site(job.site, old, job.job_type, -1)
         self._count_site(job.site, new, job.job_type, +1)
@@ -302,6 +324,15 @@ class JobDB:
             job.end_time = now
         if self.on_status is not None:
             self.on_status(job, old, new, now)
+        if not self.retain_final and new in self._retired and job.status == new:
+            self._retire(job)
+
+    def _retire(self, job: Job) -> None:
+        """Final: the record leaves memory; counters and the compact columns keep what summaries need."""
+        del self._by_status[job.status][job.job_id]
+        del self.jobs[job.job_id]
+        self._retired[job.status] += 1
+        self._finished.add(job)
 
     def _count_site(self, site: str, status: str, job_type: str, delta: int) -> None:
         key = (site, status)
@@ -309,3 +340,35 @@ class JobDB:
         if status in ACTIVE_STATES:
             by_type = self._active.setdefault(site, {})
             by_type[job_type] = by_type.get(job_type, 0) + delta
+
+
+class _FinishedColumns:
+    """Append-only columns of retired jobs: 33 bytes per job instead of a ~1 KB record."""
+
+    __slots__ = ("job_id", "status", "cpu_work", "start_time", "end_time")
+
+    def __init__(self) -> None:
+        self.job_id = array("q")
+        self.status = array("b")
+        self.cpu_work = array("d")
+        self.start_time = array("d")
+        self.end_time = array("d")
+
+    def add(self, job: Job) -> None:
+        self.job_id.append(job.job_id)
+        self.status.append(RETIRED_STATES.index(job.status))
+        self.cpu_work.append(job.cpu_work)
+        self.start_time.append(job.start_time if job.start_time is not None else np.nan)
+        self.end_time.append(job.end_time if job.end_time is not None else np.nan)
+
+    def nbytes(self) -> int:
+        return sum(col.itemsize * len(col) for col in (self.job_id, self.status, self.cpu_work, self.start_time, self.end_time))
+
+    def columns(self, live: dict[int, Job]) -> dict[str, np.ndarray]:
+        """Last row per job, minus jobs revived since (back in ``live``), in retirement order."""
+        ids = np.array(self.job_id, dtype=np.int64)
+        last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
+        keep = np.sort(last[~np.isin(ids[last], np.fromiter(live, np.int64, len(live)))])
+        status = np.array(RETIRED_STATES, dtype=object)[np.array(self.status, dtype=np.int8)]
+        return {"job_id": ids[keep], "status": status[keep], "cpu_work": np.array(self.cpu_work)[keep],
+                "start_time": np.array(self.start_time)[keep], "end_time": np.array(self.end_time)[keep]}

@@ -48,7 +48,7 @@ class WorkloadManagement:
         cfg = world.scenario.dirac
         self.cfg = cfg
         self.env = world.sim.env
-        self.jobdb = JobDB(on_status=self._on_status, max_rescheduling=cfg.max_rescheduling)
+        self.jobdb = JobDB(on_status=self._on_status, max_rescheduling=cfg.max_rescheduling, retain_final=False)
         delays = {site: {job_type: (d.interval, d.burst) for job_type, d in by_type.items()}
                   for site, by_type in cfg.matching_delays.items()}
         limiter = (Limiter(cfg.running_limits, self.jobdb.running_by_job_type, matching_delays=delays)
@@ -69,7 +69,6 @@ class WorkloadManagement:
         self.jobs_done_by_site: Counter[str] = Counter()
         self.outputs_registered = 0
         self.bytes_uploaded = 0.0
-        self._jobs_by_transformation: dict[int, list[int]] = {}
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -111,7 +110,6 @@ class WorkloadManagement:
             sites=[] if sites == ["ANY"] else sites, cpu_work=cpu_work,
             cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
         )
-        self._jobs_by_transformation.setdefault(trans_id, []).append(job.job_id)
         world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
         self._optimize_later(job, self.cfg.optimizer_delay)
         return job.job_id
@@ -323,8 +321,8 @@ class WorkloadManagement:
         return fate, overhead + payload
 
     def jobs_of(self, trans_id: int) -> list[Job]:
-        """The jobs of a transformation (JobGroup), for the cleaning agent."""
-        return [self.jobdb.jobs[i] for i in self._jobs_by_transformation.get(trans_id, ()) if i in self.jobdb.jobs]
+        """The jobs of a transformation (JobGroup) still in the JobDB (not yet final), for the cleaning agent."""
+        return [job for job in self.jobdb.jobs.values() if job.job_group == trans_id]
 
     def kill(self, job: Job, reason: str) -> None:
         """JobManager.killJob: out of its task queue, Killed; a running job stops at its next step."""
