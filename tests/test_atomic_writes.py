@@ -15,7 +15,9 @@ from twin.world import World
 def world_with(*faults: Fault, **overrides) -> World:
     scenario = minimal(**overrides)
     scenario.faults = list(faults)
-    return build_world(scenario)
+    world = build_world(scenario)
+    world.wms.jobdb.retain_final = True  # these checks read final jobs' records (pilot, site), not only counts
+    return world
 
 
 def mc_outputs(world: World) -> list[str]:

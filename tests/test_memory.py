@@ -33,6 +33,7 @@ def test_retiring_final_jobs_changes_no_event_and_no_count():
     assert list(finished["status"][order]) == [j.status for j in records]
     assert np.allclose(finished["cpu_work"][order], [j.cpu_work for j in records])
     assert np.allclose(finished["end_time"][order], [j.end_time for j in records])
+    assert [f"{g:08d}_{t:08d}" for g, t in zip(finished["job_group"][order], finished["task_id"][order])] == [j.task_name for j in records]
 
 
 def test_a_retired_job_forced_back_is_a_record_again_and_counted_once():

@@ -225,7 +225,7 @@ class JobDB:
         return {status: n for status in self._by_status if (n := self.count(status))}
 
     def finished(self) -> dict[str, np.ndarray]:
-        """The retired jobs as columns (job_id, status, cpu_work, start_time, end_time), one row per job
+        """The retired jobs as columns (job_id, status, job_group, task_id, cpu_work, start_time, end_time), one row per job
         in its last final status; empty with ``retain_final=True`` (the records are in ``jobs``)."""
         return self._finished.columns(self.jobs)
 
@@ -343,13 +343,18 @@ class JobDB:
 
 
 class _FinishedColumns:
-    """Append-only columns of retired jobs: 33 bytes per job instead of a ~1 KB record."""
+    """Append-only columns of retired jobs: 41 bytes per job instead of a ~1 KB record.
 
-    __slots__ = ("job_id", "status", "cpu_work", "start_time", "end_time")
+    ``job_group`` is the JobGroup when it is an integer (the TransformationID), else -1;
+    ``task_id`` the TaskID of a "%08d_%08d" task name (WorkflowTasks), else -1."""
+
+    __slots__ = ("job_id", "status", "job_group", "task_id", "cpu_work", "start_time", "end_time")
 
     def __init__(self) -> None:
         self.job_id = array("q")
         self.status = array("b")
+        self.job_group = array("i")
+        self.task_id = array("i")
         self.cpu_work = array("d")
         self.start_time = array("d")
         self.end_time = array("d")
@@ -357,12 +362,15 @@ class _FinishedColumns:
     def add(self, job: Job) -> None:
         self.job_id.append(job.job_id)
         self.status.append(RETIRED_STATES.index(job.status))
+        group, name = job.job_group, job.task_name
+        self.job_group.append(group if isinstance(group, int) else int(group) if str(group).isdigit() else -1)
+        self.task_id.append(int(name[9:]) if len(name) == 17 and name[8] == "_" and name[9:].isdigit() else -1)
         self.cpu_work.append(job.cpu_work)
         self.start_time.append(job.start_time if job.start_time is not None else np.nan)
         self.end_time.append(job.end_time if job.end_time is not None else np.nan)
 
     def nbytes(self) -> int:
-        return sum(col.itemsize * len(col) for col in (self.job_id, self.status, self.cpu_work, self.start_time, self.end_time))
+        return sum(getattr(self, name).itemsize * len(getattr(self, name)) for name in self.__slots__)
 
     def columns(self, live: dict[int, Job]) -> dict[str, np.ndarray]:
         """Last row per job, minus jobs revived since (back in ``live``), in retirement order."""
@@ -370,5 +378,6 @@ class _FinishedColumns:
         last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
         keep = np.sort(last[~np.isin(ids[last], np.fromiter(live, np.int64, len(live)))])
         status = np.array(RETIRED_STATES, dtype=object)[np.array(self.status, dtype=np.int8)]
-        return {"job_id": ids[keep], "status": status[keep], "cpu_work": np.array(self.cpu_work)[keep],
+        return {"job_id": ids[keep], "status": status[keep], "job_group": np.array(self.job_group, dtype=np.int64)[keep],
+                "task_id": np.array(self.task_id, dtype=np.int64)[keep], "cpu_work": np.array(self.cpu_work)[keep],
                 "start_time": np.array(self.start_time)[keep], "end_time": np.array(self.end_time)[keep]}
