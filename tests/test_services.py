@@ -247,6 +247,7 @@ def test_footprint_matches_a_job_life_in_the_twin():
     from twin.dirac.wms import job_status as js
 
     world = build_world(minimal())
+    world.wms.jobdb.retain_final = True  # read the final jobs' records (start/end times), not only counts
     world.run()
     kinds = world.services.calls_by_kind
     jobs = list(world.wms.jobdb.jobs.values())
