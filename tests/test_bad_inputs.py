@@ -98,6 +98,9 @@ SCENARIO_ROWS = [
      "params.job_failure_prob: expected less than or equal to 1"),
     ("fault-unknown-key", ["--param", FAULT.format(kind="site_down", target="LCG.PIC.es", params="{factr: 2}")],
      "params.factr: unknown parameter for a site_down fault"),
+    ("cpu-cv-huge", ["--param", "workload.productions[test].steps[MCSimulation].job.cpu_cv=1000.0"],
+     "expected less than or equal to 10, got 1000.0 (CPU coefficient of variation"),
+    ("reschedule-delays-empty", ["--param", "dirac.reschedule_delays=[]"], "--param: dirac.reschedule_delays"),
     ("unknown-key", ["--param", "run.sead=3"], "unknown key (did you mean 'seed'?)"),
 ]
 FILE_ROWS = [

@@ -122,6 +122,14 @@ def test_warnings_for_legal_inputs_that_cannot_finish(capsys):
     assert "no job can run" in err[0] and "faults[0]: starts at 3.0 d, after the run ends" in err[1]
 
 
+def test_no_pilot_anywhere_is_a_warning(capsys):
+    pilots = [f"topology.sites[{site}].ces[0].max_waiting_pilots=0" for site in ("LCG.PIC.es", "LCG.IN2P3-CC.fr")]
+    assert main(["check", str(MINIMAL), "-q", "--param", pilots[0], "--param", pilots[1]]) == 0
+    assert "max_waiting_pilots: 0, so the SiteDirector submits no pilot" in capsys.readouterr().err
+    assert main(["check", str(MINIMAL), "-q", "--param", pilots[0]]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_scenarios_lists_every_shipped_scenario_with_its_question(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["scenarios"]) == 0

@@ -232,9 +232,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"twin: error: {exc}".replace("\n", "\ntwin: error: "), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as exc:
-        where = getattr(exc, "where", None)
-        print(f"twin: interrupted{f'; partial outputs (marked incomplete) in {where}' if where else ''}", file=sys.stderr)
+        print(f"twin: interrupted{_partial(exc)}", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _partial(exc: KeyboardInterrupt) -> str:
+    """Where an interrupted run left its partial outputs (twin.runner.RunInterrupted), if anywhere."""
+    where, result = getattr(exc, "where", None), getattr(exc, "result", None)
+    if where is None or result is None:
+        return ""
+    from twin.engine.clock import format_duration
+
+    return f" at simulated {format_duration(result.summary['simulated_time'])}; partial outputs (marked incomplete) in {where}"
 
 
 if __name__ == "__main__":

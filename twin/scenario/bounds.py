@@ -12,10 +12,13 @@ from twin.scenario.schema import Scenario
 
 def warnings(scenario: Scenario) -> list[str]:
     out = []
-    slots = sum(ce.slots for site in scenario.topology.sites for ce in site.ces)
+    ces = [ce for site in scenario.topology.sites for ce in site.ces]
     jobs = any(step.body == "workflow" for prod in scenario.workload.productions for step in prod.steps)
-    if slots == 0 and jobs:
+    if jobs and not any(ce.slots for ce in ces):
         out.append("topology: every CE has slots: 0, so no job can run and the workload cannot finish")
+    elif jobs and not any(ce.slots and ce.max_waiting_pilots for ce in ces):
+        out.append("topology: every CE with slots has max_waiting_pilots: 0, so the SiteDirector submits no pilot "
+                   "and the workload cannot finish")
     end = scenario.run.duration
     deadline = scenario.run.deadline
     if deadline is not None and deadline > end:

@@ -184,7 +184,8 @@ class JobModel(Strict):
     """
 
     cpu_hs06s: Positive = 36000.0
-    cpu_cv: NonNegative = 0.2
+    cpu_cv: Annotated[NonNegative, Field(le=10.0, description="CPU coefficient of variation (lognormal): above 10 a few "
+                                         "jobs would take astronomic times")] = 0.2
     memory_mb: PositiveCount = 2000
     processors: PositiveCount = 1
     cpu_time_limit: Duration = 86400.0
@@ -404,7 +405,7 @@ class DiracConfig(Strict):
     failover_max_flush: Count = 2
     failover_max_reassign: Count = 2
     max_rescheduling: Count = 3
-    reschedule_delays: list[Duration] = [60.0, 180.0, 300.0, 600.0]
+    reschedule_delays: Annotated[list[Duration], Field(min_length=1)] = [60.0, 180.0, 300.0, 600.0]
     stalled_time: Duration = 4500.0
     failed_time: Duration = 11700.0
     matched_time: Duration = 7200.0
