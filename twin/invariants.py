@@ -95,7 +95,22 @@ def conservation(world: "World") -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the databases, record by record
 def _jobs_in_db(world: "World") -> dict[str, str]:
-    return {f"job:{job_id}": job.status for job_id, job in world.wms.jobdb.jobs.items()}
+    """Live records plus the compact columns of the jobs that reached a final state and left them."""
+    jobdb = world.wms.jobdb
+    finished = jobdb.finished()
+    jobs = {f"job:{job_id}": str(status) for job_id, status in zip(finished["job_id"], finished["status"])}
+    jobs.update((f"job:{job_id}", job.status) for job_id, job in jobdb.jobs.items())
+    return jobs
+
+
+def _done_task_names(world: "World") -> Counter[str]:
+    """JobNames ("%08d_%08d") of the Done jobs, live records and retired columns alike."""
+    jobdb = world.wms.jobdb
+    finished = jobdb.finished()
+    done = finished["status"] == js.DONE
+    names: Counter[str] = Counter(f"{group:08d}_{task:08d}" for group, task in zip(finished["job_group"][done], finished["task_id"][done]))
+    names.update(job.task_name for job in jobdb.jobs.values() if job.status == js.DONE)
+    return names
 
 
 def _tasks_in_db(world: "World") -> dict[str, str]:
@@ -151,7 +166,7 @@ def _request_counters_agree(world: "World", requests: dict[str, str]) -> bool:
 def _outputs_belong_to_done_jobs(world: "World") -> bool:
     """Every output in a job step's directory was registered by a Done job of that step, at most
     `outputs per job` of them (files removed later only lower the count)."""
-    done = Counter(job.task_name for job in world.wms.jobdb.jobs.values() if job.status == js.DONE)
+    done = _done_task_names(world)
     for trans_id, runtime in world.runtimes.items():
         if runtime.is_request_type:
             continue
