@@ -139,6 +139,7 @@ def test_scenarios_lists_every_shipped_scenario_with_its_question(capsys, monkey
     assert base.endswith("does the whole production (52000 MC jobs, EvnDisp at two NSB levels, DL0 moved to tape) "
                          "finish within 2 weeks, and what saturates first?")
     assert not any("does not load" in line for line in lines)
+    assert all(line.endswith("?") for line in lines), "every shipped scenario states the question it answers"
 
 
 @pytest.mark.parametrize("command", ["run", "check", "scenarios", "compare", "report", "sweep", "validate", "regress"])
