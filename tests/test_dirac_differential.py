@@ -456,6 +456,82 @@ def test_fake_resources_agree_with_dirac_helpers(host, env):
         assert genuine == fake, site
 
 
+GRID_SITE_POOL = ["LCG.CERN.ch", "LCG.PIC.es", "EGI.CYF.pl", "LCG.IN2P3-CC.fr", "CTAO.DESY.de", "Local"]
+
+
+@st.composite
+def grid_topologies(draw) -> tuple[Any, dict[str, Any]]:
+    """A scenario topology (sites of several grids; each SE at its own site, sometimes also listed by one or
+    two other sites) and Operations values of every type a YAML scenario can give."""
+    from twin.scenario import schema
+
+    sites = draw(st.lists(st.sampled_from(GRID_SITE_POOL), min_size=1, max_size=5, unique=True))
+    ses = draw(st.lists(st.sampled_from(SE_POOL), min_size=1, max_size=len(SE_POOL), unique=True))
+    home = {se: draw(st.sampled_from(sites)) for se in ses}
+    listed: dict[str, list[str]] = {site: [] for site in sites}
+    for se in ses:
+        for site in draw(st.lists(st.sampled_from(sites), max_size=3, unique=True)):
+            listed[site].append(se)
+    tape = draw(st.sets(st.sampled_from(ses)))
+    storage = [{"name": se, "site": home[se], "capacity_tb": 1, **({"kind": "tape", "tape": {"drives": 1, "drive_mbps": 100}}
+                                                                    if se in tape else {})} for se in ses]
+    topology = schema.Topology.model_validate(
+        {"sites": [{"name": site, "ses": listed[site], "ces": [{"name": f"ce-{i}", "slots": 1}]} for i, site in enumerate(sites)],
+         "storage": storage})
+    value = st.one_of(st.integers(-3, 8), st.sampled_from([2.5, 0.0, "2.5", "abc", "", True, False, "yes", "no"]),
+                      st.lists(st.sampled_from(["a", "b c", "d"]), max_size=3))
+    options = draw(st.dictionaries(st.sampled_from([*OPTION_PATHS, "DataManagement/ForceSingleSitePerSE"]), value, max_size=4))
+    return topology, options
+
+
+@pytest.mark.dirac
+@settings(DIFF_SETTINGS, max_examples=examples(60))
+@given(case=grid_topologies())
+def test_grid_resources_and_operations_answer_as_dirac_helpers(host, case):
+    """The twin's GridResources/ScenarioOperations (what native runs use) against DMSHelpers/SiteSEMapping and
+    Operations on the configuration built from the same scenario: same sites per SE (order, "SE is at more
+    than one site" under ForceSingleSitePerSE), same SEs per site, same typed option values."""
+    from DIRAC.ConfigurationSystem.Client.Helpers.Operations import Operations
+    from DIRAC.Core.Utilities.SiteSEMapping import getSitesForSE
+    from DIRAC.DataManagementSystem.Utilities.DMSHelpers import DMSHelpers
+
+    from twin.dirac.host import Topology
+    from twin.dirac.resources import GridResources, ScenarioOperations
+    from twin.engine.simulation import Simulation
+    from twin.grid.grid import build_grid
+
+    topology, options = case
+    operations = ScenarioOperations(options)
+    resources = GridResources(build_grid(Simulation(1), topology), {}, operations)
+    host.configure(Topology.from_resources(resources, operations))
+    strip = lambda r: {"OK": r["OK"], "Value": r.get("Value"), "Message": r.get("Message")}  # noqa: E731
+    for se in [*resources.knownSEs, "CTAO-NOWHERE-Disk"]:
+        assert strip(resources.getSitesForSE(se)) == strip(getSitesForSE(se)), se
+    for site in [*(s.name for s in topology.sites), "CERN", "LCG.NOWHERE.xx"]:
+        assert strip(resources.getSEsForSite(site)) == strip(DMSHelpers().getSEsForSite(site, connectionLevel="LOCAL")), site
+    genuine = Operations()
+    for path in [*options, "TransformationPlugins/Absent"]:
+        for default in (None, 0, 1.5, [], True, "x"):
+            assert resources is not None and operations.getValue(path, default) == genuine.getValue(path, default), (path, default)
+
+
+@pytest.mark.dirac
+@pytest.mark.parametrize("plugin", ["Standard", "BySize"])
+def test_float_plugin_option_fails_native_as_it_fails_dirac(host, plugin):
+    """TransformationPlugins/MaxFiles: 2.5 written in a scenario: getPluginParam(..., int) raises in DIRAC
+    (int("2.5")); the native plugin, reading the same CS string, raises the same way instead of using 2."""
+    from twin.dirac.resources import ScenarioOperations
+
+    class ScenarioEnv(Env):
+        def operations(self) -> ScenarioOperations:  # the native side reads what a scenario wrote
+            return ScenarioOperations(dict(self.options))
+
+    env = ScenarioEnv(**fixed_env({"Status": "Active", "GroupSize": 2}).__dict__)
+    env.options = {"TransformationPlugins/MaxFiles": 2.5, "TransformationPlugins/BySize/MaxFilesPerTask": 2.5}
+    outcome = assert_same(host, env, plugin, in_hypothesis=False)
+    assert (outcome[0] == "OK") is (plugin == "Standard"), outcome  # Standard does not read MaxFiles
+
+
 @pytest.mark.dirac
 def test_getSEsForSite_order_matches_dirac(host):
     """DMSHelpers._getSEsForSItes returns ``sorted(ses)``, and so do the fakes (they kept the configured

@@ -459,3 +459,33 @@ def test_core_server_standalone():
         sim.env.process(host.call(10.0))
     sim.env.run()
     assert sim.now == 20.0 and host.calls == 4 and host.cpu_seconds == 40.0 and host.services == ["ReqManager"]
+
+
+# ---------------------------------------------------------------- DIRAC's view of the topology
+def test_se_at_two_sites_is_an_error_as_in_dirac_unless_force_single_site_is_off():
+    """DMSHelpers._getLocalSitesForSE: "SE is at more than one site" (ForceSingleSitePerSE, default True),
+    so BySE gives such a task no site and Broadcast/ByShare cannot place it."""
+    from twin.dirac.resources import GridResources, ScenarioOperations
+
+    sim, grid = world(sites=[{"name": "LCG.B.fr", "ses": ["A-Disk", "B-Disk"], "ces": [{"name": "b", "slots": 1}]},
+                             {"name": "LCG.A.fr", "ses": ["A-Disk", "A-Tape"], "ces": [{"name": "a", "slots": 1}]}],
+                      storage=[{"name": "A-Disk", "site": "LCG.A.fr", "capacity_tb": 1}, {"name": "B-Disk", "site": "LCG.B.fr", "capacity_tb": 1},
+                               {"name": "A-Tape", "site": "LCG.A.fr", "kind": "tape", "capacity_tb": 1, "tape": {"drives": 1, "drive_mbps": 10}}],
+                      network={})
+    strict = GridResources(grid, {}, ScenarioOperations({}))
+    assert strict.getSitesForSE("A-Disk") == {"OK": False, "Message": "SE is at more than one site"}
+    assert strict.sites_for("A-Disk") == [] and strict.sites_for("B-Disk") == ["LCG.B.fr"]
+    assert strict.getSitesForSE("Nowhere-Disk")["Message"] == "Non-existing SE"
+    assert strict.getSEsForSite("B")["Value"] == ["A-Disk", "B-Disk"]  # a short site name, as DMSHelpers
+    relaxed = GridResources(grid, {}, ScenarioOperations({"DataManagement/ForceSingleSitePerSE": False}))
+    assert relaxed.getSitesForSE("A-Disk")["Value"] == ["LCG.A.fr", "LCG.B.fr"]  # configuration order
+
+
+@pytest.mark.parametrize(("value", "default", "expected"), [
+    (2.5, None, "2.5"), (2.5, 0, 0), ("7", 0, 7), (["a", "b"], [], ["a", "b"]), ("a, b", [], ["a", "b"]),
+    (False, True, False), ("yes", False, True), (3, 1.5, 3.0), ({"x": 1}, "d", "d")])
+def test_scenario_operations_cast_like_the_dirac_cs(value, default, expected):
+    """Operations().getValue over CS strings (diraccfg CFG.getOption): cast to the default's type."""
+    from twin.dirac.resources import ScenarioOperations
+
+    assert ScenarioOperations({"P/Q": value}).getValue("P/Q", default) == expected

@@ -46,9 +46,9 @@ def build_world(scenario: Scenario, events_path: Path | None = None, keep_events
     tsdb = TransformationDB(meter=services.meter, clock=lambda: sim.now, catalog=fc,
                             files_max_reset_counter=scenario.dirac.files_max_reset_counter,
                             extendable_types=scenario.dirac.extendable_types)
-    resources = GridResources(grid, {site.name: site.cpu_share for site in scenario.topology.sites if site.cpu_share})
-    world = World(scenario, sim, grid, services, catalog, fc, tsdb, TransformationClient(tsdb), resources,
-                  ScenarioOperations(scenario.dirac.operations))
+    operations = ScenarioOperations(scenario.dirac.operations)
+    resources = GridResources(grid, {site.name: site.cpu_share for site in scenario.topology.sites if site.cpu_share}, operations)
+    world = World(scenario, sim, grid, services, catalog, fc, tsdb, TransformationClient(tsdb), resources, operations)
     world._file_fields = file_fields
     tsdb.on_file_status = world.on_file_status
     tsdb.on_task_status = world.on_task_status

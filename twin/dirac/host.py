@@ -62,6 +62,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from twin.dirac.resources import cs_string
 from twin.dirac.returnvalues import S_ERROR, S_OK
 
 DIRAC_EXTRA_ERROR = "plugin_source: dirac needs the [dirac] extra: see README"
@@ -223,12 +224,7 @@ def _import_dirac(m2crypto: str = "auto") -> types.SimpleNamespace:
 # ---------------------------------------------------------------------------------------------
 # Topology -> DIRAC configuration
 # ---------------------------------------------------------------------------------------------
-def _cfgValue(value: Any) -> str:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (list, tuple, set)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+_cfgValue = cs_string  # the same strings ScenarioOperations answers from
 
 
 def _gridOf(site: str) -> str:
