@@ -54,17 +54,38 @@ def test_short_tape_ban_delays_the_move_until_recovery():
     assert s["invariants"]["requests_conserved"]
 
 
-def test_long_tape_ban_exhausts_256_attempts_and_files_end_problematic():
-    # The agent retries every 60 s cycle with no back-off (DIRAC 9.1.22's RequestDB path): 256 attempts ~ 4.3 h.
-    world, s = run([Fault(kind="se_banned", target="CC-IN2P3-Tape", start=0, end=3 * 86400, params={"access": "write"})])
+def test_target_banned_in_rss_makes_the_move_wait_without_counting_attempts():
+    """ReplicateAndRegister checks the targets' RSS status first (checkSEsRSS): while the tape is banned for
+    writing no copy is tried, no Attempt is counted and the request comes back an hour later; once the ban
+    ends the move completes. (Before, 256 refused copies in ~4.3 h left the 60 files Problematic.)"""
+    ban_end = 3 * 86400
+    world, s = run([Fault(kind="se_banned", target="CC-IN2P3-Tape", start=0, end=ban_end, params={"access": "write"})])
     move = next(t for t in s["transformations"] if t["name"] == "test/MoveToTape")
-    assert s["requests"]["by_status"] == {"Failed": 6}
-    assert move["files"] == {"Problematic": 60} and not move["complete"]
-    request = world.rms.db.get(1)
-    assert request.operations[0].files[0].attempt == 257 and "Max attempts" in request.operations[0].files[0].error
+    assert s["requests"]["by_status"] == {"Done": 6} and move["files"] == {"Processed": 60}
+    assert all(f.attempt == 1 for request in map(world.rms.db.get, range(1, 7))
+               for op in request.operations for f in op.files)
+    events = world.sim.log.to_frame()
+    waits = events[(events.kind == "request.banned") & (events.entity == "request:1")]
+    assert len(waits) >= 2 and waits.time.diff().dropna().min() >= 3600  # NotBefore one hour ahead
+    assert (waits.detail.str.contains("currently banned")).all()
+    done = events[(events.kind == "request.status") & (events.state == "Done")]
+    assert done.time.min() >= ban_end
+    assert world.grid.ses["CC-IN2P3-Tape"].refused_writes == 0  # nothing was even tried
+    assert s["invariants"]["requests_conserved"]
+
+
+def test_transfers_that_fail_exhaust_256_attempts_and_files_end_problematic():
+    """A target that is not banned but cannot be reached (the PIC->CC link cut for 3 days) fails each copy:
+    every RequestExecutingAgent cycle counts an Attempt, and after MaxAttempts 256 the files fail."""
+    world, s = run([Fault(kind="link_cut", target="LCG.PIC.es->LCG.IN2P3-CC.fr", start=0, end=3 * 86400)])
+    move = next(t for t in s["transformations"] if t["name"] == "test/MoveToTape")
+    assert s["requests"]["by_status"].get("Failed", 0) >= 1 and move["files"].get("Problematic", 0) >= 1
+    failed = [f for request in (world.rms.db.get(i) for i in range(1, 7)) for op in request.operations
+              for f in op.files if f.status == "Failed"]
+    assert failed and all(f.attempt == 257 and "Max attempts" in f.error for f in failed)
     mc_dir = world.runtime(1).output_dir
     replicas = world.catalog.get_replicas(world.catalog.find_files_by_metadata({"data_level": -1}, mc_dir)).successful
-    assert all("CC-IN2P3-Tape" not in ses and ses for ses in replicas.values())  # disk copies kept: nothing lost
+    assert all(ses for ses in replicas.values())  # disk copies kept: nothing lost
 
 
 def test_a_request_is_never_executed_twice_at_once(monkeypatch):

@@ -81,6 +81,8 @@ class RequestManagement:
         yield self.workers.acquire()
         try:
             while (op := rms.next_operation(request)) is not None:
+                if op.type == "ReplicateAndRegister" and self._banned_in_rss(request, op):
+                    break  # no Attempt counted: the request waits for a later cycle
                 lfns = rms.begin_operation(request, op, self.env.now, self.cfg.request_max_attempts)
                 handler = HANDLERS.get(op.type)
                 for lfn in lfns:
@@ -100,6 +102,25 @@ class RequestManagement:
         # minutes back-off of ReqManagerHandler is NOT applied on this path (read in the code).
         self.db.put_request(request, self.env.now, via_service=False)
         yield from self.world.services.call("ReqManager", "putRequest")
+
+    def _banned_in_rss(self, request: rms.Request, op: rms.Operation) -> bool:
+        """ReplicateAndRegister.__call__'s checkSEsRSS branches, run before getWaitingFilesList so no
+        Attempt is counted: a source SE banned for reading sends the request back as it is (retried next
+        cycle); a target banned for writing sets NotBefore one hour ahead (DMSRequestOperationsBase.
+        checkSEsRSS: "Banning is temporary, next attempt in an hour", Request.delayNextExecution(60)).
+        The RSS AlwaysBanned policy, which fails the files instead, is not modelled."""
+        resources, now = self.world.resources, self.env.now
+        banned_sources = [se for se in _split(op.source_se) if not resources.readable(se)]
+        if banned_sources:
+            op.error = f"SourceSE {op.source_se} is banned for reading"
+        else:
+            banned_targets = [se for se in _split(op.target_se) if not resources.writable(se)]
+            if not banned_targets:
+                return False
+            op.error = f"{banned_targets} currently banned"
+            request.delay_next_execution(now, 60)
+        self.world.sim.log.log(now, "request.banned", f"request:{request.request_id}", op.type, op.error)
+        return True
 
     # ------------------------------------------------------------------ handlers: (ok, error, permanent)
     def _replicate(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
