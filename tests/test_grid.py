@@ -489,3 +489,20 @@ def test_scenario_operations_cast_like_the_dirac_cs(value, default, expected):
     from twin.dirac.resources import ScenarioOperations
 
     assert ScenarioOperations({"P/Q": value}).getValue("P/Q", default) == expected
+
+
+def test_tape_drive_use_counts_the_drives_available_not_the_drives_installed():
+    """Issue 11 item 9: one drive left of two and saturated reads 100 % (busy/installed read 50 %), and the
+    run's bottleneck table (summary.resource_usage) reads the same gauge."""
+    sim, tape = tape_world(faults=[{"kind": "tape_drive_lost", "target": "A-Tape", "start": 50000, "end": 400000}])
+    archive_source(sim, tape, 1 * GB, 400e6)
+    sim.env.run(until=40000)
+    assert tape.drive_use == 1.0 and tape.drives.capacity == 2
+    sim.env.run(until=200000)
+    assert tape.drives.capacity == 1 and tape.drives.busy == 1
+    assert tape.drive_use == 1.0 and tape.drives.busy / tape.total_drives == 0.5
+    sim.metrics.sample(sim.now)
+    frame = sim.metrics.to_frame()
+    assert frame["tape.drive_use[A-Tape]"].iloc[-1] == 1.0 and frame["tape.drives_available[A-Tape]"].iloc[-1] == 1
+    tape.on_drive_lost({"drives": 1}, True)  # no drive left, batches still waiting: saturated, not idle
+    assert tape.drives.capacity == 0 and tape.drive_use == 1.0

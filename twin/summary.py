@@ -211,7 +211,7 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
             if f"svc.busy_threads[{key}]" in metrics:
                 add("service threads", key, metrics[f"svc.busy_threads[{key}]"] / max(1, inst.threads.nominal))
     for name, tape in world.grid.tapes.items():
-        add("tape drives", name, metrics[f"tape.drives_busy[{name}]"] / max(1, tape.total_drives))
+        add("tape drives", name, metrics[f"tape.drive_use[{name}]"])  # busy over the drives available then
     for name, se in world.grid.ses.items():
         add("storage space", name, metrics[f"se.used_tb[{name}]"] * TB / se.capacity_bytes)
     return rows

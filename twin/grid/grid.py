@@ -145,6 +145,8 @@ def _register_gauges(sim: Simulation, grid: Grid) -> None:
         gauge(f"se.queue[{name}]", lambda s=se: s.slots.queue_length)
     for name, tape in grid.tapes.items():
         gauge(f"tape.drives_busy[{name}]", lambda t=tape: t.drives.busy)
+        gauge(f"tape.drives_available[{name}]", lambda t=tape: t.drives.capacity)
+        gauge(f"tape.drive_use[{name}]", lambda t=tape: t.drive_use)
         gauge(f"tape.recall_queue[{name}]", lambda t=tape: t.recall_queue)
         gauge(f"tape.migration_queue[{name}]", lambda t=tape: t.migration_queue)
         gauge(f"tape.buffer_tb[{name}]", lambda t=tape: t.buffer_used / TB)

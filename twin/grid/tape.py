@@ -211,6 +211,15 @@ class TapeSystem:
         self.archived_bytes += nbytes
         self.return_buffer(nbytes)
 
+    @property
+    def drive_use(self) -> float:
+        """Busy drives over the drives available now, 0..1: with 1 of 6 drives left and that one busy,
+        the tape is saturated (1.0), not 17 % used. No drive left: saturated if work waits for one."""
+        available = self.drives.capacity
+        if available <= 0:
+            return 1.0 if self.drives.busy or self.drives.queue_length or self.migration_queue else 0.0
+        return min(1.0, self.drives.busy / available)
+
     # ------------------------------------------------------------ faults
     def on_drive_lost(self, params: dict[str, Any], active: bool) -> None:
         """Fault "tape_drive_lost": params["drives"] (default 1) drives out while active;
