@@ -82,10 +82,31 @@ def test_shipped_suite_is_well_formed_and_covers_the_issue():
     sources, cases = load_suite(default_folder())
     names = {c.name for c in cases}
     for needed in ("mmc-mean-wait-erlang-c", "littles-law-queue", "tape-throughput-saturated", "minimal-conserved",
-                   "faulted-conserved", "plugin-equal", "prod5b-mc-done-tasks", "prod5b-evndisp-processed"):
+                   "faulted-conserved", "plugin-equal", "prod5b-mc-total-created", "prod5b-evndisp-processed"):
         assert needed in names
     assert all(c.reference for c in cases)
 
 
 def test_shipped_analytic_tape_cases_pass():
     assert run("--only", "tape-*", "--quiet") == 0
+
+
+def test_prod5b_case_reads_the_monitor_total_created_as_tasks_created_not_as_done(monkeypatch):
+    """Issue 11 item 15: the Transformation Monitor's TotalCreated counts every task ever created (retries
+    included), so it is compared with the twin's tasks_created, read from the observed file, never with Done."""
+    import twin.validate as validate
+
+    sources, cases = load_suite(default_folder())
+    monitor_cases = [c for c in cases if "TotalCreated" in c.reference]
+    assert monitor_cases and all(c.twin == "tasks_created" and c.expected == {"path": "monitor.total_created"}
+                                 for c in monitor_cases)
+    assert not [c for c in cases if c.twin == "tasks.Done" and "Monitor" in c.reference]
+    fake = {"transformations": [{"name": f"Prod5b-{p}/{s}", "type": t} for p in ("gamma-diffuse", "electron", "proton")
+                                for s, t in (("MCSimulation", "MCSimulation"), ("NSB1x", "DataReprocessing"))]}
+    monkeypatch.setattr(validate, "scenario_model", lambda path, overrides=None, base=None: fake)
+    src = next(s for s in sources.values() if s.model == "scenario_vs_monitor")
+    out = validate.MODELS[src.model](**{**src.args, "path": "unused"}, base=src.base)
+    created = {t["name"]: t.get("monitor", {}).get("total_created") for t in out["transformations"]}
+    assert created == {"Prod5b-gamma-diffuse/MCSimulation": 500, "Prod5b-electron/MCSimulation": 100,
+                       "Prod5b-proton/MCSimulation": 2000, "Prod5b-gamma-diffuse/NSB1x": None,
+                       "Prod5b-electron/NSB1x": None, "Prod5b-proton/NSB1x": None}  # Step2 rows are withheld

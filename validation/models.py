@@ -112,3 +112,28 @@ def scenario_plugin_equality(path: str, base: Path = ROOT) -> dict[str, Any]:
     runs = [simulate(scenario, keep_events=False) for scenario in (native, load_scenario(base / path, overrides))]
     outcome = [[(t["name"], t["tasks_created"], t["tasks"], t["files"]) for t in r.summary["transformations"]] for r in runs]
     return {"same_tasks_and_files": outcome[0] == outcome[1], "same_event_log": runs[0].event_digest == runs[1].event_digest}
+
+
+@model("scenario_vs_monitor")
+def scenario_vs_monitor(path: str, monitor: str, scale: float, overrides: dict[str, Any] | None = None,
+                        base: Path = ROOT) -> dict[str, Any]:
+    """Run a scenario and put next to each of its transformations the Transformation Monitor row of the same
+    particle and step (Step1 = MCSimulation, Step3 = NSB5x), scaled by `scale` (the scenario's fraction
+    of the real production). The monitor's TotalCreated counts every task ever created, retries included;
+    it says nothing of how many are Done."""
+    import csv
+
+    from twin.validate import scenario_model
+
+    summary = scenario_model(path, overrides, base=base)
+    with open(base / monitor, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for trans in summary["transformations"]:
+        production, step = trans["name"].split("/", 1)
+        particle = production.split("-", 1)[1]
+        tag = {"MCSimulation": "_Step1_", "NSB5x": "_Step3_"}.get(step)
+        match = [row for row in rows if tag and tag in row["Name"] and f"_{particle}_" in row["Name"]]
+        if len(match) == 1:
+            trans["monitor"] = {"total_created": int(match[0]["TotalCreated"]) * scale,
+                                "processed_pct": float(match[0]["ProcessedPct"]), "transformation_id": int(match[0]["TransformationID"])}
+    return summary
