@@ -788,3 +788,14 @@ def test_unknown_destination_or_limit_site_is_refused_with_its_key_path() -> Non
         minimal(**{"workload.productions[test].steps[MCSimulation].job.destination": ["LCG.Nowhere.xx"]})
     with pytest.raises(TwinError, match=r"dirac\.matching_delays\.LCG\.Nowhere\.xx"):
         minimal(**{"dirac.matching_delays": {"LCG.Nowhere.xx": {"MCSimulation": {"interval": 60}}}})
+
+
+def test_fts_settings_without_an_fts_path_are_refused_not_ignored() -> None:
+    """No RMS path submits FTS jobs (DMMode copies only), so FTS job size and retries would be silently ignored."""
+    from conftest import minimal
+
+    from twin.errors import TwinError
+
+    for key in ("max_files_per_fts_job", "max_attempts_per_file"):
+        with pytest.raises(TwinError, match=rf"topology\.network\.{key}: expected no value.*FTS3 mode is not modelled"):
+            minimal(**{f"topology.network.{key}": 10})

@@ -60,6 +60,9 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         for data_type, names in getattr(scenario.dirac, kind).items():
             for k, se in enumerate(names):
                 need(ses, se, f"dirac.{kind}.{data_type}[{k}]", "storage element")
+    for key in sorted({"max_files_per_fts_job", "max_attempts_per_file"} & topo.network.model_fields_set):
+        problems.append((f"topology.network.{key}", "expected no value: the RMS copies file by file (DIRAC's DMMode); "
+                                                    "FTS3 mode is not modelled, so this setting would have no effect"))
     for kind in ("running_limits", "matching_delays"):
         for site in getattr(scenario.dirac, kind):
             need(sites, site, f"dirac.{kind}.{site}", "site")
