@@ -302,3 +302,28 @@ def test_agent_thread_pool_cycle_lasts_the_longest_task():
     proc = env.process(run_in_threads(env, (one(s) for s in (5.0, 40.0, 7.0, 1.0)), 1))
     env.run()
     assert env.now == pytest.approx(40.0 + 53.0)  # one thread: the sum
+
+
+# ---------------------------------------------------------------- bottleneck verdicts (issue 14 "Done when")
+def _verdict(path: str, duration: str) -> dict:
+    from pathlib import Path
+
+    from twin.build import build_world
+    from twin.scenario.loader import load_scenario
+    from twin.summary import summarize
+
+    world = build_world(load_scenario(Path(__file__).parent.parent / path, {"run.duration": duration}))
+    world.run()
+    return summarize(world)
+
+
+@pytest.mark.slow
+def test_bottleneck_names_the_jobdb_in_the_what_if_and_slots_in_the_baseline():
+    whatif = _verdict("scenarios/whatif-jobdb-bottleneck.yaml", "12h")
+    first = whatif["bottleneck"]
+    assert first["kind"] in ("database connections", "server cores")
+    assert "JobDB" in first["verdict"]  # named directly, or as the DB making most of its host's load
+    assert "agent cycles overrun" in first["chain"]
+    base = _verdict("scenarios/prod5b-baseline.yaml", "12h")
+    assert base["bottleneck"]["kind"] == "site slots"
+    assert base["databases"]["JobDB"]["utilization"] < 0.05 < whatif["databases"]["JobDB"]["utilization"]

@@ -144,16 +144,11 @@ def _databases(world: "World") -> dict[str, Any]:
     return {name: {"queries": db.queries, "queries_per_s": db.queries / now if now else 0.0,
                    "mean_latency_ms": db.mean_latency() * 1000.0,
                    **{f"p{q}_latency_ms": db.latency_percentile(q) * 1000.0 for q in (50, 95, 99)},
-                   "utilization": db.flow.busy_seconds() / (_db_servers(db) * now) if now else 0.0,
+                   "utilization": min(1.0, db.flow.busy_seconds() / (db.total_connections * now)) if now else 0.0,
                    "mean_queue": db.flow.queue_seconds() / now if now else 0.0,
                    "exact_queueing_hours": db.flow.hot_seconds() / 3600.0,
                    "top_queries": dict(Counter(db.queries_by_op).most_common(5))}
             for name, db in sorted(world.grid.databases.items())}
-
-
-def _db_servers(db: Any) -> int:
-    """Queries a DB can serve at once: its connections, or its host's cores if fewer."""
-    return max(1, min(db.total_connections, db.server.total_cores if db.server is not None else db.total_connections))
 
 
 def _servers(world: "World") -> dict[str, Any]:
@@ -204,7 +199,8 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
     for name, server in world.grid.servers.items():
         add("server cores", name, metrics[f"server.cpu_pct[{name}]"] / 100.0)
     for name, db in world.grid.databases.items():
-        add("database", name, metrics[f"db.busy[{name}]"] / _db_servers(db))
+        # connections held (a query holds its connection also while it waits for a core of the DB host)
+        add("database connections", name, (metrics[f"db.busy[{name}]"] / db.total_connections).clip(upper=1.0))
     for service, hosts in world.services.instances.items():
         for inst in hosts:
             key = f"{service}@{inst.server.name}"
@@ -217,7 +213,7 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
     return rows
 
 
-CORE_KINDS = ("database", "server cores", "service threads")
+CORE_KINDS = ("database connections", "server cores", "service threads")
 
 
 def _chain_context(world: "World", summary: dict[str, Any]) -> dict[str, Any]:

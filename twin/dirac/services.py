@@ -99,6 +99,7 @@ class ServiceLayer:
         self._deferred: dict[str, Batch] = {}
         self._streams_open = 0
         self._batch_cache: dict[tuple[tuple[str, int], ...], list[tuple[str, int, Batch]]] = {}
+        self._parts_cache: dict[int, tuple[Batch, list[tuple[Any, str, int, int]]]] = {}
         if not flow:
             for pool in self.flow_pools():
                 pool.set_exact(True)
@@ -220,6 +221,8 @@ class ServiceLayer:
             cached = self._batch_cache.get(kinds)
             if cached is None:
                 cached = self._batch_cache[kinds] = self._build_batches(kinds)
+                for _service, _calls, batch in cached:
+                    self._parts_cache[id(batch)] = (batch, self._resolve(batch))
             for kind, n in kinds:
                 self.calls_by_kind[kind] += n
             return cached
@@ -284,10 +287,20 @@ class ServiceLayer:
     def _any_hot(self, instance: ServiceInstance | None, parts: list[tuple[Any, str, int, int]]) -> bool:
         if instance is not None and (instance.threads.is_hot() or instance.server.flow.is_hot()):
             return True
-        return any(pool.is_hot() for db, _, _, _ in parts for pool in db.pools)
+        for part in parts:
+            for pool in part[0]._pools:
+                if pool.is_hot():
+                    return True
+        return False
 
     def _parts(self, batch: Batch) -> list[tuple[Any, str, int, int]]:
         """(database, op, queries, rows) of a batch, on the databases the topology declares."""
+        cached = self._parts_cache.get(id(batch))
+        if cached is not None and cached[0] is batch:  # a footprint phase's constant batch
+            return cached[1]
+        return self._resolve(batch)
+
+    def _resolve(self, batch: Batch) -> list[tuple[Any, str, int, int]]:
         return [(db, op, entry[1], entry[2]) for (name, op), entry in batch.items()
                 if entry[1] and (db := self._database(name)) is not None]
 
@@ -300,17 +313,23 @@ class ServiceLayer:
         if parts is None:
             instance = self._instance(service)
             parts = self._parts(batch)
-        latency = sum(db.flow_query(op, q, rows) for db, op, q, rows in parts)
+        latency = 0.0
+        rows = 0
+        for db, op, queries, part_rows in parts:
+            latency += db.flow_query(op, queries, part_rows)
+            rows += part_rows
         self.calls[service] += calls
         if instance is None:
             return latency
-        cpu = self._cpu(calls, parts)
+        cpu = calls * self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6
         server = instance.server
         latency += cpu + server.flow.charge(cpu, calls)
         server.account(cpu, calls)
-        waited = instance.threads.charge(latency, calls)
+        threads = instance.threads
+        waited = threads.charge(latency, calls)
         instance.calls += calls
-        instance.latency.add_queued(latency / calls, waited / calls, instance.threads.wait_probability(), calls)
+        prob = threads._wait_cache[1] if threads._wait_cache else 0.0
+        instance.latency.add_queued(latency / calls, waited / calls, prob, calls)
         return latency + waited
 
     def _charge_exact(self, service: str, calls: int, instance: ServiceInstance | None,

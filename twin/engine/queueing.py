@@ -336,7 +336,9 @@ class FlowPool:
     def is_hot(self) -> bool:
         if self.env._now >= self._slice_end:
             self._roll()
-        if not self.hot and (self._slice_demand / self.slice_s + self.bg_rate >= self.hot_above * self._capacity_now()):
+        if self.hot:
+            return True
+        if self._slice_demand / self.slice_s + self.bg_rate >= self.hot_above * min(self.nominal, self._down_to):
             self._set_hot(True)
         return self.hot
 
