@@ -327,3 +327,34 @@ def test_bottleneck_names_the_jobdb_in_the_what_if_and_slots_in_the_baseline():
     base = _verdict("scenarios/prod5b-baseline.yaml", "12h")
     assert base["bottleneck"]["kind"] == "site slots"
     assert base["databases"]["JobDB"]["utilization"] < 0.05 < whatif["databases"]["JobDB"]["utilization"]
+
+
+# ---------------------------------------------------------------- background load and initial table sizes
+def test_background_rpcs_load_the_services_for_the_whole_run():
+    from twin.build import build_world
+
+    scenario = minimal(**{"dirac.background_rpcs": {"JobMonitoring.getJobsStatus": 2.0}, "run.duration": "2h"})
+    world = build_world(scenario)
+    world.run()
+    db = world.grid.databases["JobDB"]
+    per_call = db.demand("Jobs", 1, 1)
+    assert db.flow.bg_rate >= 2.0 * per_call * 0.999  # 2 calls/s on top of the jobs' own heartbeats
+    assert db.flow.busy_seconds() >= 2.0 * world.sim.now * per_call
+
+
+def test_unknown_background_rpc_is_refused():
+    from twin.errors import TwinError
+
+    with pytest.raises((TwinError, ValueError), match="unknown RPC kind"):
+        minimal(**{"dirac.background_rpcs": {"JobMonitoring.nope": 1.0}})
+
+
+def test_initial_rows_make_queries_meet_a_realistically_sized_table():
+    sim = Simulation(seed=1)
+    topology = schema.Topology.model_validate({
+        "sites": [{"name": "S", "ces": [{"name": "ce", "slots": 1}]}],
+        "servers": [{"name": "h", "cores": 8, "ram_gb": 8}],
+        "databases": [{"name": "FileCatalogDB", "server": "h", "base_query_ms": 2, "ms_per_million_rows": 2,
+                       "initial_rows": 30_000_000}]})
+    db = build_grid(sim, topology).databases["FileCatalogDB"]
+    assert db.service_mean("getReplicas") == pytest.approx((2 + 2 * 30) / 1000)

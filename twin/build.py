@@ -63,6 +63,7 @@ def build_world(scenario: Scenario, events_path: Path | None = None, keep_events
     with services.unmetered():
         _register_initial_data(world)
     _register_gauges(world)
+    services.start_background(scenario.dirac.background_rpcs)
     world.ts.start()
     world.failover.start()
     world.cleaning.start()

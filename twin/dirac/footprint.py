@@ -91,6 +91,11 @@ RPCS: dict[str, Rpc] = {rpc.kind: rpc for rpc in (
         "TransformationSystem/Client/WorkflowTasks.py:getSubmittedTaskStatus / getSubmittedFileStatus (one bulk call)"),
     Rpc("TransformationManager", "getTransformations", (("TransformationDB", "Transformations", 1),),
         "TransformationSystem/Agent/TaskManagerAgentBase.py:_selectTransformations (once per operation and cycle)"),
+    # ---- background: web portal and monitoring (scenario `dirac.background_rpcs`)
+    Rpc("WebApp", "getJobPageSummaryWeb", (("JobDB", "Jobs", 2),),
+        "MonitoringSystem/Service/WebAppHandler.py:export_getJobPageSummaryWeb (Job Monitor page: count + page select)"),
+    Rpc("WebApp", "getTransformationSummaryWeb", (("TransformationDB", "Transformations+TransformationTasks", 3),),
+        "MonitoringSystem/Service/WebAppHandler.py:export_getTransformationSummaryWeb (Transformation Monitor page)"),
     Rpc("JobMonitoring", "selectJobs", (("JobDB", "Jobs", 1),),
         f"{WMS}/Agent/StalledJobAgent.py:_markStalledJobs (direct JobDB access, one query per cycle + per-job rows)"),
 )}

@@ -205,6 +205,10 @@ class ServiceLayer:
         self._streams_open += 1
         return Stream(kind, period, self.env.now, rates)
 
+    def start_background(self, rates: dict[str, float]) -> list[Stream | None]:
+        """Background RPCs for the whole run (web portal, monitoring, user jobs): kind -> calls/s."""
+        return [self.start_stream(kind, 1.0 / rate) for kind, rate in sorted(rates.items())]
+
     def stop_stream(self, stream: Stream | None) -> None:
         if stream is None:
             return

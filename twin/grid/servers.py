@@ -89,6 +89,7 @@ class Database:
         self.ms_per_million_rows = spec.ms_per_million_rows
         self.ms_per_row = ms_per_row
         self.slowdown = spec.slowdown
+        self.initial_rows = float(getattr(spec, "initial_rows", 0.0))
         self.service_cv = service_cv
         self._service_rng = sim.streams.get(f"db.{spec.name}.service")
         self._size_of: Callable[[str], float] | None = None
@@ -119,7 +120,7 @@ class Database:
         """Mean service time in seconds:
         (base_query_ms + ms_per_million_rows x table_rows/1e6 + ms_per_row x (rows-1))
         x slowdown x db_slow factor / 1000."""
-        table_rows = self._size_of(op) if self._size_of is not None else self._table_rows
+        table_rows = (self._size_of(op) if self._size_of is not None else self._table_rows) + self.initial_rows
         ms = self.base_query_ms + self.ms_per_million_rows * table_rows / 1e6 + self.ms_per_row * max(0, rows - 1)
         return ms * self.slowdown * self.slow_factor / 1000.0
 

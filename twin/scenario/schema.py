@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from twin.engine.clock import parse_duration
 
@@ -165,6 +165,7 @@ class Database(Strict):
     base_query_ms: Positive = 2.0
     ms_per_million_rows: NonNegative = 1.0
     slowdown: Positive = 1.0
+    initial_rows: NonNegative = 0.0  # history already in its main table (DFC files, past jobs, TransformationFiles)
 
 
 class Topology(Strict):
@@ -430,6 +431,17 @@ class DiracConfig(Strict):
     rpc_timeout: Duration = 600.0  # DIRAC BaseClient default timeout
     service_model: Literal["flow", "exact"] = "flow"  # flow-level charging, or every RPC queued exactly
     agent_threads: PositiveCount = 15  # TransformationAgent maxThreadsInPool, TaskManagerAgentBase maxNumberOfThreads
+    background_rpcs: dict[str, Positive] = {}  # footprint RPC kind -> calls/s (web portal, monitoring, user jobs)
+
+    @field_validator("background_rpcs")
+    @classmethod
+    def _known_rpcs(cls, value: dict[str, float]) -> dict[str, float]:
+        from twin.dirac.footprint import RPCS
+
+        unknown = sorted(set(value) - set(RPCS))
+        if unknown:
+            raise ValueError(f"unknown RPC kind(s) {unknown}; expected one of {sorted(RPCS)}")
+        return value
     optimizer_delay: Duration = 5.0
     operator_reaction: Duration = 0.0
 
