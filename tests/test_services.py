@@ -340,6 +340,9 @@ def test_background_rpcs_load_the_services_for_the_whole_run():
     per_call = db.demand("Jobs", 1, 1)
     assert db.flow.bg_rate >= 2.0 * per_call * 0.999  # 2 calls/s on top of the jobs' own heartbeats
     assert db.flow.busy_seconds() >= 2.0 * world.sim.now * per_call
+    world.services.settle()
+    world.services.settle()  # idempotent
+    assert world.services.calls_by_kind["JobMonitoring.getJobsStatus"] == int(2.0 * world.sim.now)
 
 
 def test_unknown_background_rpc_is_refused():

@@ -28,6 +28,7 @@ TB = 1e12
 
 def summarize(world: "World") -> dict[str, Any]:
     now = world.sim.now
+    world.services.settle()  # background RPCs counted up to now
     metrics = world.sim.metrics.to_frame()
     summary: dict[str, Any] = {
         "scenario_name": world.scenario.name,

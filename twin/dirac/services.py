@@ -98,6 +98,7 @@ class ServiceLayer:
         self._muted = 0
         self._deferred: dict[str, Batch] = {}
         self._streams_open = 0
+        self._background: list[Stream | None] = []
         self._batch_cache: dict[tuple[tuple[str, int], ...], list[tuple[str, int, Batch]]] = {}
         self._parts_cache: dict[int, tuple[Batch, list[tuple[Any, str, int, int]]]] = {}
         if not flow:
@@ -207,7 +208,17 @@ class ServiceLayer:
 
     def start_background(self, rates: dict[str, float]) -> list[Stream | None]:
         """Background RPCs for the whole run (web portal, monitoring, user jobs): kind -> calls/s."""
-        return [self.start_stream(kind, 1.0 / rate) for kind, rate in sorted(rates.items())]
+        self._background = [self.start_stream(kind, 1.0 / rate) for kind, rate in sorted(rates.items())]
+        return self._background
+
+    def settle(self) -> None:
+        """Count the background calls made so far (idempotent: a stream is counted up to now once)."""
+        now = self.env.now
+        for stream in self._background:
+            if stream is not None:
+                n = int((now - stream.start) / stream.period)
+                self._count_stream(stream, now)
+                stream.start += n * stream.period
 
     def stop_stream(self, stream: Stream | None) -> None:
         if stream is None:
