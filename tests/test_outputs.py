@@ -167,3 +167,18 @@ def test_no_progress_bar_unless_a_person_watches(monkeypatch):
     monkeypatch.setattr("sys.stderr", _Tty())
     assert show_progress(argparse.Namespace(quiet=False, no_progress=False))
     assert not show_progress(argparse.Namespace(quiet=True, no_progress=False))
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_out_dot_writes_into_the_current_folder(command, tmp_path, monkeypatch, capsys):
+    """`--out .` has no name to rename into place unless made absolute (it crashed after simulating)."""
+    if command == "report":
+        assert run("--out", str(tmp_path / "r"), "-q", "--no-report") == 0
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    argv = ["--out", ".", "-q"]
+    assert (run(*argv) if command == "run" else main(["report", str(tmp_path / "r"), *argv])) == 0, capsys.readouterr().err
+    manifest = read_manifest(here)
+    assert manifest["kind"] == command and verify(here, manifest) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["here", "r"] if command == "report" else ["here"])

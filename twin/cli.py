@@ -144,7 +144,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for warning in check_pair(args.baseline, args.whatif):
         print(f"twin: warning: {warning}", file=sys.stderr)
     out = args.out or args.whatif.parent / f"{args.whatif.name}-vs-{args.baseline.name}"
-    check_out(out, args.force)
+    check_out(out, args.force, inputs=(args.baseline, args.whatif))
     with Staging(out, "compare", args.force, {"baseline": str(args.baseline), "whatif": str(args.whatif)}) as staging:
         write_compare_report(args.baseline, args.whatif, staging.path / "compare.html")
         where = staging.commit()
@@ -171,7 +171,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         update_manifest(args.run, ["report.html"])
         opt.say(args, f"report: {args.run / 'report.html'}")
         return EXIT_OK
-    check_out(args.out, args.force)
+    check_out(args.out, args.force, inputs=(args.run,))
     with Staging(args.out, "report", args.force, {"run": str(args.run)}) as staging:
         write_folder_report(args.run, staging.path / "report.html")
         where = staging.commit()

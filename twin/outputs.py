@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,15 +34,57 @@ COMPLETE, INCOMPLETE = "complete", "incomplete"
 _CHUNK = 1 << 20
 
 
-def check_out(out: Path, force: bool, option: str = "--out") -> None:
-    """Refuse an output folder that would lose results or cannot be written; call before any work."""
-    out = Path(out)
+def check_out(out: Path, force: bool, option: str = "--out", inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse an output folder that would lose results or cannot be written; call before any work.
+
+    `--force` replaces only what twin wrote (a folder with a twin run.json) or an empty folder, never
+    a folder inside another run's folder (its manifest would not list the new files) or one of `inputs`."""
+    out = absolute(out)
+    if out == out.parent:
+        raise TwinError(f"{option} {out}: expected a folder that can be replaced, not the file-system root")
     if out.exists() and not out.is_dir():
         raise TwinError(f"{option} {out}: expected a folder, but a file of that name exists")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise TwinError(f"{option} {out}: the folder is not empty (its files would be lost); "
-                        "choose another folder or pass --force to replace it")
+    _check_not_inside_a_run(out, option, inputs)
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise TwinError(f"{option} {out}: the folder is not empty (its files would be lost); "
+                            "choose another folder or pass --force to replace it")
+        if not _written_by_twin(out):
+            raise TwinError(f"{option} {out}: the folder was not written by twin (no {MANIFEST}); "
+                            "--force replaces only twin output folders or empty ones, choose another folder")
     check_parent(out, option)
+    _probe(out, option)
+
+
+def absolute(path: Path) -> Path:
+    """`path` made absolute with '.' and '..' removed (symlinks kept): `--out .` has a name to rename."""
+    return Path(os.path.abspath(path))
+
+
+def _written_by_twin(folder: Path) -> bool:
+    try:
+        return read_manifest(folder) is not None
+    except TwinError:
+        return False
+
+
+def _check_not_inside_a_run(out: Path, option: str, inputs: tuple[Path, ...]) -> None:
+    for folder in out.parents:
+        if (folder / MANIFEST).is_file():
+            raise TwinError(f"{option} {out}: expected a folder outside the run folder {folder} "
+                            f"(its {MANIFEST} would not list the new files)")
+    for given in map(absolute, inputs):
+        if out == given or out in given.parents:
+            raise TwinError(f"{option} {out}: expected a folder apart from the input {given} (it would be replaced)")
+
+
+def _probe(out: Path, option: str) -> None:
+    """Create and remove a folder where the staging folder will go: fails now, not after simulating."""
+    parent = _existing_ancestor(out.parent)
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=parent))
+    except OSError as exc:
+        raise TwinError(f"{option} {out}: cannot create folders in {parent} ({exc.strerror or exc})") from None
 
 
 def check_parent(path: Path, option: str) -> None:
@@ -81,17 +124,20 @@ class Staging:
     staging folder; `commit(status=INCOMPLETE)` before re-raising keeps partial outputs."""
 
     def __init__(self, out: Path, kind: str, force: bool = False, info: dict[str, Any] | None = None) -> None:
-        self.out = Path(out)
+        self.out = absolute(out)
         self.kind, self.force = kind, force
         self.info = dict(info or {})
         self.path = self.out.parent / f".{self.out.name}.staging-{os.getpid()}"
         self.committed: Path | None = None
 
     def __enter__(self) -> "Staging":
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir()
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.path.mkdir()
+        except OSError as exc:
+            raise TwinError(f"--out {self.out}: cannot create its staging folder ({exc.strerror or exc})") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
