@@ -1,8 +1,9 @@
-"""Scaling benchmark of the full twin (grid + DIRAC logic) at 10^4, 10^5 (and 10^6) jobs.
+"""Scaling benchmark of the full twin (grid + DIRAC logic) at 10^4, 10^5 (and 10^6, 10^7) jobs,
+side by side with a pure-Python reference loop of the same job count run in the same invocation.
 
-    python benchmarks/run_benchmarks.py                 # 10^4 and 10^5, profile of 10^5, sweep speed-up
+    python benchmarks/run_benchmarks.py                 # 10^4 and 10^5, memory split, profile of 10^5, sweep speed-up
     python benchmarks/run_benchmarks.py --full          # also 10^6 (long: see benchmarks/README.md)
-    python benchmarks/run_benchmarks.py --sizes 10000 --no-profile --no-sweep
+    python benchmarks/run_benchmarks.py --sizes 10000 --no-profile --no-sweep --no-memory-split
 
 Synthetic scenario per size N: one MC transformation with max_tasks = N on 4 sites whose slots
 scale with N (N/50 slots: each slot runs ~50 jobs of ~2 h, so every size simulates ~4-5 days and
@@ -12,7 +13,18 @@ fresh subprocess, so peak RSS (getrusage) is that run's alone. Measured per size
 (build / run / summary), simulated jobs per wall second, event-log rows and simpy events per
 second (simpy's own event counter, read once at the end, costs nothing), peak RSS, peak
 in-flight jobs (created, not yet final), and memory per job and per in-flight job; optionally
-tracemalloc's peak (slow: --tracemalloc). Results: benchmarks/results/scaling.{json,csv,md,png}.
+tracemalloc's peak (slow: --tracemalloc). The event log streams to a temporary events.parquet
+as in `twin run`.
+
+Reference loop: `reference_loop(N, slots)` is a minimal job-level discrete-event simulation in
+pure Python (heap calendar, FIFO queue, slots, seeded draws, 2% failures resubmitted, one log row
+per state change, counters): what one CPython core does per job with no DIRAC logic at all. It
+runs in its own subprocess right after the twin at every size, so the twin/reference ratio
+survives a noisy, shared machine where absolute jobs/s do not.
+
+Memory split: bytes per finished job = slope of peak RSS between two runs with the same slots
+(same jobs in flight) and different job counts; bytes per in-flight job = (RSS growth - finished
+jobs x that slope) / peak in-flight jobs. Results: benchmarks/results/scaling.{json,csv,md,png}.
 """
 
 from __future__ import annotations
@@ -20,8 +32,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import heapq
 import json
 import os
+import random
 import platform
 import pstats
 import resource
@@ -29,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +58,13 @@ FINAL = {"Done", "Failed", "Killed"}
 
 
 # ---------------------------------------------------------------- the synthetic scenario
-def scenario_dict(jobs: int, event_log: bool = True) -> dict[str, Any]:
+def bench_slots(jobs: int) -> int:
+    return max(40, jobs // JOBS_PER_SLOT)
+
+
+def scenario_dict(jobs: int, event_log: bool = True, slots: int | None = None) -> dict[str, Any]:
     """One MC step of `jobs` tasks on 4 sites with jobs/50 slots in all (see the module docstring)."""
-    slots = max(40, jobs // JOBS_PER_SLOT)
+    slots = slots or bench_slots(jobs)
     per_site = slots // len(SITES)
     rate = slots / (JOB_HS06S / 10.0)  # jobs finishing per simulated second at saturation
     batch = max(50, int(rate * 120 * 2))  # per 120 s agent cycle, 2x headroom
@@ -54,7 +73,7 @@ def scenario_dict(jobs: int, event_log: bool = True) -> dict[str, Any]:
              for i, s in enumerate(SITES)]
     return {
         "name": f"bench-{jobs}",
-        "run": {"duration": "60d", "seed": 1, "sample_interval": "2h", "event_log": event_log},
+        "run": {"duration": f"{max(60, 2 * jobs // slots // 12)}d", "seed": 1, "sample_interval": "2h", "event_log": event_log},
         "topology": {
             "sites": sites,
             "storage": [{"name": f"SE{i}", "site": s, "capacity_tb": 100000} for i, s in enumerate(SITES)],
@@ -77,11 +96,11 @@ def scenario_dict(jobs: int, event_log: bool = True) -> dict[str, Any]:
     }
 
 
-def load(jobs: int, event_log: bool = True):
+def load(jobs: int, event_log: bool = True, slots: int | None = None):
     from twin.scenario.loader import load_scenario
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(scenario_dict(jobs, event_log), f, sort_keys=False)
+        yaml.safe_dump(scenario_dict(jobs, event_log, slots), f, sort_keys=False)
     try:
         return load_scenario(Path(f.name))
     finally:
@@ -89,32 +108,37 @@ def load(jobs: int, event_log: bool = True):
 
 
 # ---------------------------------------------------------------- one measurement (in a subprocess)
-def measure(jobs: int, event_log: bool, trace: bool) -> dict[str, Any]:
+def measure(jobs: int, event_log: bool, trace: bool, slots: int | None = None) -> dict[str, Any]:
     """Build, run and summarise one synthetic scenario; all timings and memory figures."""
     import tracemalloc
 
     from twin.build import build_world
     from twin.summary import summarize
 
-    scenario = load(jobs, event_log)
+    scenario = load(jobs, event_log, slots)
+    tmp = tempfile.TemporaryDirectory()
+    events = Path(tmp.name) / "events.parquet"
     rss0 = _rss_bytes()
     if trace:
         tracemalloc.start()
     t0 = time.perf_counter()
-    world = build_world(scenario)
+    world = build_world(scenario, events_path=events)
     t1, c1 = time.perf_counter(), time.process_time()
     world.run()
+    world.sim.log.close()
     t2, c2 = time.perf_counter(), time.process_time()
+    rss = _rss_bytes()  # peak of the run (the summary and the in-flight count below read the log file)
     summary = summarize(world)
     t3 = time.perf_counter()
     traced = tracemalloc.get_traced_memory()[1] if trace else None
     simpy_events = next(world.sim.env._eid)  # simpy numbers every scheduled event from this counter
     in_flight = peak_in_flight(world)
-    rss = _rss_bytes()
+    tmp.cleanup()
     done = summary["jobs"]["by_status"]
     run_s = t2 - t1
     return {
         "jobs_requested": jobs, "event_log": event_log, "jobs": summary["jobs"]["total"], "jobs_done": done.get("Done", 0),
+        "jobs_final": sum(n for status, n in done.items() if status in FINAL),
         "complete": summary["plan"]["complete"], "simulated_days": summary["simulated_time"] / 86400.0,
         "slots": sum(ce.slots for s in scenario.topology.sites for ce in s.ces),
         "build_s": t1 - t0, "run_s": run_s, "run_cpu_s": c2 - c1, "summary_s": t3 - t2, "wall_s": t3 - t0,
@@ -137,14 +161,13 @@ def peak_in_flight(world) -> int:
     log = world.sim.log
     if len(log):
         alive = peak = 0
-        for kind, state in zip(log._kind, log._state):
-            if kind != "job.status":
-                continue
-            if state == "Received":
-                alive += 1
-                peak = max(peak, alive)
-            elif state in FINAL:
-                alive -= 1
+        for chunk in log.chunks({"job.status": ["Received", *FINAL]}, columns=("state", "detail")):
+            state = chunk["state"].astype(str).to_numpy()
+            new = (state == "Received") & (chunk["detail"].astype(str).to_numpy() == "Job accepted")
+            delta = new.astype(int) - (state != "Received").astype(int)
+            running = alive + delta.cumsum()
+            peak = max(peak, int(running.max()) if len(running) else peak)
+            alive = int(running[-1]) if len(running) else alive
         return peak
     metrics = world.sim.metrics.to_frame()
     return int((metrics["wms.jobs_waiting"] + metrics["wms.jobs_staging"] + metrics["wms.jobs_running"]).max())
@@ -155,12 +178,74 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_in_subprocess(jobs: int, event_log: bool, trace: bool) -> dict[str, Any]:
+def run_in_subprocess(jobs: int, event_log: bool, trace: bool, slots: int | None = None, reference: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--one", str(jobs)]
     cmd += [] if event_log else ["--no-event-log"]
     cmd += ["--tracemalloc"] if trace else []
+    cmd += ["--slots", str(slots)] if slots else []
+    cmd += ["--reference"] if reference else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- the pure-Python reference
+def reference_loop(jobs: int, slots: int, seed: int = 1, failure_prob: float = 0.02) -> dict[str, Any]:
+    """A minimal job-level DES in pure Python, the yardstick for the twin's cost per job.
+
+    Jobs are submitted in batches, queue FIFO, start on a free slot, run a lognormal time (heap
+    calendar), and end Done or Failed (failures resubmitted until `jobs` are Done). Each state
+    change updates a per-status counter and appends a log row (flushed every 65,536 rows, as
+    the twin's log is). No DIRAC logic, no services, no simpy: the floor a CPython core sets."""
+    rng = random.Random(seed)
+    calendar: list[tuple[float, int, int]] = []
+    queue: deque[int] = deque()
+    status: dict[int, str] = {}
+    counts: Counter[str] = Counter()
+    rows: list[tuple[float, int, str]] = []
+    free, created, done, now = slots, 0, 0, 0.0
+
+    def set_status(job: int, new: str) -> None:
+        old = status.get(job)
+        if old is not None:
+            counts[old] -= 1
+        counts[new] += 1
+        if new in FINAL:
+            status.pop(job, None)
+        else:
+            status[job] = new
+        rows.append((now, job, new))
+        if len(rows) >= 65536:
+            rows.clear()
+
+    def submit(n: int) -> None:
+        nonlocal created
+        for _ in range(n):
+            created += 1
+            set_status(created, "Received")
+            set_status(created, "Waiting")
+            queue.append(created)
+
+    submit(min(jobs, 2 * slots))
+    started, cpu = time.perf_counter(), time.process_time()
+    while queue or calendar:
+        while free and queue:
+            job = queue.popleft()
+            free -= 1
+            set_status(job, "Running")
+            heapq.heappush(calendar, (now + rng.lognormvariate(8.86, 0.2), job, 0))
+        now, job, _ = heapq.heappop(calendar)
+        free += 1
+        if rng.random() < failure_prob:
+            set_status(job, "Failed")
+        else:
+            set_status(job, "Done")
+            done += 1
+        pending = jobs - done - len(status)
+        if pending > 0 and len(queue) < slots:
+            submit(min(pending, slots))
+    run_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    return {"reference_jobs": created, "reference_run_s": run_s, "reference_cpu_s": cpu_s,
+            "reference_jobs_per_s": created / run_s, "reference_jobs_per_cpu_s": created / cpu_s}
 
 
 # ---------------------------------------------------------------- profile
@@ -184,19 +269,31 @@ def profile(jobs: int, top: int = 30) -> str:
 
 # ---------------------------------------------------------------- sweep speed-up
 def sweep_speedup(jobs: int, runs: int) -> dict[str, Any]:
-    """The same sweep (`runs` seeds of one scenario) on a LocalCluster of 1 then 2 workers."""
+    """The same sweep (`runs` seeds of one scenario) on LocalClusters of 1 and 2 worker processes,
+    each cluster started (and warmed by one tiny task) before the clock starts; both orders
+    (1 -> 2, then 2 -> 1), so a machine getting busier or quieter shows as a disagreement."""
+    from dask.distributed import Client, LocalCluster
+
     from twin.sweep import run_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.yaml"
         path.write_text(yaml.safe_dump(scenario_dict(jobs), sort_keys=False))
-        out: dict[str, Any] = {"jobs_per_run": jobs, "runs": runs, "load_average_before": os.getloadavg()[0]}
-        for workers in (1, 2):
-            started = time.perf_counter()
-            result = run_sweep(path, [], runs, Path(tmp) / f"w{workers}", workers=workers, progress=False, report=False)
-            out[f"wall_s_{workers}"] = time.perf_counter() - started
-            out[f"sum_run_s_{workers}"] = float(result.runs["wall_s"].sum())
-        out["speedup"] = out["wall_s_1"] / out["wall_s_2"]
+        out: dict[str, Any] = {"jobs_per_run": jobs, "runs": runs, "load_average_before": os.getloadavg()[0], "orders": []}
+        for order in ((1, 2), (2, 1)):
+            walls: dict[int, float] = {}
+            for workers in order:
+                with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                        Client(cluster) as client:
+                    client.submit(sum, [1, 2]).result()
+                    started = time.perf_counter()
+                    run_sweep(path, [], runs, Path(tmp) / f"w{workers}-{order[0]}", scheduler=cluster.scheduler_address,
+                              progress=False, report=False)
+                    walls[workers] = time.perf_counter() - started
+            out["orders"].append({"order": f"{order[0]}->{order[1]}", "wall_s_1": walls[1], "wall_s_2": walls[2],
+                                  "speedup": walls[1] / walls[2]})
+        out["speedup"] = sum(o["speedup"] for o in out["orders"]) / len(out["orders"])
+        out["load_average_after"] = os.getloadavg()[0]
         return out
 
 
@@ -289,17 +386,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sweep", action="store_true")
     parser.add_argument("--sweep-jobs", type=int, default=3000)
     parser.add_argument("--sweep-runs", type=int, default=6)
+    parser.add_argument("--no-memory-split", action="store_true", help="skip the two fixed-slot runs that split memory per finished / in-flight job")
+    parser.add_argument("--split-sizes", type=int, nargs=2, default=(50_000, 200_000), metavar=("N1", "N2"))
+    parser.add_argument("--split-slots", type=int, default=2_000)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--slots", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-event-log", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tracemalloc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.one, not args.no_event_log, args.tracemalloc)))
+        if args.reference:
+            print(json.dumps(reference_loop(args.one, args.slots or bench_slots(args.one))))
+        else:
+            print(json.dumps(measure(args.one, not args.no_event_log, args.tracemalloc, args.slots)))
         return 0
     sizes = [] if args.sizes == [] else args.sizes or ([10_000, 100_000] + ([1_000_000] if args.full else []))
     rows = []
     for n in sizes:
-        rows.append(run_in_subprocess(n, True, False))
+        row = run_in_subprocess(n, True, False)
+        row.update(run_in_subprocess(n, True, False, reference=True))
+        row["reference_ratio"] = row["jobs_per_cpu_s"] / row["reference_jobs_per_cpu_s"]
+        rows.append(row)
         _say(rows[-1])
     if args.tracemalloc_size and sizes:
         rows.append({**run_in_subprocess(args.tracemalloc_size, True, True), "tracemalloc_run": True})
@@ -308,17 +416,32 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_in_subprocess(args.no_event_log_size, False, False))
         _say(rows[-1])
     extra: dict[str, Any] = {}
+    if not args.no_memory_split:
+        extra["memory_split"] = memory_split(*args.split_sizes, args.split_slots)
+        print(f"memory: {extra['memory_split']['bytes_per_finished_job']:.0f} B per finished job, "
+              f"{extra['memory_split']['bytes_per_in_flight_job']:.0f} B per in-flight job", flush=True)
     if not args.no_profile and args.profile_size:
         (RESULTS / f"profile_{args.profile_size}.txt").write_text(profile(args.profile_size))
     if not args.no_sweep:
         extra["sweep_speedup"] = sweep_speedup(args.sweep_jobs, args.sweep_runs)
-        print(f"sweep speed-up 1 -> 2 workers: {extra['sweep_speedup']['speedup']:.2f}x", flush=True)
+        print("sweep speed-up " + ", ".join(f"{o['order']}: {o['speedup']:.2f}x" for o in extra["sweep_speedup"]["orders"]), flush=True)
     write_results(rows, extra)
     print(f"written {RESULTS}/scaling.json, scaling.csv, scaling.png")
     return 0
 
 
+def memory_split(n1: int, n2: int, slots: int) -> dict[str, Any]:
+    """Bytes per finished job (peak-RSS slope at equal jobs in flight) and per in-flight job."""
+    a, b = (run_in_subprocess(n, True, False, slots=slots) for n in (n1, n2))
+    per_finished = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 1e6 / max(1, b["jobs_final"] - a["jobs_final"])
+    per_in_flight = (b["rss_growth_mb"] * 1e6 - b["jobs_final"] * per_finished) / max(1, b["peak_in_flight_jobs"])
+    return {"slots": slots, "runs": [a, b], "bytes_per_finished_job": per_finished, "bytes_per_in_flight_job": per_in_flight}
+
+
 def _say(row: dict[str, Any]) -> None:
+    if "reference_jobs_per_s" in row:
+        print(f"{row['jobs']:>9,} jobs: reference loop {row['reference_jobs_per_cpu_s']:,.0f} jobs per CPU s, "
+              f"twin/reference {row['reference_ratio']:.3f} (CPU time)", flush=True)
     print(f"{row['jobs']:>9,} jobs (event log {'on' if row['event_log'] else 'off'}"
           f"{', tracemalloc' if row.get('tracemalloc_peak_mb') else ''}): run {row['run_s']:.1f} s "
           f"(CPU {row['run_cpu_s']:.1f} s), {row['jobs_per_s']:,.0f} jobs/s, {row['simpy_events_per_s']:,.0f} simpy events/s, "
