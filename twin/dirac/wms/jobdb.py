@@ -155,6 +155,7 @@ class JobDB:
         self.retain_final = retain_final
         self.jobs: dict[int, Job] = {}
         self._retired: dict[str, int] = {state: 0 for state in RETIRED_STATES}
+        self._retired_total = 0  # sum of _retired: len() is on the service layer's hot path
         self._finished = _FinishedColumns()
         self._next_id = first_job_id
         self._by_status: dict[str, dict[int, Job]] = {state: {} for state in JOB_STATES}
@@ -211,7 +212,7 @@ class JobDB:
         return self.jobs.get(job_id)
 
     def __len__(self) -> int:
-        return len(self.jobs) + sum(self._retired.values())
+        return len(self.jobs) + self._retired_total
 
     def jobs_in(self, status: str) -> Collection[Job]:
         """Live view of the jobs now in ``status``, in the order they entered it (retired jobs excepted)."""
@@ -309,6 +310,7 @@ class JobDB:
     def _move(self, job: Job, old: str, new: str, now: float) -> None:
         if self._by_status[old].pop(job.job_id, None) is None:  # a retired job forced back (Failed -> rescheduled)
             self._retired[old] -= 1
+            self._retired_total -= 1
             self.jobs[job.job_id] = job
         self._by_status[new][job.job_id] = job
         self._count_site(job.site, old, job.job_type, -1)
@@ -332,6 +334,7 @@ class JobDB:
         del self._by_status[job.status][job.job_id]
         del self.jobs[job.job_id]
         self._retired[job.status] += 1
+        self._retired_total += 1
         self._finished.add(job)
 
     def _count_site(self, site: str, status: str, job_type: str, delta: int) -> None:
