@@ -223,6 +223,10 @@ register("regress", "run a scenario with your plugin class and compare with a st
          "twin regress tests/data/minimal.yaml --plugin examples/plugins/by_run_chunk.py:RunChunkPlugin "
          "--step test/Processing --baseline examples/plugins/baselines/minimal-ByRunChunk.json")
 
+register("import-cs", "DIRAC CS dump (.cfg) -> scenario topology and DIRAC options; missing values reported",
+         "twin.calibration.import_cs:add_import_cs_arguments", "twin.calibration.import_cs:cmd_import_cs",
+         "twin import-cs dirac.cfg --out models/sites/from-cs.yaml")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
