@@ -111,7 +111,7 @@ def test_upload_phase_failures_waste_the_whole_payload_and_leave_inputs_problema
 
 
 def test_fixed_supply_creates_max_tasks_once_and_extension_replaces_failures():
-    models = FailureModels(steps=[StepFailureModel(steps="test/MCSimulation", failure_prob=0.3)])
+    models = FailureModels(steps=[StepFailureModel(steps="test/MCSimulation", failure_prob=0.2)])  # < MCExtension's 30 % stop
     fixed = minimal()
     fixed.failure_models, fixed.supply = models, [SupplyModel(steps="*/MCSimulation", mode="fixed")]
     replaced = minimal(**{"run.duration": "5d"})

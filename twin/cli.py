@@ -226,6 +226,13 @@ register("regress", "run a scenario with your plugin class and compare with a st
 register("import-cs", "DIRAC CS dump (.cfg) -> scenario topology and DIRAC options; missing values reported",
          "twin.calibration.import_cs:add_import_cs_arguments", "twin.calibration.import_cs:cmd_import_cs",
          "twin import-cs dirac.cfg --out models/sites/from-cs.yaml")
+register("calibrate", "fit scenario parameters to observed Transformation Monitor/accounting data (optuna on dask)",
+         "twin.calibration.calibrate:add_calibrate_arguments", "twin.calibration.calibrate:cmd_calibrate",
+         "twin calibrate validation/observed/prod5b-lapalma-transformation-monitor-2021-05-10.csv --scenario "
+         "scenarios/prod5b-baseline.yaml --scale 0.05 --fit 'failure_models.steps[evndisp-proton].failure_prob=0.45:0.85'")
+register("sensitivity", "Morris/Sobol screening of a scenario's assumptions: what the verdict hangs on (SALib on dask)",
+         "twin.calibration.sensitivity:add_sensitivity_arguments", "twin.calibration.sensitivity:cmd_sensitivity",
+         "twin sensitivity scenarios/prod5b-baseline.yaml --scale 0.05 --only 'failure_models.*' --out runs/prod5b-baseline")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from twin.engine.eventlog import read_events
 from twin.errors import TwinError
 from twin.report import figures as F
 from twin.report import services as services_report
+from twin.report.calibration import calibration_section, sensitivity_section
 from twin.report.render import (Html, box, details, duration, figure_html, join, key_values, note, num, page, pct, pre,
                                 table, tag, verdict_kind)
 
@@ -124,6 +125,7 @@ def run_report_html(run: Run) -> str:
         ("invariants", "Invariants", _invariants_section(s)),
         ("scenario", "Scenario", _scenario_section(run)),
     ]
+    sections[-1:-1] = [extra for extra in (calibration_section(run.scenario, s), sensitivity_section(run.folder)) if extra]  # issue 15
     subtitle = f"seed {s.get('seed')} · simulated {duration(s.get('simulated_time'))} · {num(s.get('events'))} events"
     return page(f"twin run report: {run.label}", subtitle, sections)
 

@@ -121,10 +121,13 @@ def _resolve(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], list[
 
 
 def _absolute_workflow_paths(data: dict[str, Any], base: Path) -> None:
-    """Workflow files are relative to the scenario file that names them, whatever extends it."""
+    """Workflow files (and the observed table) are relative to the scenario file that names them, whatever extends it."""
     workload = data.get("workload")
     if isinstance(workload, dict) and isinstance(workload.get("workflow_files"), list):
         workload["workflow_files"] = [str((base / p).resolve()) if isinstance(p, str) else p for p in workload["workflow_files"]]
+    observed = data.get("observed_names")
+    if isinstance(observed, dict) and isinstance(observed.get("file"), str):
+        observed["file"] = str((base / observed["file"]).resolve())
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], origin: str, lines: LineMap | None = None) -> None:

@@ -454,10 +454,13 @@ FailurePhase = Literal["start", "payload", "upload"]
 
 
 class SiteFailureModel(Strict):
-    """Per site (fnmatch pattern over site names): a two-state (good/bad) Markov-modulated failure
-    probability, black-hole worker nodes, CPU efficiency and per-job overhead."""
+    """Per site (fnmatch pattern over site names; `name` only labels it for key paths): a two-state (good/bad)
+    Markov-modulated failure probability for the jobs of the steps matching `steps` (e.g. data-access
+    incidents hit jobs that read input), black-hole worker nodes (every job), CPU efficiency and overhead."""
 
+    name: str | None = None
     sites: str = "*"
+    steps: str = "*"
     good_failure_prob: Probability = 0.0
     bad_failure_prob: Probability = 0.0
     mean_good: Duration = 0.0
@@ -475,9 +478,10 @@ class SiteFailureModel(Strict):
 
 
 class StepFailureModel(Strict):
-    """Per step (fnmatch pattern over "Production/Step"): independent and input-correlated failures,
+    """Per step (fnmatch pattern over "Production/Step"; `name` labels it for key paths): independent and input-correlated failures,
     the phase they hit, CPU efficiency and per-job overhead."""
 
+    name: str | None = None
     steps: str = "*"
     failure_prob: Probability = 0.0
     phases: dict[FailurePhase, NonNegative] = {"payload": 1.0}
@@ -502,6 +506,10 @@ class FileSizeModel(Strict):
 
 
 class FailureModels(Strict):
+    """`stop_pilot_on_failure`: the JobAgent stops after a failed payload (DIRAC JobAgent option
+    StopOnApplicationFailure, default True), applied to the failures these models cause."""
+
+    stop_pilot_on_failure: bool = True
     sites: list[SiteFailureModel] = []
     steps: list[StepFailureModel] = []
     file_sizes: dict[str, FileSizeModel] = {}
@@ -527,8 +535,10 @@ class SupplyModel(Strict):
 class ObservedNames(Strict):
     """How rows of an observed Transformation Monitor table name this scenario's steps:
     "Production/Step" -> fnmatch pattern of the DIRAC transformation name; `ignore` lists
-    patterns of rows known but not modelled (say why in provenance)."""
+    patterns of rows known but not modelled (say why in provenance); `file` is the observed table the
+    run report compares with (relative to the scenario file that names it)."""
 
+    file: str | None = None
     transformations: dict[str, str] = {}
     ignore: list[str] = []
 

@@ -28,6 +28,7 @@ from twin.scenario.schema import FailureModels, FileSizeModel, SiteFailureModel,
 
 if TYPE_CHECKING:
     from twin.engine.rng import RandomStreams
+    from twin.grid.site import Pilot
 
 START, PAYLOAD, UPLOAD = "start", "payload", "upload"
 REASON_BLACK_HOLE = "Application Finished With Errors (black-hole node)"
@@ -138,7 +139,9 @@ class JobFates:
             t_fail = -math.log(1.0 - u_hazard) * 3600.0 / t_model.hazard_per_cpu_hour
             if t_fail < payload_s:
                 return Fate(PAYLOAD, overhead_s + t_fail, REASON_LIMIT)
-        p_site = state.failure_prob(now) if state is not None else s_model.good_failure_prob
+        p_site = 0.0
+        if fnmatch.fnmatchcase(step_key, s_model.steps):
+            p_site = state.failure_prob(now) if state is not None else s_model.good_failure_prob
         p_size = 1.0 - math.exp(-t_model.fail_prob_per_input_gb * input_bytes / 1e9)
         p_fail = 1.0 - (1.0 - p_site) * (1.0 - t_model.failure_prob) * (1.0 - p_size)
         if u_fail < p_fail:
@@ -154,6 +157,12 @@ class JobFates:
         if phase == PAYLOAD:
             return Fate(PAYLOAD, overhead_s + u * payload_s, reason)
         return Fate(UPLOAD, overhead_s + payload_s, reason)
+
+    def after_failure(self, pilot: "Pilot") -> None:
+        """JobAgent StopOnApplicationFailure (default True): the pilot stops after a failed payload, so a
+        black-hole node fails one job per pilot that lands on it, not a job every few seconds."""
+        if self.models.stop_pilot_on_failure:
+            pilot.finish()
 
     # ------------------------------------------------------------------ file sizes
     def file_size(self, data_type: str, mean_bytes: float) -> float:

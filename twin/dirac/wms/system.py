@@ -291,12 +291,14 @@ class WorkloadManagement:
         if fate.phase in (START, PAYLOAD):
             if (yield from self._hold(pilot, fate.after_s, job)):
                 yield from self._fail(job, fate.reason, _cpu(job, pilot, fate.after_s), inputs=st.UNUSED)
+                self.fates.after_failure(pilot)
             return
         if not (yield from self._hold(pilot, wall, job)):
             return
         self.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.env.now, source="JobWrapper")
         if fate.phase == UPLOAD:
-            return (yield from self._fail(job, fate.reason, _cpu(job, pilot, wall), inputs=st.PROBLEMATIC))
+            yield from self._fail(job, fate.reason, _cpu(job, pilot, wall), inputs=st.PROBLEMATIC)
+            return self.fates.after_failure(pilot)
         uploaded = yield from self._upload(job, runtime, pilot)
         if not pilot.running or job.status != js.COMPLETING:
             return

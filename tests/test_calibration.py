@@ -1,0 +1,206 @@
+"""Observed-input loaders and `twin calibrate` (issue 15 part 2): formats, bad files, loss, outputs,
+parameter recovery and the correlated-vs-independent failure check."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import DATA
+from twin.calibration.calibrate import FitParam, calibrate, models_document, parse_fit, score, Trial
+from twin.calibration.observed import Target, read_observed, twin_values
+from twin.calibration.runs import scaled
+from twin.cli import main
+from twin.errors import TwinError
+from twin.runner import simulate
+from twin.scenario.loader import load_scenario
+
+SMALL = DATA / "calibration-small.yaml"
+PROC_FP = "failure_models.steps[processing].failure_prob"
+PROC_BAD = "failure_models.steps[processing].bad_input_fraction"
+HEADER = "TransformationID,Status,Type,Name,Files,ProcessedPct,Created,TotalCreated"
+GOOD_ROWS = ["1,Active,MCSimulation,00000001_Step1_MC_gamma,0,0,0,60",
+             "2,Active,DataReprocessing,00000001_Step2_Processing_gamma,60,99.0,0,18",
+             "3,Active,Replication,Move_Paranal_gamma,100,100,0,100"]
+
+
+def _csv(tmp_path: Path, lines: list[str], name: str = "obs.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def observed_table(summary: dict, path: Path) -> Path:
+    """A Transformation Monitor table written from a twin run (the 'observed' of recovery tests)."""
+    names = {"test/MCSimulation": "00000001_Step1_MC_gamma", "test/Processing": "00000001_Step2_Processing_gamma"}
+    rows = []
+    for i, t in enumerate(summary["transformations"]):
+        rows.append({"TransformationID": i + 1, "Status": "Active", "Type": t["type"], "Name": names[t["name"]],
+                     "Files": t["files_total"], "ProcessedPct": round(t["processed_pct"] or 0.0, 2), "Created": 0,
+                     "TotalCreated": t["tasks_created"], **({"MaxReset": t["files"].get("MaxReset", 0)} if t["files_total"] else {})})
+    pd.DataFrame(rows).fillna(0).to_csv(path, index=False)
+    return path
+
+
+# ---------------------------------------------------------------- loaders
+def test_monitor_rows_become_ratio_targets_and_ignored_rows_are_kept_aside(tmp_path):
+    observed = read_observed([_csv(tmp_path, [HEADER, *GOOD_ROWS])], load_scenario(SMALL))
+    by = {(t.key, t.column): t.observed for t in observed.targets}
+    assert by[("test/Processing", "tasks_per_file")] == pytest.approx(0.3)
+    assert by[("test/Processing", "processed_pct")] == 99.0
+    assert by[("test/MCSimulation", "created_per_max")] == 1.0  # 60 created / the scenario's MaxNumberOfTasks 60
+    assert observed.ignored == ["Move_Paranal_gamma"]
+
+
+def test_portal_column_names_and_accounting_and_running_files_are_read(tmp_path):
+    scenario = load_scenario(SMALL)
+    portal = _csv(tmp_path, ["ID,Status,Type,Name,Files,Processed (%),Created,Total Created",
+                             "2,Active,DataReprocessing,00000001_Step2_Processing_gamma,60,99.0,0,18"], "portal.csv")
+    accounting = _csv(tmp_path, ["Site,FinalStatus,Jobs,CPUTime,WallTime,NormCPUTime,InputBytes,OutputBytes",
+                                 "LCG.IN2P3-CC.fr,Done,90,1,1,1,0,0", "LCG.IN2P3-CC.fr,Failed,10,1,1,1,0,0",
+                                 "LCG.PIC.es,Done,100,1,1,1,0,0"], "acc.csv")
+    running = _csv(tmp_path, ["Time,Site,Running", "0,LCG.PIC.es,10", "3600,LCG.PIC.es,20"], "run.csv")
+    by = {(t.key, t.column): t.observed for t in read_observed([portal, accounting, running], scenario).targets}
+    assert by[("LCG.IN2P3-CC.fr", "failed_fraction")] == pytest.approx(0.1)
+    assert by[("LCG.PIC.es", "jobs_share")] == pytest.approx(0.5)
+    assert by[("LCG.PIC.es", "mean_running")] == pytest.approx(15.0)
+    assert by[("test/Processing", "tasks_per_file")] == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("lines, expected", [
+    (["TransformationID,Status,Type,Name,Files,Created,TotalCreated", "2,A,T,00000001_Step2_Processing_g,60,0,18"],
+     "missing column 'ProcessedPct'"),
+    ([HEADER, "2,Active,DataReprocessing,00000001_Step2_Processing_gamma,-60,99.0,0,18"],
+     "obs.csv:2: 00000001_Step2_Processing_gamma: Files: expected a count >= 0, got -60"),
+    ([HEADER, "2,Active,DataReprocessing,00000001_Step2_Processing_gamma,60,199.0,0,18"], "ProcessedPct: expected 0..100"),
+    ([HEADER, "9,Active,DataReprocessing,Unknown_Transformation,60,99.0,0,18"],
+     "obs.csv:2: unknown transformation name 'Unknown_Transformation'"),
+    (["Site,FinalStatus,Jobs,CPUTime,WallTime,NormCPUTime,InputBytes,OutputBytes", "LCG.Nowhere.xx,Done,1,1,1,1,0,0"],
+     "unknown site 'LCG.Nowhere.xx'"),
+    (["a,b", "1,2"], "unknown table: expected the columns of a transformation monitor table"),
+])
+def test_bad_observed_files_exit_2_with_one_line(tmp_path, capsys, lines, expected):
+    path = _csv(tmp_path, lines)
+    code = main(["calibrate", str(path), "--scenario", str(SMALL), "--fit", f"{PROC_FP}=0:0.5", "--trials", "1", "--seeds", "1",
+                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expected in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("a.b=1", "expected KEY.PATH=LOW:HIGH"), ("a.b=2:1", "LOW < HIGH"), ("a.b=0:1:log", "LOW > 0"),
+    ("failure_models.steps[0].failure_prob=0:1", "name list items"),
+])
+def test_bad_fit_options(item, expected):
+    with pytest.raises(TwinError, match=expected):
+        parse_fit(item)
+
+
+def test_a_fit_key_the_scenario_does_not_accept_is_refused_before_any_run(tmp_path):
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+    with pytest.raises(TwinError, match="failure_prob"):
+        calibrate([obs], SMALL, [FitParam(PROC_FP, 0.0, 1.5)], trials=1, seeds=1, workers=0, progress=False)
+
+
+# ---------------------------------------------------------------- loss, outputs
+def test_loss_is_the_mean_squared_error_in_tolerances_over_seed_means():
+    targets = [Target("r", "p/s", "tasks_per_file", 0.4, 0.05, "f"), Target("r", "p/s", "processed_pct", 99.0, 0.25, "f")]
+    rows = [{"status": "ok", "values": {"p/s|tasks_per_file": 0.42, "p/s|processed_pct": 99.5}},
+            {"status": "ok", "values": {"p/s|tasks_per_file": 0.46, "p/s|processed_pct": 99.0}}]
+    trial = score(Trial(0, {}, rows), targets)
+    # means 0.44 (relative error 0.1 = 2 tolerances) and 99.25 (1 tolerance)
+    assert trial.loss == pytest.approx((2.0 ** 2 + 1.0 ** 2) / 2)
+    assert trial.seed_losses == pytest.approx([((0.05 / 0.05) ** 2 + 2.0 ** 2) / 2, (3.0 ** 2 + 0.0) / 2])
+
+
+def test_twin_values_are_the_monitor_columns_of_a_run():
+    summary = simulate(load_scenario(SMALL)).summary
+    values = twin_values(summary)
+    proc = next(t for t in summary["transformations"] if t["name"] == "test/Processing")
+    assert values[("test/Processing", "tasks_per_file")] == proc["tasks_created"] / proc["files_total"]
+    assert values[("test/MCSimulation", "created_per_max")] == 1.0
+
+
+def test_scaled_scenario_shrinks_work_and_slots_but_not_below_one():
+    small = scaled(load_scenario(SMALL), 0.05)
+    assert small.workload.productions[0].steps[0].max_tasks == 3
+    assert [ce.slots for site in small.topology.sites for ce in site.ces] == [2, 1]
+
+
+def test_calibrate_cli_writes_a_models_file_with_provenance_that_merges_into_the_scenario(tmp_path, capsys):
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+    models = tmp_path / "models" / "calibrated.yaml"
+    code = main(["calibrate", str(obs), "--scenario", str(SMALL), "--fit", f"{PROC_FP}=0:0.5", "--trials", "2", "--seeds", "1",
+                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "out"), "--models", str(models)])
+    assert code == 0
+    assert "fit per column" in capsys.readouterr().out
+    doc = yaml.safe_load(models.read_text())
+    value = doc["failure_models"]["steps"][0]["failure_prob"]
+    assert doc["failure_models"]["steps"][0]["name"] == "processing" and 0 <= value <= 0.5
+    assert doc["provenance"][PROC_FP].startswith("derived: calibrated from obs.csv, ")
+    user = tmp_path / "calibrated-scenario.yaml"
+    user.write_text(yaml.safe_dump({"name": "x", "extends": [str(SMALL), str(models)]}))
+    assert load_scenario(user).failure_models.steps[0].failure_prob == pytest.approx(value)
+    for name in ("calibration.json", "fit.csv", "trials.csv"):
+        assert (tmp_path / "out" / name).is_file()
+
+
+# ---------------------------------------------------------------- recovery and model adequacy
+RECOVERY = {"workload.productions[test].steps[MCSimulation].max_tasks": 150}
+
+
+@pytest.mark.slow
+def test_parameter_recovery_within_0_06(tmp_path):
+    """Observed table generated by the twin with failure_prob 0.35 (3 seeds); the fit recovers it within 0.06."""
+    truth = 0.35
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump({"name": "recovery", "extends": str(SMALL), "overrides": RECOVERY}))
+    summaries = [simulate(load_scenario(scenario, {PROC_FP: truth, "run.seed": 100 + s})).summary for s in range(3)]
+    obs = observed_table(_pooled(summaries), tmp_path / "obs.csv")
+    result = calibrate([obs], scenario, [FitParam(PROC_FP, 0.0, 0.7)], trials=14, seeds=3, workers=0, progress=False)
+    assert result.best.params[PROC_FP] == pytest.approx(truth, abs=0.06)
+
+
+@pytest.mark.slow
+def test_independent_failures_cannot_fit_input_correlated_data_and_the_new_model_can(tmp_path):
+    """One file per task, MaxReset after 3 failures: bad input files (5 %) give 95 % Processed with only ~1.1
+    tasks per file; independent failures reaching 95 % Processed need ~1.45 tasks per file."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump({"name": "adequacy", "extends": str(SMALL), "overrides": {
+        **RECOVERY, "workload.productions[test].steps[Processing].group_size": 1, "dirac.files_max_reset_counter": 2}}))
+    truth = {PROC_BAD: 0.05, PROC_FP: 0.03}
+    obs = observed_table(simulate(load_scenario(scenario, truth)).summary, tmp_path / "obs.csv")
+    tolerances = {"processed_pct": 1.0, "MaxReset_pct": 1.0}  # one file of 150 is 0.67 points: do not fit seed noise
+    independent = calibrate([obs], scenario, [FitParam(PROC_FP, 0.0, 0.6)], trials=10, seeds=2, workers=0,
+                            tolerances=tolerances, progress=False)
+    correlated = calibrate([obs], scenario, [FitParam(PROC_FP, 0.0, 0.3), FitParam(PROC_BAD, 0.0, 0.1)],
+                           trials=24, seeds=2, workers=0, tolerances=tolerances, progress=False)
+    print(f"independent loss {independent.best.loss:.3g}, correlated loss {correlated.best.loss:.3g}")
+    assert independent.best.loss > 4.0  # > 2 tolerances of error on average, whatever failure_prob
+    assert correlated.best.loss < independent.best.loss / 4
+
+
+def _pooled(summaries: list[dict]) -> dict:
+    """Sum the transformation counts of several runs (one observed table from several seeds)."""
+    first = summaries[0]
+    rows = []
+    for i, t in enumerate(first["transformations"]):
+        files = sum(s["transformations"][i]["files_total"] for s in summaries)
+        processed = sum(s["transformations"][i]["files"].get("Processed", 0) for s in summaries)
+        rows.append({**t, "files_total": files, "tasks_created": sum(s["transformations"][i]["tasks_created"] for s in summaries),
+                     "processed_pct": 100.0 * processed / files if files else None,
+                     "files": {"MaxReset": sum(s["transformations"][i]["files"].get("MaxReset", 0) for s in summaries)},
+                     "max_tasks": t.get("max_tasks")})
+    return {"transformations": rows}
+
+
+def test_run_report_shows_observed_vs_twin_per_row():
+    from twin.report.html import run_from_result, run_report_html
+
+    html = run_report_html(run_from_result(simulate(load_scenario(SMALL))))
+    assert "Observed vs twin" in html and "00000001_Step2_Processing_gamma" in html
+    assert "Total Created / Files" in html and "Ignored rows: Move_Paranal_gamma" in html
