@@ -204,3 +204,11 @@ def test_run_report_shows_observed_vs_twin_per_row():
     html = run_report_html(run_from_result(simulate(load_scenario(SMALL))))
     assert "Observed vs twin" in html and "00000001_Step2_Processing_gamma" in html
     assert "Total Created / Files" in html and "Ignored rows: Move_Paranal_gamma" in html
+
+
+def test_rows_the_table_withholds_are_predicted_not_fitted(tmp_path):
+    obs = _csv(tmp_path, [HEADER, GOOD_ROWS[0]])  # only the MC row: Processing is withheld
+    result = calibrate([obs], SMALL, [FitParam(PROC_FP, 0.0, 0.5)], trials=1, seeds=1, workers=0, progress=False)
+    assert {(r["step"], r["column"]) for r in result.withheld} == {("test/Processing", "tasks_per_file"), ("test/Processing", "processed_pct")}
+    assert all(t.key != "test/Processing" for t in result.observed.targets)
+    assert next(r for r in result.withheld if r["column"] == "processed_pct")["twin"] == pytest.approx(100.0)

@@ -95,6 +95,7 @@ class CalibrationResult:
     scale: float
     wall_s: float
     where: str
+    withheld: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best(self) -> Trial:
@@ -108,6 +109,21 @@ class CalibrationResult:
             twin = best.means.get(label, math.nan)
             out.append({"row": t.row, "step": t.key, "column": t.column, "observed": t.observed, "twin": twin,
                         "twin_sd": best.stds.get(label, math.nan), "error_tol": t.error(twin), "tolerance": t.tolerance})
+        return out
+
+    def predictions(self, scenario: Scenario) -> list[dict[str, Any]]:
+        """Twin values (best trial, mean ± sd over seeds) of steps `observed_names` maps but the table does
+        not have: rows withheld from the fit, to check against later (a prediction, not a fit)."""
+        observed = {t.key for t in self.observed.targets}
+        withheld = [key for key in scenario.observed_names.transformations if key not in observed]
+        ok = [r for r in self.best.rows if r["status"] == STATUS_OK]
+        out = []
+        for key in withheld:
+            for column in ("tasks_per_file", "processed_pct"):
+                values = [r["values"].get(f"{key}|{column}", math.nan) for r in ok]
+                if values:
+                    out.append({"step": key, "pattern": scenario.observed_names.transformations[key], "column": column,
+                                "twin": float(np.mean(values)), "twin_sd": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan})
         return out
 
     def per_column(self) -> dict[str, float]:
@@ -175,6 +191,7 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize",
                                 sampler=optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True, n_startup_trials=min(10, trials)))
+    study.enqueue_trial(_start_values(base, fits))  # trial 0: the scenario as it is, so the fit never ends worse
     done: list[Trial] = []
     bar = _bar(trials * seeds, progress)
     started = time.perf_counter()
@@ -198,8 +215,18 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
                 done.append(trial)
         where = pool.where
     bar.close()
-    return CalibrationResult(base.name, observed, [str(f) for f in observed_files], list(fits), done, seed_list, scale,
-                             time.perf_counter() - started, where)
+    result = CalibrationResult(base.name, observed, [str(f) for f in observed_files], list(fits), done, seed_list, scale,
+                               time.perf_counter() - started, where)
+    result.withheld = result.predictions(base)
+    return result
+
+
+def _start_values(scenario: Scenario, fits: Sequence[FitParam]) -> dict[str, float]:
+    """The scenario's current value of each fitted key, clipped into its bounds."""
+    from twin.scenario.paths import get_path
+
+    data = scenario.model_dump(mode="json")
+    return {f.key: min(max(float(get_path(data, f.key)), f.low), f.high) for f in fits}
 
 
 def _trial_scenario(path: Path, fit_values: dict[str, float], scale: float) -> Scenario:
@@ -285,7 +312,7 @@ def summary_dict(result: CalibrationResult) -> dict[str, Any]:
         "best": {"trial": best.number, "loss": best.loss, "params": best.params},
         "fit_per_column": result.per_column(), "rows": result.per_row(), "ignored_rows": result.observed.ignored,
         "seed_uncertainty": result.seed_uncertainty(), "identifiability": result.identifiability(),
-        "provenance": result.provenance(),
+        "provenance": result.provenance(), "predicted_withheld_rows": result.withheld,
     }
 
 
@@ -314,6 +341,8 @@ def format_result(result: CalibrationResult) -> str:
     for row in result.per_row():
         lines.append(f"  {row['row'][:60]:60s} {row['column']:16s} observed {row['observed']:9.4g}  twin {row['twin']:9.4g}"
                      f" ± {row['twin_sd']:.2g}")
+    for row in result.withheld:
+        lines.append(f"  predicted (not in the table) {row['step']:40s} {row['column']:16s} twin {row['twin']:9.4g} ± {row['twin_sd']:.2g}")
     return "\n".join(lines)
 
 

@@ -63,8 +63,8 @@ def assumptions(scenario: Scenario, spread: float, only: Sequence[str] = ()) -> 
             skipped.append(f"{key}: not a non-zero number ({type(value).__name__})")
             continue
         low, high = value * (1 - spread), value * (1 + spread)
-        if any(h in key.rsplit(".", 1)[-1] for h in PROBABILITY_HINTS):
-            high = min(high, 1.0)
+        if value <= 1 and any(h in key.rsplit(".", 1)[-1] for h in PROBABILITY_HINTS):
+            high = min(high, 1.0)  # probabilities, fractions, efficiencies (not CPU shares, which are weights)
         found.append(Assumption(key, float(value), float(low), float(high), text))
     return found, skipped
 
