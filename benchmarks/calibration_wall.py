@@ -1,0 +1,94 @@
+"""Calibration wall time, 1 vs 2 dask workers, side by side in the same invocation.
+
+    python benchmarks/calibration_wall.py                                   # the issue's configuration:
+        # 50 trials x 3 seeds of the 1/20-scale Prod5b baseline (hours on 2 cores)
+    python benchmarks/calibration_wall.py --scenario tests/data/calibration-small.yaml --scale 1 \\
+        --trials 12 --seeds 3 --fit "failure_models.steps[processing].failure_prob=0:0.6"
+
+Each configuration runs `twin.calibration.calibrate.calibrate` (the code behind `twin calibrate`) once
+per worker count, on the same observed table and sampler seed, and records the wall time, the number
+of runs and the mean wall time per run as the workers saw it (`wall_s` of each run). Appends a row to
+benchmarks/results/calibration.json and rewrites calibration.md from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from twin.calibration.calibrate import calibrate, parse_fit
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PROD5B_FITS = ["failure_models.steps[evndisp-proton].failure_prob=0.45:0.85",
+               "failure_models.steps[evndisp-gamma-diffuse].failure_prob=0.3:0.75",
+               "failure_models.steps[mc].failure_prob=0:0.01"]
+
+
+def measure(args: argparse.Namespace, workers: int) -> dict:
+    fits = [parse_fit(f) for f in (args.fit or PROD5B_FITS)]
+    started, cpu0 = time.perf_counter(), os.times()
+    result = calibrate([Path(o) for o in args.observed], Path(args.scenario), fits, trials=args.trials, seeds=args.seeds,
+                       workers=workers, scale=args.scale, progress=False)
+    wall = time.perf_counter() - started
+    runs = [r for t in result.trials for r in t.rows]
+    return {"scenario": args.scenario, "scale": args.scale, "trials": args.trials, "seeds": args.seeds, "params": len(fits),
+            "workers": workers, "runs": len(runs), "wall_s": round(wall, 1),
+            "mean_run_s": round(sum(r["wall_s"] for r in runs) / max(1, len(runs)), 2),
+            "parent_cpu_s": round(os.times().user - cpu0.user, 1), "best_loss": round(result.best.loss, 4),
+            "load_avg_1m": round(os.getloadavg()[0], 2), "host": platform.node(), "cores": os.cpu_count(),
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def write_md(rows: list[dict]) -> None:
+    lines = ["# Calibration wall time, 1 vs 2 dask workers", "",
+             "Written by `benchmarks/calibration_wall.py` (see its docstring for the commands). Each pair of rows was",
+             "measured in the same invocation, 1 worker then 2. *mean run* is the wall time of one twin run as its",
+             "worker saw it; *load* is the 1-minute load average at the end (the machine is shared: compare rows of",
+             "one invocation, not across invocations).", "",
+             "| when | scenario | scale | trials x seeds | params | workers | runs | wall s | mean run s | speed-up | best loss | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    one: dict[tuple, float] = {}
+    for r in rows:
+        key = (r["when"][:13], r["scenario"], r["scale"], r["trials"], r["seeds"])
+        if r["workers"] == 1:
+            one[key] = r["wall_s"]
+        speed = f"{one[key] / r['wall_s']:.2f}x" if r["workers"] != 1 and key in one else "–"
+        lines.append(f"| {r['when']} | {Path(r['scenario']).name} | {r['scale']} | {r['trials']} x {r['seeds']} | {r['params']} | "
+                     f"{r['workers']} | {r['runs']} | {r['wall_s']} | {r['mean_run_s']} | {speed} | {r['best_loss']} | {r['load_avg_1m']} |")
+    notes = RESULTS / "calibration-notes.md"
+    if notes.is_file():
+        lines += ["", notes.read_text(encoding="utf-8").strip()]
+    (RESULTS / "calibration.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="scenarios/prod5b-baseline.yaml")
+    parser.add_argument("--observed", nargs="+", default=None)
+    parser.add_argument("--scale", type=float, default=0.05)
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--fit", action="append", default=[])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    if args.observed is None:
+        from twin.scenario.loader import load_scenario
+
+        args.observed = [load_scenario(args.scenario).observed_names.file]
+    path = RESULTS / "calibration.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    for workers in args.workers:
+        row = measure(args, workers)
+        print(json.dumps(row))
+        rows.append(row)
+        path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    write_md(rows)
+
+
+if __name__ == "__main__":
+    main()
