@@ -149,13 +149,21 @@ def _orphan_output(world) -> None:
         world.catalog.add_file(f"{world.runtime(1).output_dir}/000xxx/00000001_00000999_0_0.dat", 1, "PIC-Disk")
 
 
+def _lose_output(world) -> None:
+    """A Done job's output vanishes from the catalog record without a counted removal."""
+    with world.services.unmetered():
+        lfn = next(iter(world.catalog.find_files_by_metadata({}, world.runtime(1).output_dir)))
+        world.catalog.remove_files([lfn])
+
+
 @pytest.fixture(scope="module")
 def calm_run():
     return run([], seed=3)
 
 
 @pytest.mark.parametrize("mutate, broken", [(_drop_jobs, "jobs_conserved"), (_drop_tasks, "tasks_conserved"),
-                                            (_drop_request, "requests_conserved"), (_orphan_output, "outputs_conserved")])
+                                            (_drop_request, "requests_conserved"), (_orphan_output, "outputs_conserved"),
+                                            (_lose_output, "outputs_conserved")])
 def test_records_deleted_after_a_run_break_conservation(mutate, broken):
     """Issue 11 item 10: deleting 10 jobs and 3 tasks after a run used to leave every flag true."""
     world, before = run([], seed=3, retain_final=True)

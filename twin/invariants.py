@@ -8,7 +8,8 @@ step). So each object is counted in records kept separately:
 - the databases at the end: JobDB, TransformationDB (tasks and files), ReqDB, each recounted
   from its records and compared with its own O(1) counters;
 - the catalog: the outputs registered under each job step's directory, each of which must
-  belong to a Done job of that step.
+  belong to a Done job of that step, and each Done job's outputs, there or removed by a
+  counted removal (cleaning agent, RMS RemoveFile).
 
 The flags are true only when the three agree object by object. The event log is read through
 one accessor, as an iterable of DataFrame chunks, so a streamed log is recounted without
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
+from twin.dirac.datamanager import output_job_name
 from twin.dirac.transformation import status as st
 from twin.dirac.transformation.db import DROPPED
 from twin.dirac.wms import job_status as js
@@ -164,22 +166,26 @@ def _request_counters_agree(world: "World", requests: dict[str, str]) -> bool:
 
 # ---------------------------------------------------------------- the catalog
 def _outputs_belong_to_done_jobs(world: "World") -> bool:
-    """Every output in a job step's directory was registered by a Done job of that step, at most
-    `outputs per job` of them (files removed later only lower the count)."""
+    """Both directions between a job step's directory and its Done jobs: every output there was
+    registered by a Done job of that step, at most `outputs per job` of them, and every Done job
+    has at least its `output_files` outputs there or removed by a counted removal (cleaning agent,
+    RMS RemoveFile), so an output lost from the catalog shows."""
     done = _done_task_names(world)
+    done_by_step: dict[str, list[str]] = {}
+    for name in done:
+        done_by_step.setdefault(name.split("_", 1)[0], []).append(name)
+    removed = world.datamanager.removed_per_job
     for trans_id, runtime in world.runtimes.items():
         if runtime.is_request_type:
             continue
-        registered = Counter(_task_name(lfn) for lfn in world.catalog.find_files_by_metadata({}, runtime.output_dir))
+        registered = Counter(output_job_name(lfn) for lfn in world.catalog.find_files_by_metadata({}, runtime.output_dir))
         for task_name, n in registered.items():
             if not done.get(task_name) or n > _max_outputs(runtime):
                 return False
+        expected = runtime.step.job.output_files
+        if any(registered[name] + removed[name] < expected for name in done_by_step.get(f"{trans_id:08d}", ())):
+            return False
     return True
-
-
-def _task_name(lfn: str) -> str:
-    """"<trans>_<task>" from ".../<trans>_<task>_<reschedule>_<k>.dat" (the job's JobName)."""
-    return lfn.rsplit("/", 1)[-1].rsplit("_", 2)[0]
 
 
 def _max_outputs(runtime: Any) -> float:

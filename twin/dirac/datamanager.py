@@ -9,6 +9,7 @@ does not know become MissingInFC, as DIRAC's TransformationAgent sets them.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from twin.dirac.catalog import NO_SUCH_FILE
@@ -25,9 +26,17 @@ class ReplicaLookup(NamedTuple):
     problematic: list[str]
 
 
+def output_job_name(lfn: str) -> str:
+    """The JobName "<trans>_<task>" of a job output ".../<trans>_<task>_<reschedule>_<k>.dat"."""
+    return lfn.rsplit("/", 1)[-1].rsplit("_", 2)[0]
+
+
 class DataManager:
     def __init__(self, world: "DataManagerContext") -> None:
         self.world = world
+        #: Catalog entries removed (cleaning agent, RMS RemoveFile), per JobName of the LFN: the
+        #: outputs invariant counts them as accounted for.
+        self.removed_per_job: Counter[str] = Counter()
         cfg = world.scenario.dirac
         self.not_for_jobs = set(cfg.ses_not_for_jobs) | set(cfg.ses_for_failover)
         self.job_types = set(cfg.data_processing_types)
@@ -69,3 +78,5 @@ class DataManager:
         for se in replicas or {}:
             self.world.grid.ses[se].remove_replica_bytes(size)
         self.world.catalog.remove_files([lfn])
+        if replicas is not None:
+            self.removed_per_job[output_job_name(lfn)] += 1
