@@ -8,6 +8,7 @@ durations accept seconds or strings such as "6h", "2d", "8w".
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -209,6 +210,32 @@ class JobModel(Strict):
 
 PluginName = Annotated[str, Field(pattern=r"^[A-Za-z]+$")]
 
+#: plugin_params the plugins read (besides Status and TransformationID, which the system sets).
+#: DIRAC stores a non-int transformation parameter as a string (TransformationDB
+#: __addAdditionalTransformationParameter), so the int-typed ones raise on 2.5 or "x":
+#: getPluginParam("GroupSize", 10) / ("MaxFiles", 100) cast with int(), Broadcast reads
+#: int(params["Destinations"]) and hands params["GroupSize"] to breakListIntoChunks (which also
+#: raises on 0).
+INT_PLUGIN_PARAMS = {"GroupSize": 1, "MaxFiles": 0, "MaxFilesPerTask": 0, "Destinations": 0}
+#: Plugins whose GroupSize is a size in GB, read with float() (PluginUtilities.groupBySize).
+SIZE_PLUGINS = frozenset({"BySize"})
+OTHER_PLUGIN_PARAMS = frozenset({"SourceSE", "TargetSE", "CalibpipeRelease", "CalibDataType"})
+
+
+def _plugin_param_error(plugin: str, key: str, value: Any) -> str | None:
+    """Why DIRAC would refuse `value` for plugin parameter `key` of `plugin`, or None."""
+    if key == "GroupSize" and plugin in SIZE_PLUGINS:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+        return None if ok else f"expected a size in GB > 0, got {value!r}"
+    if key in INT_PLUGIN_PARAMS:
+        low = INT_PLUGIN_PARAMS[key]
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+        return None if ok else f"expected an integer >= {low} (DIRAC's plugins cast it with int()), got {value!r}"
+    if key not in OTHER_PLUGIN_PARAMS:
+        known = ", ".join(sorted({*INT_PLUGIN_PARAMS, *OTHER_PLUGIN_PARAMS}))
+        return f"no plugin reads this key (known: {known})"
+    return None
+
 
 class Step(Strict):
     """One production step = one transformation."""
@@ -237,6 +264,16 @@ class Step(Strict):
     @property
     def parents(self) -> list[str]:
         return [self.parent] if isinstance(self.parent, str) else list(self.parent or [])
+
+    @model_validator(mode="after")
+    def _plugin_params_as_dirac_reads_them(self) -> "Step":
+        """A parameter DIRAC's plugin would raise on, or that no plugin reads, is refused here rather
+        than truncated or ignored; a custom plugin_class may read keys of its own."""
+        for key, value in self.plugin_params.items():
+            error = _plugin_param_error(self.plugin, key, value)
+            if error and not (self.plugin_class and key not in INT_PLUGIN_PARAMS):
+                raise ValueError(f"plugin_params.{key}: {error}")
+        return self
 
 
 class Production(Strict):
