@@ -490,7 +490,15 @@ class DiracConfig(Strict):
 FailurePhase = Literal["start", "payload", "upload"]
 
 
-class SiteFailureModel(Strict):
+class JobCostModel(Strict):
+    """What a job pays besides its work, shared by site and step failure models: CPU efficiency and
+    a per-job overhead."""
+
+    cpu_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    overhead_s: Duration = 0.0
+
+
+class SiteFailureModel(JobCostModel):
     """Per site (fnmatch pattern over site names; `name` only labels it for key paths): a two-state (good/bad)
     Markov-modulated failure probability for the jobs of the steps matching `steps` (e.g. data-access
     incidents hit jobs that read input), black-hole worker nodes (every job), CPU efficiency and overhead."""
@@ -504,8 +512,6 @@ class SiteFailureModel(Strict):
     mean_bad: Duration = 0.0
     black_hole_fraction: Probability = 0.0
     black_hole_after_s: Duration = 30.0
-    cpu_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    overhead_s: Duration = 0.0
 
     @model_validator(mode="after")
     def _both_sojourns(self) -> "SiteFailureModel":
@@ -514,7 +520,7 @@ class SiteFailureModel(Strict):
         return self
 
 
-class StepFailureModel(Strict):
+class StepFailureModel(JobCostModel):
     """Per step (fnmatch pattern over "Production/Step"; `name` labels it for key paths): independent and input-correlated failures,
     the phase they hit, CPU efficiency and per-job overhead."""
 
@@ -526,8 +532,6 @@ class StepFailureModel(Strict):
     bad_input_phase: FailurePhase = "start"
     fail_prob_per_input_gb: NonNegative = 0.0
     hazard_per_cpu_hour: NonNegative = 0.0
-    cpu_efficiency: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    overhead_s: Duration = 0.0
 
     @model_validator(mode="after")
     def _some_phase(self) -> "StepFailureModel":
