@@ -101,6 +101,12 @@ SCENARIO_ROWS = [
     ("cpu-cv-huge", ["--param", "workload.productions[test].steps[MCSimulation].job.cpu_cv=1000.0"],
      "expected less than or equal to 10, got 1000.0 (CPU coefficient of variation"),
     ("reschedule-delays-empty", ["--param", "dirac.reschedule_delays=[]"], "--param: dirac.reschedule_delays"),
+    ("failure-sites-match-nothing", ["--param", "failure_models={sites: [{sites: 'LCG.NOPE*', good_failure_prob: 0.5}]}"],
+     "--param: failure_models.sites[0].sites: expected a pattern matching some site name (LCG."),
+    ("failure-steps-match-nothing", ["--param", "failure_models={steps: [{steps: 'nope/*', failure_prob: 0.9}]}"],
+     "--param: failure_models.steps[0].steps: expected a pattern matching some 'Production/Step' name (test/"),
+    ("supply-steps-match-nothing", ["--param", "supply=[{steps: 'nope/*', mode: fixed}]"],
+     "--param: supply[0].steps: expected a pattern matching"),
     ("unknown-key", ["--param", "run.sead=3"], "unknown key (did you mean 'seed'?)"),
 ]
 FILE_ROWS = [
@@ -136,6 +142,7 @@ ROWS = [
      "--param: run.seed: expected greater than or equal to 0"),
     ("sweep-seeds-zero", ["sweep", "{minimal}", "--seeds", "0"], "argument --seeds: expected an integer >= 1"),
     ("sweep-workers-negative", ["sweep", "{minimal}", "--workers", "-1"], "argument --workers: expected an integer >= 0"),
+    ("sweep-worker-timeout-zero", ["sweep", "{minimal}", "--worker-timeout", "0"], "argument --worker-timeout: expected a finite number of seconds > 0"),
     ("sweep-out-is-a-file", ["sweep", "{minimal}", "--workers", "0", "--out", "{file}"], "a file of that name exists"),
     ("sweep-axis-without-values", ["sweep", "{minimal}", "--param", "run.seed="], "expected KEY.PATH=V1,V2"),
     ("sweep-bad-value", ["sweep", "{minimal}", "--workers", "0", "--param", "run.duration=1d,.inf"],

@@ -47,6 +47,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0 (a zero timeout gives up before any worker can connect)."""
+    value = fraction(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text}")
+    return value
+
+
 def _int(text: str, what: str) -> int:
     try:
         return int(text)

@@ -436,7 +436,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=opt.count(0), help="LocalCluster worker processes (default: cores; 0 = run in this process)")
     parser.add_argument("--scheduler", type=scheduler_address, metavar="tcp://HOST:PORT",
                         help="use a running dask scheduler instead of a LocalCluster")
-    parser.add_argument("--worker-timeout", type=opt.fraction, default=60.0, metavar="SECONDS",
+    parser.add_argument("--worker-timeout", type=opt.seconds, default=60.0, metavar="SECONDS",
                         help="give up when no dask worker has connected after this long (default 60)")
     opt.add_quiet(parser)
     parser.add_argument("--no-report", action="store_true", help="skip report.html")

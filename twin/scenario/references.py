@@ -86,7 +86,25 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         else:
             names, what = targets[fault.kind]
             need(names, fault.target, f"faults[{i}].target", what)
+    problems += _check_patterns(scenario, sites, steps)
     problems += _check_provenance(scenario)
+    return problems
+
+
+def _check_patterns(scenario: Scenario, sites: set[str], steps: set[str]) -> list[tuple[str, str]]:
+    """Failure-model and supply patterns must match something: a typo would silently model nothing."""
+    from fnmatch import fnmatchcase
+
+    problems = []
+    groups = [("failure_models.sites", [m.sites for m in scenario.failure_models.sites], sites, "site"),
+              ("failure_models.steps", [m.steps for m in scenario.failure_models.steps], steps, "'Production/Step'"),
+              ("supply", [m.steps for m in scenario.supply], steps, "'Production/Step'")]
+    for where, patterns, names, what in groups:
+        key = where.rsplit(".", 1)[-1] if where != "supply" else "steps"
+        for i, pattern in enumerate(patterns):
+            if pattern != "*" and not any(fnmatchcase(name, pattern) for name in names):
+                problems.append((f"{where}[{i}].{key}", f"expected a pattern matching some {what} name "
+                                                         f"({', '.join(sorted(names)) or 'none defined'}), got {pattern!r}"))
     return problems
 
 
