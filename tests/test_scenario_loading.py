@@ -340,3 +340,28 @@ def test_alias_merge_keys_may_be_overridden_in_place(tmp_path):
         """)
     scenario = load_scenario(path)
     assert (scenario.run.seed, scenario.run.duration) == (4, 172800.0)
+
+
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        # the what-if's own override of a key its base sets
+        ({"s.yaml": "extends: minimal.yaml\nname: x\noverrides:\n  run.seed: -1\n"}, "s.yaml:4: run.seed: expected greater than"),
+        # a named list item (a CE of a site)
+        ({"s.yaml": "extends: minimal.yaml\nname: x\noverrides:\n  run.duration: 1d\n  topology.sites[LCG.PIC.es].ces[0].slots: -1\n"},
+         "s.yaml:5: topology.sites[1].ces[0].slots: expected greater than"),
+        # an override in the middle file of a chain
+        ({"m.yaml": "extends: minimal.yaml\nname: m\noverrides: {run.seed: -1}\n", "s.yaml": "extends: m.yaml\nname: x\n"},
+         "m.yaml:3: run.seed"),
+        # a file that sets the key itself beats the override of the file it extends
+        ({"m.yaml": "extends: minimal.yaml\nname: m\noverrides: {run.seed: 3}\n", "s.yaml": "extends: m.yaml\nname: x\nrun: {seed: -1}\n"},
+         "s.yaml:3: run.seed"),
+    ],
+)
+def test_errors_in_overrides_point_at_the_overriding_file(tmp_path, files, expected):
+    """Issue 12 review: an `overrides:` value pointed at the base file's line for the key."""
+    (tmp_path / "minimal.yaml").write_text(MINIMAL.read_text())
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    message = error_of(tmp_path / "s.yaml")
+    assert f"{tmp_path}/{expected}" in message, message

@@ -226,12 +226,32 @@ def _located(sources: list[_Source], loc: tuple[str | int, ...], message: str,
     for path in cli:
         if any(_under(p, path) or (p and _under(path, p)) for p in (loc, named)):
             return ScenarioError("--param", _join(named), message)
+    for source in sources:  # a file's `overrides:` beat its own keys and those of the files it extends
+        for path, line in _override_paths(source):
+            if _overlaps(loc, named, path):
+                return ScenarioError(source.name, join_path(loc), message, line)
+        if source.lines.get(loc) is not None:
+            break
     for depth in range(len(loc), -1, -1):
         for source in sources:
             line = source.lines.get(loc[:depth])
             if line is not None and (depth > 0 or source is sources[0]):
                 return ScenarioError(source.name, join_path(loc), message, line)
     return ScenarioError(sources[0].name, join_path(loc), message)
+
+
+def _override_paths(source: _Source) -> list[tuple[tuple[str | int, ...], int | None]]:
+    """The key paths a file's `overrides:` set, each with its line in that file."""
+    overrides = source.data.get("overrides")
+    if not isinstance(overrides, dict):
+        return []
+    return [(_parts(str(key)), source.lines.get(("overrides", key))) for key in overrides]
+
+
+def _overlaps(loc: tuple[str | int, ...], named: tuple[str | int, ...], path: tuple[str | int, ...]) -> bool:
+    """`path` is `loc`, inside it or around it; each list item may be written by index or by name."""
+    n = min(len(loc), len(path))
+    return bool(loc) and all(str(p) in (str(a), str(b)) for p, a, b in zip(path[:n], loc[:n], named[:n]))
 
 
 def _under(loc: tuple[str | int, ...], path: tuple[str | int, ...]) -> bool:
@@ -245,7 +265,7 @@ def _to_error(err: dict[str, Any], data: Any, sources: list[_Source], cli: list[
     for path in cli:
         if _under(named, path) or _under(loc, path) or (loc and (_under(path, named) or _under(path, loc))):
             return ScenarioError("--param", _join(named), _describe(err, loc))
-    return _located(sources, loc, _describe(err, loc))
+    return _located(sources, loc, _describe(err, loc), data=data)
 
 
 def _data_loc(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
