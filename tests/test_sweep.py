@@ -174,3 +174,21 @@ def test_another_sweeps_task_on_the_scheduler_cannot_stand_in_for_a_run(tmp_path
             result = run_sweep(MINIMAL, [f"{SLOTS}=20"], 1, tmp_path / "s", scheduler=cluster.scheduler_address,
                                progress=False, report=False)
     assert list(result.runs["status"]) == ["ok"] and result.runs["jobs_done"][0] > 0
+
+
+def test_run_keys_change_with_the_plugin_file_and_the_twin_sources(tmp_path, monkeypatch):
+    """Issue 12 review: keys hashed the scenario and the version string only, so an edited plugin
+    (or twin) could be served a stale result by a long-lived dask scheduler."""
+    import twin.sweep
+    from twin.sweep import load_specs, run_key
+
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text((MINIMAL.parents[2] / "examples/plugins/by_run_chunk.py").read_text())
+    param = f"workload.productions[test].steps[Processing].plugin_class={plugin}:RunChunkPlugin"
+    scenario = load_specs(MINIMAL, expand([param], 1, 7))[0][1]
+    before = run_key(scenario)
+    assert run_key(scenario) == before  # deterministic
+    plugin.write_text(plugin.read_text() + "\n# edited\n")
+    edited = run_key(scenario)
+    monkeypatch.setattr(twin.sweep, "twin_sources_hash", lambda: "0" * 64)
+    assert len({before, edited, run_key(scenario)}) == 3

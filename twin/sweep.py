@@ -21,6 +21,9 @@ and report.html. Confidence intervals use Student's t (two-sided 95%) from a sma
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
+import importlib.util
 import itertools
 import logging
 import math
@@ -119,12 +122,51 @@ def load_specs(scenario_path: Path, specs: Iterable[RunSpec]) -> list[tuple[RunS
 
 def run_key(scenario: Scenario) -> str:
     """The dask key of a run: a hash of everything it depends on (the resolved scenario, seed
-    included, and the twin version), so two sweeps on one scheduler never swap results and an
-    identical run may be reused."""
+    included, the twin's sources and every plugin_class file it names), so two sweeps on one
+    scheduler never swap results and an identical run may be reused, but never across code edits."""
     from twin import __version__
     from twin.outputs import scenario_hash
 
-    return f"twin-run-{scenario_hash({'twin': __version__, 'scenario': scenario.model_dump(mode='json')})[:32]}"
+    depends = {"twin": __version__, "twin_sources": twin_sources_hash(), "plugins": plugin_hashes(scenario),
+               "scenario": scenario.model_dump(mode="json")}
+    return f"twin-run-{scenario_hash(depends)[:32]}"
+
+
+@functools.lru_cache(maxsize=1)
+def twin_sources_hash() -> str:
+    """sha256 over the twin package's .py files (names and contents), once per process:
+    a version string does not change when the code under it does."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def plugin_hashes(scenario: Scenario) -> dict[str, str]:
+    """plugin_class location -> sha256 of its source file (a missing file hashes as "missing"; the run reports it)."""
+    from twin.outputs import sha256_of
+
+    out = {}
+    for prod in scenario.workload.productions:
+        for step in prod.steps:
+            if step.plugin_class and step.plugin_class not in out:
+                path = _plugin_file(step.plugin_class)
+                out[step.plugin_class] = sha256_of(path) if path is not None and path.is_file() else "missing"
+    return out
+
+
+def _plugin_file(plugin_class: str) -> Path | None:
+    location, sep, name = plugin_class.rpartition(":")
+    if not sep or not name.isidentifier():
+        location = plugin_class
+    if location.endswith(".py"):
+        return Path(location).expanduser().resolve()
+    try:
+        spec = importlib.util.find_spec(location)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec is not None and spec.origin else None
 
 
 # ---------------------------------------------------------------- one run -> one row
