@@ -1,7 +1,7 @@
 """What one run produced, in memory: the hand-over from the runner to summaries, sweeps and reports.
 
-It lives apart from `twin.runner` so that the report code can take a RunResult without importing
-the runner (which imports the report to write report.html): data flows runner -> results -> report.
+It lives apart from `twin.runner` and `twin.sweep` so that the report code can take a RunResult or a
+SweepResult without importing the code that writes the reports: data flows runner/sweep -> results -> report.
 """
 
 from __future__ import annotations
@@ -46,3 +46,24 @@ class RunResult:
         verdict = s.get("plan", {}).get("verdict", "")
         return (f"{self.scenario.name}: simulated {end}, {jobs.get('total', 0)} jobs "
                 f"({jobs.get('by_status', {}).get('Done', 0)} Done), {s['events']} events. {verdict}").strip()
+
+
+#: A sweep run's status in the runs table.
+STATUS_OK, STATUS_ERROR = "ok", "error"
+
+
+@dataclass
+class SweepResult:
+    """The tidy runs table, the per-combination summary and the files written."""
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    params: list[str]
+    out: Path
+    wall_s: float
+    workers: str
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return int((self.runs["status"] == STATUS_ERROR).sum())

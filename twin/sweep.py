@@ -32,7 +32,7 @@ import re
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -41,11 +41,11 @@ import pandas as pd
 import yaml
 
 from twin.errors import TwinError
+from twin.results import STATUS_ERROR, STATUS_OK, SweepResult
 from twin.report.format import format_ci, param_text as _fmt
 from twin.scenario.schema import Scenario
 
 RUN_COLUMNS = ("run", "seed")
-STATUS_OK, STATUS_ERROR = "ok", "error"
 
 # Two-sided 95% Student t quantiles t(0.975, df); between entries interpolate linearly in 1/df,
 # which is accurate to ~1e-3 over this range (Abramowitz & Stegun, Table 26.10 note).
@@ -374,23 +374,6 @@ def _same(a: Any, b: Any) -> bool:
 
 
 # ---------------------------------------------------------------- the sweep
-@dataclass
-class SweepResult:
-    """The tidy runs table, the per-combination summary and the files written."""
-
-    runs: pd.DataFrame
-    summary: pd.DataFrame
-    params: list[str]
-    out: Path
-    wall_s: float
-    workers: str
-    files: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> int:
-        return int((self.runs["status"] == STATUS_ERROR).sum())
-
-
 def run_sweep(scenario_path: Path, params: list[str], seeds: int, out: Path, workers: int | None = None,
               scheduler: str | None = None, progress: bool = True, report: bool = True,
               force: bool = False, worker_timeout: float = 60.0) -> SweepResult:

@@ -25,7 +25,7 @@ from twin.report.stats import wilson
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from twin.sweep import SweepResult
+    from twin.results import SweepResult
 
 HEADLINE = ("finished_at_d", "complete", "deadline_met", "jobs_done", "jobs_failed", "cpu_wasted_hs06_h", "tape_archived_tb")
 HEADER = {"finished_at_d": "finished after [d]", "complete": "share complete", "deadline_met": "P(deadline met)",
