@@ -15,13 +15,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import minimal
 from twin.errors import TwinError
 from twin.report import figures as F
-from twin.report.html import Run, load_run, run_from_result, run_report_html, write_compare_report
+from twin.report.compare import write_compare_report
+from twin.report.html import Run, load_run, run_from_result, run_report_html
 from twin.report.render import esc, figure_uri, table, verdict_kind
 from twin.results import RunResult
 from twin.runner import run_scenario
@@ -142,7 +144,8 @@ def test_run_report_shows_the_fault(whatif: RunResult) -> None:
 
 
 def test_resources_are_sorted_by_first_saturation(baseline: RunResult) -> None:
-    body = [r for r in rows(section(report_text(baseline), "bottleneck")) if r[0] != "resource"]
+    text = section(report_text(baseline), "bottleneck")
+    body = [r for r in rows(text.split("<details>")[1]) if r[0] != "resource"]
     assert len(body) == len(baseline.summary["resources"])
     seen_unsaturated = False
     for row in body:
@@ -229,15 +232,18 @@ def test_compare_report_deltas_have_the_right_sign(compare_html: str, baseline: 
     done_a = baseline.summary["jobs"]["by_status"]["Done"]
     done_b = whatif.summary["jobs"]["by_status"]["Done"]
     assert done_b < done_a  # half the MC tasks
-    label, a, b, delta, rel = table_rows["jobs Done"]
+    label, a, b, delta, rel, test = table_rows["jobs Done"]
     assert (a, b) == (f"{done_a:,}", f"{done_b:,}")
     assert delta == f"−{done_a - done_b:,}"
     assert rel == f"−{(done_a - done_b) / done_a:.1%}"
-    assert 'class="worse"' in section(compare_html, "summary")  # fewer jobs Done is worse
+    assert test == "untested (1 seed)"
+    assert 'class="worse untested"' in section(compare_html, "summary")  # direction shown, muted: one seed per side
+    assert 'class="worse"' not in section(compare_html, "summary")  # never called a clear change untested
+    jobs = {r[0]: r for r in rows(section(compare_html, "jobs"))}
     for site, counts in baseline.summary["jobs"]["by_site"].items():
-        row = {r[0]: r for r in rows(section(compare_html, "jobs"))}[f"Done at {site}"]
         d = whatif.summary["jobs"]["by_site"].get(site, {}).get("Done", 0) - counts.get("Done", 0)
-        assert row[3] == ("+" if d > 0 else "−" if d < 0 else "") + f"{abs(d):,}"
+        assert jobs[f"Done at {site}"][3] == ("+" if d > 0 else "−" if d < 0 else "") + f"{abs(d):,}" if d else "0"
+    assert 'class="better' not in section(compare_html, "jobs")  # jobs moved between sites are neither better nor worse
 
 
 def test_compare_report_lists_changed_scenario_values(compare_html: str) -> None:
@@ -278,15 +284,15 @@ def test_verdict_box_colour(plan: dict, kind: str, title: str) -> None:
 def test_an_earlier_finish_is_not_called_better_when_the_run_stopped_short():
     import pandas as pd
 
-    from twin.report.html import Run, key_deltas
+    from twin.report.compare import Side, headline_rows
 
-    def run(finished: float, complete: bool) -> Run:
+    def side(finished: float, complete: bool) -> Side:
         summary = {"plan": {"finished_at": finished, "complete": complete}, "jobs": {}}
-        return Run("x", summary, pd.DataFrame({"time": [0.0]}), pd.DataFrame(), {})
+        return Side("x", [Run("x", summary, pd.DataFrame({"time": [0.0]}), pd.DataFrame(), {})])
 
-    finish = lambda a, b: next(d for d in key_deltas(a, b) if d.label == "finished after")  # noqa: E731
-    assert finish(run(100.0, True), run(50.0, True)).better == -1
-    assert finish(run(100.0, True), run(50.0, False)).better == 0
+    finish = lambda a, b: next(r for r in headline_rows([a, b]) if r.label == "finished after")  # noqa: E731
+    assert finish(side(100.0, True), side(50.0, True)).better == -1
+    assert finish(side(100.0, True), side(50.0, False)).better == 0
 
 
 # ---------------------------------------------------------------- sweep page
@@ -332,3 +338,145 @@ def test_wilson_interval_is_not_degenerate_at_the_edges() -> None:
     assert hi == 1.0 and 0.45 < lo < 0.55  # 4/4 is not "certainly 100%"
     lo, hi = wilson(0, 10)
     assert lo == 0.0 and 0.25 < hi < 0.35
+
+
+# ---------------------------------------------------------------- verdicts and progress
+def test_unfinished_verdict_names_where_jobs_wait() -> None:
+    from twin.runner import simulate
+
+    zero = {"topology.sites[LCG.IN2P3-CC.fr].ces[cc-ce].slots": 0, "topology.sites[LCG.PIC.es].ces[pic-ce].slots": 0,
+            "run.duration": "6h"}
+    verdict = simulate(minimal(**zero)).summary["plan"]["verdict"]
+    assert re.search(r"Work still unfinished after 6\.0 h: \d+ jobs Waiting \(Site ANY; 0 slots at all sites\)", verdict)
+
+
+def test_progress_bar_counts_to_the_expected_stop_not_the_horizon() -> None:
+    from twin.runner import _progress_bar
+
+    share = iter([0.0, 0.25, 0.5])
+    bar = _progress_bar(42 * 86400.0, lambda: next(share))
+    try:
+        bar.update_to(0.5 * 86400.0)
+        assert bar.total == 42.0  # nothing done yet: no estimate
+        bar.update_to(86400.0)
+        assert bar.total == pytest.approx(4.0)  # a quarter done after 1 day: stops near day 4
+        bar.update_to(3 * 86400.0)
+        assert bar.total == pytest.approx(6.0) and bar.n == pytest.approx(3.0)
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------- what set the finish date, monitors, colours
+def test_time_lost_counts_saturation_only_while_jobs_wait() -> None:
+    from twin.report.timeline import time_lost
+
+    metrics = pd.DataFrame({"time": [0.0, 3600.0, 7200.0, 10800.0, 14400.0],
+                            "site.running[A]": [10, 10, 10, 10, 0], "site.running[B]": [5, 5, 5, 5, 0],
+                            "wms.jobs_waiting": [3, 3, 0, 0, 0]})
+    scenario = {"topology": {"sites": [{"name": "A", "ces": [{"slots": 10}]}, {"name": "B", "ces": [{"slots": 5}, {"slots": 5}]}]}}
+    ranked = time_lost(metrics, {}, scenario)
+    assert [(k, n) for k, n, _, _ in ranked] == [("site slots", "A"), ("site slots", "B")]
+    assert ranked[0][2] == pytest.approx(2.0) and ranked[1][2] == 0.0  # A full for 4 h, but jobs waited only 2 h
+
+
+def test_critical_path_follows_the_latest_predecessor() -> None:
+    from twin.report.timeline import StepSpan, critical_path
+
+    spans = [StepSpan("p/MC", 0, 10, 90, 100), StepSpan("p/Train", 0, 5, 40, 50),
+             StepSpan("p/Merge", 0, 20, 150, 160, predecessors=["p/MC"]),
+             StepSpan("p/Apply", 0, 170, 300, 310, delay=43200, predecessors=["p/Merge", "p/Train"])]
+    assert [s.name for s in critical_path(spans)] == ["p/MC", "p/Merge", "p/Apply"]
+
+
+def test_monitor_counts_are_last_states_at_the_time_asked() -> None:
+    from twin.report.monitor import counts_at
+
+    events = pd.DataFrame({"time": [1.0, 2.0, 3.0, 1.0, 2.0, 5.0], "kind": ["job.status"] * 3 + ["file.status"] * 3,
+                           "entity": ["job:1", "job:1", "job:2", "trans:2//a", "trans:2//a", "trans:2//a"],
+                           "state": ["Waiting", "Running", "Waiting", "Unused", "Assigned", "Processed"],
+                           "detail": "", "value": [1.0, 1.0, 1.0, None, None, None]})
+    assert counts_at(events, 2.5) == {1: {"jobs Running": 1}, 2: {"files Assigned": 1}}
+    assert counts_at(events, 9.0) == {1: {"jobs Running": 1, "jobs Waiting": 1}, 2: {"files Processed": 1}}
+
+
+def test_db_latency_is_a_gap_where_nothing_was_queried() -> None:
+    metrics = pd.DataFrame({"time": [0.0, 600.0, 1200.0], "db.latency_ms[JobDB]": [0.0, 2.0, 2.0],
+                            "db.qps[JobDB]": [0.0, 1.5, 0.0]})
+    _, y = F.db_latency_curves(metrics)["JobDB"]
+    assert np.isnan(y[0]) and y[1] == 2.0 and np.isnan(y[2])
+
+
+def test_one_colour_per_name_in_run_and_compare_reports(baseline: RunResult, whatif: RunResult) -> None:
+    from twin.report.html import report_colors
+
+    a, b = run_from_result(baseline), run_from_result(whatif)
+    alone, together = report_colors(a), report_colors(a, b)
+    shared = set(alone) & set(together)
+    assert {"test/MCSimulation", "test/Processing", "LCG.PIC.es", "PIC-Disk"} <= shared
+    assert all(alone[n] == together[n] for n in shared)
+    assert together["PIC-Disk"] == together["LCG.PIC.es"]  # an SE in its site's colour
+
+
+def test_difference_tests_call_noise_noise() -> None:
+    from twin.report.stats import difference_test, share_test
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(10.0, 1.0, 8)
+    assert not difference_test(base, base + rng.normal(0.0, 0.01, 8) + 0.001, paired=False).significant
+    shifted = difference_test(base, base + 2.0 + rng.normal(0.0, 0.1, 8), paired=True)
+    assert shifted.significant and shifted.name == "paired t"
+    assert difference_test(base, base, paired=True).p == 1.0
+    assert difference_test([1.0], [2.0, 3.0], paired=False) is None
+    assert not share_test([True] * 4, [True, True, True, False]).significant
+
+
+def test_bottleneck_flip_within_the_threshold_is_not_a_change() -> None:
+    from twin.report.compare import Side, bottleneck_rows
+
+    def side(neck: str, utils: dict[str, float]) -> Side:
+        summary = {"bottleneck": {"kind": "site slots", "name": neck},
+                   "resources": [{"kind": "site slots", "name": n, "mean_utilization": u} for n, u in utils.items()]}
+        return Side("x", [Run("x", summary, pd.DataFrame({"time": [0.0]}), pd.DataFrame(), {})])
+
+    _, verdicts = bottleneck_rows([side("A", {"A": 0.68, "B": 0.67}), side("B", {"A": 0.67, "B": 0.68}),
+                                   side("B", {"A": 0.50, "B": 0.90})])
+    assert verdicts[0].startswith("not a clear change") and verdicts[1].startswith("changed: 40 pt")
+
+
+def test_faults_read_as_sentences() -> None:
+    from twin.report.compare import fault_text, readable
+
+    fault = {"kind": "site_down", "target": "LCG.PIC.es", "start": 172800.0, "end": 432000.0, "params": {}}
+    assert fault_text(fault) == "site_down LCG.PIC.es from 2.0 d to 5.0 d"
+    assert readable({"run": {"deadline": 5400.0, "seed": 3}}) == {"run": {"deadline": "1.5 h", "seed": 3}}
+
+
+def test_compare_out_is_a_folder(baseline: RunResult, whatif: RunResult, tmp_path: Path) -> None:
+    path = write_compare_report(baseline.out, [whatif.out], tmp_path / "cmp")
+    assert path == tmp_path / "cmp" / "compare.html" and path.is_file()
+
+
+# ---------------------------------------------------------------- seeds
+@pytest.mark.slow
+def test_seed_replications_and_a_multi_seed_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """3 seeds of the baseline and of a what-if with half-speed CPUs at CC: intervals, P(deadline met), tested deltas."""
+    from conftest import MINIMAL
+    from twin.cli import main
+    from twin.replicas import run_replicas
+
+    slow = minimal(**{"run.deadline": "4h", "name": "minimal-slow", "topology.sites[LCG.IN2P3-CC.fr].ces[cc-ce].hs06_per_core": 6})
+    assert main(["run", str(MINIMAL), "--param", "run.deadline=4h", "--seeds", "3", "--workers", "0", "--no-progress",
+                 "--out", str(tmp_path / "a")]) == 0
+    assert "Deadline met in 3/3 seeds" in capsys.readouterr().out
+    table_b = run_replicas(slow, 3, tmp_path / "b", workers=0, progress=False)
+    assert list(table_b["seed"]) == [7, 8, 9] and set(table_b["status"]) == {"ok"}
+    manifest = json.loads((tmp_path / "a" / "replicas.json").read_text())
+    assert manifest["runs"] == ["seed-7", "seed-8", "seed-9"] and (tmp_path / "a" / "seed-8" / "report.html").is_file()
+    page = (tmp_path / "a" / "report.html").read_text()
+    assert "P(deadline met) = 100%" in page and "Margin" in page and page.count('href="seed-') == 3
+    compare = write_compare_report(tmp_path / "a", tmp_path / "b", tmp_path / "cmp").read_text()
+    summary = {r[0]: r for r in rows(section(compare, "summary"))}
+    finished = summary["finished after"]
+    assert " ± " in finished[1] and " ± " in finished[2]
+    assert finished[5].startswith("significant (p=") and "paired t" in finished[5]  # half-speed CPUs at CC: a real delay
+    assert "3 seeds" in compare and "Fisher" in compare

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import minimal
-from twin.report.html import write_compare_report
+from twin.report.compare import write_compare_report
 from twin.runner import run_scenario
 
 CHROMIUM = Path("/usr/bin/chromium")

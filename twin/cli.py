@@ -78,6 +78,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_quiet(parser)
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--fail-on-deadline", action="store_true", help="exit 1 when the plan misses run.deadline")
+    from twin.replicas import add_replica_arguments
+
+    add_replica_arguments(parser)
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +107,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_out(out, args.force)
     for warning in _warnings(scenario):
         print(f"twin: warning: {warning}", file=sys.stderr)
+    if args.seeds is not None:
+        from twin.replicas import cmd_run_seeds
+
+        return cmd_run_seeds(args, scenario, out)
     result = run_scenario(scenario, out, progress=opt.show_progress(args), report=not args.no_report, force=args.force)
     opt.say(args, result.headline(), f"outputs in {result.out}")
     if args.fail_on_deadline and result.deadline_met is False:
@@ -130,22 +137,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- compare, report
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("baseline", type=Path, help="run folder of the baseline (from twin run --out)")
-    parser.add_argument("whatif", type=Path, help="run folder of the what-if")
+    parser.add_argument("baseline", type=Path, help="run folder of the baseline (twin run --out, with or without --seeds)")
+    parser.add_argument("whatif", type=Path, nargs="+", help="run folder(s) of the what-if(s), each compared with the baseline")
     opt.add_out(parser, "<whatif>-vs-<baseline> beside the what-if folder; compare.html inside")
     opt.add_quiet(parser, progress=False)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from twin.outputs import Staging, check_out
-    from twin.report.html import write_compare_report
-    from twin.runfolder import check_pair
+    from twin.report.compare import check_sides, write_compare_report
 
-    for warning in check_pair(args.baseline, args.whatif):
+    for warning in check_sides(args.baseline, args.whatif):
         print(f"twin: warning: {warning}", file=sys.stderr)
-    out = args.out or args.whatif.parent / f"{args.whatif.name}-vs-{args.baseline.name}"
-    check_out(out, args.force, inputs=(args.baseline, args.whatif))
-    with Staging(out, "compare", args.force, {"baseline": str(args.baseline), "whatif": str(args.whatif)}) as staging:
+    out = args.out or args.whatif[0].parent / f"{args.whatif[0].name}-vs-{args.baseline.name}"
+    check_out(out, args.force, inputs=(args.baseline, *args.whatif))
+    with Staging(out, "compare", args.force, {"baseline": str(args.baseline), "whatif": [str(w) for w in args.whatif]}) as staging:
         write_compare_report(args.baseline, args.whatif, staging.path / "compare.html")
         where = staging.commit()
     opt.say(args, f"compare report: {where / 'compare.html'}")
@@ -198,16 +204,18 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 register("run", "simulate a scenario and write events, metrics, summary and an HTML report",
          "twin.cli:add_run_arguments", "twin.cli:cmd_run",
          "twin run scenarios/prod5b-baseline.yaml --out runs/base",
-         "twin run scenarios/prod5b-baseline.yaml --seed 7 --param 'run.duration=3w' --out runs/seed7 --force")
+         "twin run scenarios/prod5b-baseline.yaml --seed 7 --param 'run.duration=3w' --out runs/seed7 --force",
+         "twin run scenarios/whatif-site-outage.yaml --seeds 8 --out runs/outage-seeds")
 register("check", "validate a scenario and print its resolved form",
          "twin.cli:add_check_arguments", "twin.cli:cmd_check",
          "twin check scenarios/whatif-site-outage.yaml --quiet",
          "twin check scenarios/prod5b-baseline.yaml --param 'dirac.transformation_agent.polling_time=5m'")
 register("scenarios", "list the shipped scenarios and the question each one answers",
          "twin.cli:add_scenarios_arguments", "twin.cli:cmd_scenarios", "twin scenarios")
-register("compare", "side-by-side HTML report of a baseline run and a what-if run",
+register("compare", "HTML report of a baseline against one or more what-ifs (run or --seeds folders), deltas tested",
          "twin.cli:add_compare_arguments", "twin.cli:cmd_compare",
-         "twin compare runs/base runs/outage --out runs/outage-vs-base")
+         "twin compare runs/base runs/outage --out runs/outage-vs-base",
+         "twin compare runs/base-seeds runs/outage-seeds runs/slowdb-seeds --out runs/what-ifs")
 register("report", "(re)write the HTML report of a run folder",
          "twin.cli:add_report_arguments", "twin.cli:cmd_report",
          "twin report runs/base", "twin report runs/base --out runs/base-report")

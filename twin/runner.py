@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from twin.outputs import COMPLETE, INCOMPLETE, Staging, check_out, scenario_hash
 from twin.results import RunResult
@@ -39,7 +40,7 @@ def simulate(scenario: Scenario, progress: bool = False, events_path: Path | Non
     from twin.build import build_world
 
     world = build_world(scenario, events_path=events_path, keep_events=keep_events)
-    bar = _progress_bar(scenario.run.duration) if progress else None
+    bar = _progress_bar(scenario.run.duration, _work_done(world) if scenario.run.stop_when_done else None) if progress else None
     try:
         world.run(progress=bar.update_to if bar else None)
     except KeyboardInterrupt:
@@ -114,11 +115,35 @@ def write_outputs(result: RunResult, out: Path) -> None:
     result.files["summary"].write_text(json.dumps(summary, indent=2, sort_keys=False, default=str))
 
 
-def _progress_bar(duration: float):
+def _work_done(world) -> Callable[[], float]:
+    """Share of the asked-for work done (mean over transformations of Done tasks / max tasks, or of
+    Processed / known input files): a run that stops when done ends near now / share, not at run.duration."""
+
+    def share() -> float:
+        parts = []
+        with world.services.unmetered():
+            for trans_id in world.runtimes:
+                files = world.tsdb.getTransformationStats(trans_id)["Value"]
+                max_tasks = world.tsdb.getTransformation(trans_id)["Value"].get("MaxNumberOfTasks") or 0
+                if max_tasks:
+                    done = world.tsdb.getTransformationTaskStats(trans_id)["Value"].get("Done", 0)
+                    parts.append(min(1.0, done / max_tasks))
+                else:
+                    parts.append(files.get("Processed", 0) / files["Total"] if files.get("Total") else 0.0)
+        return sum(parts) / len(parts) if parts else 0.0
+
+    return share
+
+
+def _progress_bar(duration: float, work_done: Callable[[], float] | None = None):
+    """Sim-days against the expected stop: run.duration, or (stop_when_done) now / share of work done."""
     from tqdm import tqdm
 
     class _Bar(tqdm):
         def update_to(self, now: float) -> None:
+            done = work_done() if work_done else 0.0
+            if done > 0.02:
+                self.total = min(duration, now / done) / 86400.0
             self.update(now / 86400.0 - self.n)
 
     return _Bar(total=duration / 86400.0, unit="sim-day", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} sim-days [{elapsed}<{remaining}]", leave=False)

@@ -269,6 +269,22 @@ def bottleneck(resources: list[dict[str, Any]], context: dict[str, Any] | None =
                        f"(mean utilization {busiest['mean_utilization']:.0%})"}
 
 
+def stuck_jobs(world: "World") -> list[str]:
+    """Non-final jobs by site and status, largest first, with the site's slots ("914 jobs Waiting at
+    LCG.X.es (0 slots)"): where unfinished work waits, and whether anything there can run it."""
+    sites = world.grid.sites
+    counts = [(n, site, status) for (site, status), n in world.wms.jobdb.site_counters().items()
+              if status not in JOB_FINAL_STATES and n]
+    out = []
+    for n, site, status in sorted(counts, key=lambda c: (-c[0], c[1], c[2])):
+        if site in sites:
+            where = f" at {site} ({sites[site].slots()} slots)"
+        else:
+            where = f" (Site {site}; {sum(x.slots() for x in sites.values())} slots at all sites)" if site else ""
+        out.append(f"{n} jobs {status}{where}")
+    return out
+
+
 def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[str, Any]:
     """Finished (no more work will happen) and complete (everything asked for was done) by the deadline?"""
     deadline = world.scenario.run.deadline
@@ -279,12 +295,17 @@ def plan_verdict(world: "World", transformations: list[dict[str, Any]]) -> dict[
     unreached = deadline is not None and not done and world.sim.now < deadline  # the run ended before the deadline
     if unreached:
         met = None
+    left = [f"{t['name']}: {t['shortfall']}" for t in transformations if t["complete"] and t.get("shortfall")]
     if done and not short:
         verdict = f"All work finished after {format_duration(finished_at or 0.0)}"
+        if left:  # complete within run.min_processed_fraction, but say what was not processed
+            verdict += f" (within min_processed_fraction; left: {'; '.join(left[:3])})"
     elif done:
         verdict = f"Stopped short after {format_duration(finished_at or 0.0)}: {'; '.join(short[:3])}"
     else:
         verdict = f"Work still unfinished after {format_duration(world.sim.now)}"
+        stuck = stuck_jobs(world)
+        verdict += f": {'; '.join(stuck[:3])}" if stuck else f": {'; '.join(short[:3])}" if short else ""
     if deadline is not None:
         verdict += (f"; deadline {format_duration(deadline)} not reached (the run ended first: extend run.duration)"
                     if unreached else f"; deadline {format_duration(deadline)} {'met' if met else 'MISSED'}")

@@ -223,23 +223,27 @@ Progress = Callable[[], None]
 
 
 def execute(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
-            progress: bool, worker_timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Run every job: in-process when workers == 0 (and no scheduler), else on dask."""
+            progress: bool, worker_timeout: float = 60.0,
+            task: Callable[[RunSpec, Scenario], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Run every job: in-process when workers == 0 (and no scheduler), else on dask.
+    `task` (default run_one) turns one job into one row; it must be picklable for dask."""
+    task = task or run_one
     bar = _bar(len(jobs), progress)
     try:
         if scheduler is None and workers == 0:
             rows = []
             for spec, scenario in jobs:
-                rows.append(run_one(spec, scenario))
+                rows.append(task(spec, scenario))
                 bar.update()
             return rows
-        return _execute_dask(jobs, workers, scheduler, bar.update, worker_timeout)
+        return _execute_dask(jobs, workers, scheduler, bar.update, worker_timeout, task)
     finally:
         bar.close()
 
 
 def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
-                  tick: Progress, worker_timeout: float = 60.0) -> list[dict[str, Any]]:
+                  tick: Progress, worker_timeout: float = 60.0,
+                  task: Callable[[RunSpec, Scenario], dict[str, Any]] = run_one) -> list[dict[str, Any]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -257,7 +261,8 @@ def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, sch
         _wait_for_workers(client, scheduler, worker_timeout)
         futures = {}
         for spec, scenario in jobs:
-            future = client.submit(run_one, spec, scenario, pure=False, key=run_key(scenario))
+            key = run_key(scenario) if task is run_one else f"{run_key(scenario)}-{abs(hash(repr(task)))}"  # another task: other key
+            future = client.submit(task, spec, scenario, pure=False, key=key)
             futures.setdefault(future.key, (future, []))[1].append(spec)
         rows = []
         for future in as_completed([f for f, _ in futures.values()]):

@@ -215,7 +215,7 @@ def blank(ax: Axes) -> bool:
     """True when an axis shows nothing but zeros (no area, no bar, every line flat at 0)."""
     if ax.collections or ax.patches:
         return False
-    return all(not len(y) or not np.nanmax(np.abs(np.asarray(y, dtype=float))) for y in (ln.get_ydata() for ln in ax.lines))
+    return all(not np.any(np.nan_to_num(np.abs(np.asarray(y, dtype=float)))) for y in (ln.get_ydata() for ln in ax.lines))
 
 
 def mark_empty(ax: Axes, text: str = "zero at every sample time") -> None:
@@ -384,7 +384,7 @@ def progress_curves(events: pd.DataFrame, summary: Mapping[str, Any], t_end: flo
 
 
 def progress_over_time(events: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan],
-                       t_end: float) -> Figure | None:
+                       t_end: float, colors: Mapping[str, str] | None = None) -> Figure | None:
     """Done jobs and Processed files per transformation over time: the shape of each step's progress."""
     done, processed = progress_curves(events, summary, t_end)
     panels = [(data, ylabel, title) for data, ylabel, title in (
@@ -392,7 +392,7 @@ def progress_over_time(events: pd.DataFrame, summary: Mapping[str, Any], spans: 
         (processed, "files Processed (cumulative)", "Processed input files per transformation")) if data]
     if not panels:
         return None
-    colors = palette(list(trans_names(summary).values()) + list(done) + list(processed))
+    colors = colors or palette(list(trans_names(summary).values()) + list(done) + list(processed))
     return line_panels(panels, colors, "transformation", spans, t_end, 3.0, step=False)
 
 
@@ -498,7 +498,8 @@ def tape(metrics: pd.DataFrame, summary: Mapping[str, Any], colors: Mapping[str,
 
 
 # ---------------------------------------------------------------- core services
-def server_cpu(metrics: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
+def server_cpu(metrics: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan], t_end: float,
+               colors: Mapping[str, str] | None = None) -> Figure | None:
     """CPU used per sample interval as % of each core server's cores (older runs: busy cores read at samples)."""
     cores = {k: float(v.get("cores") or 0) for k, v in summary.get("servers", {}).items()}
     for name, series in labelled(metrics, "server", "cores").items():
@@ -514,17 +515,22 @@ def server_cpu(metrics: pd.DataFrame, summary: Mapping[str, Any], spans: Sequenc
     if not data:
         return None
     fig, axes = new_figure(1, 1, height=3.0)
-    colors = palette(data)
+    colors = {**palette(data), **(colors or {})}
     for name, (x, y) in data.items():
         axes[0].step(x, y, where="post", lw=1.5, color=colors[name], label=f"{name} ({cores[name]:.0f} cores)")
     return percent_panel(fig, data, "CPU [% of cores]", title, "server", spans, t_end)
 
 
 def db_latency_curves(metrics: pd.DataFrame) -> Curves:
-    return curves(metrics, labelled(metrics, "db", "latency_ms"))
+    """Latency per database, NaN (a gap in the line) in sample intervals without a query: no query, no latency."""
+    latency = curves(metrics, labelled(metrics, "db", "latency_ms"))
+    rate = first_labelled(metrics, "db", "qps", "queries_per_s")
+    return {k: (x, np.where(rate[k].fillna(0.0).to_numpy(dtype=float) > 0, y, np.nan)) if k in rate else (x, y)
+            for k, (x, y) in latency.items()}
 
 
-def databases(metrics: pd.DataFrame, spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
+def databases(metrics: pd.DataFrame, spans: Sequence[FaultSpan], t_end: float,
+              colors: Mapping[str, str] | None = None) -> Figure | None:
     """MySQL latency, connection queue and query rate per database."""
     latency = db_latency_curves(metrics)
     queue = curves(metrics, labelled(metrics, "db", "queue"))
@@ -533,7 +539,7 @@ def databases(metrics: pd.DataFrame, spans: Sequence[FaultSpan], t_end: float) -
         return None
     return line_panels([(latency, "latency [ms]", "Query latency (moving average)"),
                         (queue, "waiting queries", "Queries waiting for a connection"),
-                        (qps, "queries/s", "Query rate")], palette(list(latency) + list(queue) + list(qps)), "database",
+                        (qps, "queries/s", "Query rate")], colors or palette(list(latency) + list(queue) + list(qps)), "database",
                        spans, t_end, 2.3)
 
 
@@ -558,7 +564,8 @@ def agents(summary: Mapping[str, Any]) -> Figure | None:
 
 
 # ---------------------------------------------------------------- failures, requests, faults
-def failures(summary: Mapping[str, Any], events: pd.DataFrame, spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
+def failures(summary: Mapping[str, Any], events: pd.DataFrame, spans: Sequence[FaultSpan], t_end: float,
+             colors: Mapping[str, str] | None = None) -> Figure | None:
     """Why jobs failed (minor status), and when (cumulative Failed per transformation)."""
     reasons = summary.get("jobs", {}).get("failures_by_reason", {})
     over_time = event_counts(events, "job.status", "Failed", trans_names(summary), t_end)
@@ -576,7 +583,7 @@ def failures(summary: Mapping[str, Any], events: pd.DataFrame, spans: Sequence[F
     ax_reason.set_title("Failure reasons", loc="left", fontsize=11)
     if not items:
         ax_reason.text(0.5, 0.5, "no job failures", ha="center", va="center", transform=ax_reason.transAxes)
-    lines(ax_time, over_time, palette(over_time), step=False)
+    lines(ax_time, over_time, colors or palette(list(trans_names(summary).values()) + list(over_time)), step=False)
     ax_time.set_ylabel("jobs Failed (cumulative)")
     ax_time.set_title("Failed jobs over time, per transformation", loc="left", fontsize=11)
     legend(ax_time, title="transformation")
@@ -620,32 +627,32 @@ def faults_timeline(spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
 # ---------------------------------------------------------------- overlays (compare report)
 @dataclass
 class Panel:
-    """One overlay panel: the same curves for the baseline (solid) and the what-if (dashed)."""
+    """One overlay panel: the same curves for each compared run (baseline solid, what-ifs dashed, dotted...)."""
 
     title: str
     ylabel: str
-    baseline: Curves
-    whatif: Curves
+    sides: Sequence[Curves]
 
 
-def overlay(panels: Sequence[Panel], run_labels: tuple[str, str], t_end: float,
-            colors: Mapping[str, str] | None = None) -> Figure | None:
-    """Baseline vs what-if: colour = series (site, DB...), the same in every panel; line style = run."""
-    panels = [p for p in panels if p.baseline or p.whatif]
+def overlay(panels: Sequence[Panel], run_labels: Sequence[str], t_end: float,
+            colors: Mapping[str, str] | None = None, spans: Sequence[FaultSpan] = ()) -> Figure | None:
+    """Baseline vs what-ifs: colour = series (site, DB...), the same in every panel; line style = run.
+    Fault windows of any compared run are shaded."""
+    panels = [p for p in panels if any(p.sides)]
     if not panels:
         return None
-    colors = colors or palette(name for p in panels for name in list(p.baseline) + list(p.whatif))
+    colors = {**palette(name for p in panels for side in p.sides for name in side), **(colors or {})}
     fig, axes = new_figure(len(panels), 1, height=2.9)
     for ax, panel in zip(axes, panels):
-        lines(ax, panel.baseline, colors, "-", step=False)
-        lines(ax, panel.whatif, colors, "--", step=False)
+        for i, side in enumerate(panel.sides):
+            lines(ax, side, colors, LINESTYLES[i % len(LINESTYLES)], step=False)
         ax.set_ylabel(panel.ylabel)
         ax.set_title(panel.title, loc="left", fontsize=11)
-        names = sorted(set(panel.baseline) | set(panel.whatif))
-        legend(ax, [Line2D([], [], color="#333333", ls="-", label=run_labels[0]),
-                    Line2D([], [], color="#333333", ls="--", label=run_labels[1])]
+        names = sorted({n for side in panel.sides for n in side})
+        legend(ax, [Line2D([], [], color="#333333", ls=LINESTYLES[i % len(LINESTYLES)], label=label)
+                    for i, label in enumerate(run_labels)]
                + [Patch(color=colors.get(n, "#999999"), label=n) for n in names])
-    time_axes(axes, t_end)
+    time_axes(axes, t_end, spans)
     return fig
 
 

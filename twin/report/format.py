@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any, Sequence
 
 import yaml
@@ -35,3 +36,41 @@ def short_label(path: str, paths: Sequence[str]) -> str:
     labels = [label(p) for p in paths]
     mine = label(path)
     return mine if labels.count(mine) == 1 else path
+
+
+@lru_cache(maxsize=1)
+def duration_keys() -> frozenset[str]:
+    """Names of the scenario fields typed Duration (twin/scenario/schema.py): their values are seconds, shown
+    as '1 d 2 h' rather than 93600.0."""
+    import typing
+
+    import pydantic
+
+    from twin.engine.clock import parse_duration
+    from twin.scenario.schema import Scenario
+
+    def is_duration(annotation: Any) -> bool:
+        return any(getattr(m, "func", None) is parse_duration for m in getattr(annotation, "__metadata__", ()))
+
+    found: set[str] = set()
+    seen: set[type] = set()
+
+    def walk(model: type[pydantic.BaseModel]) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            if any(getattr(m, "func", None) is parse_duration for m in info.metadata):
+                found.add(name)
+            stack = [info.annotation]
+            while stack:
+                annotation = stack.pop()
+                if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+                    walk(annotation)
+                for arg in typing.get_args(annotation):
+                    if is_duration(arg):
+                        found.add(name)
+                    stack.append(arg)
+
+    walk(Scenario)
+    return frozenset(found)

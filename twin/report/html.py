@@ -22,8 +22,11 @@ import yaml
 
 from twin.engine.eventlog import read_events
 from twin.errors import TwinError
+from twin.report import accounting as A
 from twin.report import figures as F
+from twin.report import monitor as M
 from twin.report import services as services_report
+from twin.report import timeline as TL
 from twin.report.calibration import calibration_section, sensitivity_section
 from twin.report.render import (Html, box, details, duration, figure_html, join, key_values, note, num, page, pct, pre,
                                 table, tag, verdict_kind)
@@ -52,7 +55,15 @@ class Run:
 
     @cached_property
     def spans(self) -> list[F.FaultSpan]:
-        return F.fault_spans(self.events, self.summary)
+        return F.fault_spans(events_of(self, "fault.start", "fault.end"), self.summary)
+
+
+def events_of(run: Run, *kinds: str) -> pd.DataFrame:
+    """The run's events of these kinds, from the rows `_events` loaded (REPORT_EVENTS)."""
+    events = run.events
+    if events is None or events.empty or "kind" not in events:
+        return pd.DataFrame(columns=["time", "kind", "entity", "state", "detail", "value"])
+    return events[events["kind"].isin(kinds)] if kinds else events
 
 
 def run_from_result(result: "RunResult") -> Run:
@@ -62,8 +73,9 @@ def run_from_result(result: "RunResult") -> Run:
     return Run(result.scenario.name, summary, result.metrics, _events(result), scenario, result.out)
 
 
-#: The event rows the report draws (progress, failures, fault spans): it reads these, never the whole log.
-REPORT_EVENTS = {"job.status": ("Done", "Failed"), "file.status": ("Processed",), "fault.start": None, "fault.end": None}
+#: The event rows the report draws: job and file statuses (progress, failures, Transformation Monitor, Gantt,
+#: accounting), fault windows and operator actions; it reads these, never the whole log (no pilot/task/request rows).
+REPORT_EVENTS = {"job.status": None, "file.status": None, "fault.start": None, "fault.end": None, "operator.action": None}
 
 
 def _events(source: "RunResult | Path") -> pd.DataFrame:
@@ -110,21 +122,32 @@ def write_folder_report(folder: Path, path: Path | None = None) -> Path:
     return _write(Path(path) if path else Path(folder) / "report.html", run_report_html(run))
 
 
+Section = Callable[[Run, Mapping[str, str]], Html]
+
+
+def run_sections() -> list[tuple[str, str, Section]]:
+    """The run report's sections in order: (anchor id, title, builder(run, colours)). A new section (e.g. a
+    services or calibration one) is one more entry here; a builder returns "" to leave itself out."""
+    return [
+        ("summary", "Summary", lambda run, colors: _summary_section(run)),
+        ("finish", "What set the finish date", _finish_section),
+        ("bottleneck", "Bottleneck", lambda run, colors: _bottleneck_section(run)),
+        ("transformations", "Transformation progress", _transformations_section),
+        ("jobs", "Jobs by site", _jobs_section),
+        ("accounting", "Accounting", _accounting_section),
+        ("data", "Data: storage, transfers, tape", _data_section),
+        ("services", "Core services", _services_section),
+        ("failures", "Failures and retries", _failures_section),
+        ("faults", "Faults and operator actions", lambda run, colors: _faults_section(run)),
+        ("invariants", "Invariants", lambda run, colors: _invariants_section(run.summary)),
+        ("scenario", "Scenario", lambda run, colors: _scenario_section(run)),
+    ]
+
+
 def run_report_html(run: Run) -> str:
     s = run.summary
-    colors = _colors(run)
-    sections = [
-        ("summary", "Summary", _summary_section(run)),
-        ("bottleneck", "Bottleneck", _bottleneck_section(s)),
-        ("jobs", "Jobs by site", _jobs_section(run, colors)),
-        ("transformations", "Transformation progress", _transformations_section(run)),
-        ("data", "Data: storage, transfers, tape", _data_section(run, colors)),
-        ("services", "Core services", _services_section(run)),
-        ("failures", "Failures and retries", _failures_section(run)),
-        ("faults", "Faults", _faults_section(run)),
-        ("invariants", "Invariants", _invariants_section(s)),
-        ("scenario", "Scenario", _scenario_section(run)),
-    ]
+    colors = report_colors(run)
+    sections = [(id_, title, body) for id_, title, build in run_sections() if (body := build(run, colors))]
     sections[-1:-1] = [extra for extra in (calibration_section(run.scenario, s), sensitivity_section(run.folder)) if extra]  # issue 15
     subtitle = f"seed {s.get('seed')} · simulated {duration(s.get('simulated_time'))} · {num(s.get('events'))} events"
     return page(f"twin run report: {run.label}", subtitle, sections)
@@ -136,14 +159,26 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _colors(run: Run) -> dict[str, str]:
-    """Site colours, and each SE in its site's colour (so CC-IN2P3's disk and tape match its jobs)."""
-    colors = F.palette(F.site_names(run.metrics, run.summary))
-    for se in run.scenario.get("topology", {}).get("storage", []):
-        if se.get("site") in colors:
-            colors.setdefault(se["name"], colors[se["site"]])
-    other = F.palette(n for n in list(run.summary.get("storage", {})) + list(run.summary.get("tape", {})) if n not in colors)
-    return {**other, **colors}
+def report_colors(*runs: Run) -> dict[str, str]:
+    """One colour per site, storage element, transformation, database and server, the same in every plot of a
+    report and in the run and compare reports of the same scenarios: each family's sorted names take the palette
+    in turn, and an SE takes its site's colour (so CC-IN2P3's disk and tape match its jobs)."""
+    sites: set[str] = set()
+    ses: dict[str, str | None] = {}
+    trans: set[str] = set()
+    services: set[str] = set()
+    for run in runs:
+        topology = run.scenario.get("topology", {})
+        sites |= set(F.site_names(run.metrics, run.summary)) | {x["name"] for x in topology.get("sites", []) if "name" in x}
+        ses.update({x["name"]: x.get("site") for x in topology.get("storage", []) if "name" in x})
+        ses.update({n: ses.get(n) for n in list(run.summary.get("storage", {})) + list(run.summary.get("tape", {}))})
+        trans |= {str(t.get("name")) for t in run.summary.get("transformations", [])}
+        services |= set(run.summary.get("databases", {})) | set(run.summary.get("servers", {}))
+    colors = {**F.palette(trans), **F.palette(services)}
+    site_colors = F.palette(sites)
+    colors.update(F.palette(n for n, site in ses.items() if site not in site_colors))
+    colors.update({n: site_colors[site] for n, site in ses.items() if site in site_colors})
+    return {**colors, **site_colors}
 
 
 # ---------------------------------------------------------------- summary and bottleneck
@@ -191,21 +226,53 @@ def sorted_resources(resources: Iterable[Mapping[str, Any]]) -> list[Mapping[str
                                             -float(r.get("mean_utilization") or 0.0)))
 
 
-def _bottleneck_section(s: Mapping[str, Any], shown: int = 12) -> Html:
-    """The verdict, then the resources table: saturated and busiest first, the idle tail folded away."""
+def _bottleneck_section(run: Run, shown: int = 12) -> Html:
+    """The verdict; resources ranked by time lost (saturated while jobs waited); then the utilisation table."""
+    s = run.summary
     neck = s.get("bottleneck", {})
+    finish = s.get("plan", {}).get("finished_at") or run.t_end
+    lost = [r for r in TL.time_lost(run.metrics, s, run.scenario, until=finish) if r[2] > 0]
+    ranked = table(["resource", "name", "saturated while jobs waited [h]", "share of the run", "mean utilization"],
+                   [[k, n, num(h, 1), pct(h * 3600.0 / finish if finish else None, 1), pct(u)] for k, n, h, u in lost[:shown]]) \
+        if lost else note("No resource was saturated while jobs waited: the finish date was set by the work itself "
+                          "(job lengths, task chaining, delays), not by capacity.")
     rows = sorted_resources(s.get("resources", []))
     classes = [("bad" if r.get("name") == neck.get("name") and r.get("kind") == neck.get("kind") else "warn")
                if r.get("first_saturated_at") is not None else None for r in rows]
     cells = [[r.get("kind"), r.get("name"), pct(r.get("mean_utilization")), pct(r.get("peak_utilization")),
               duration(r.get("first_saturated_at"))] for r in rows]
     headers = ["resource", "name", "mean utilization", "peak utilization", "first saturated (≥95%) after"]
-    cut = max(shown, sum(1 for r in rows if r.get("first_saturated_at") is not None))
-    parts = [box("info", "Bottleneck:", neck.get("verdict", "no verdict in the summary")),
-             note("Every capacity-bound resource, saturated ones first (in order of first saturation)."),
-             table(headers, cells[:cut], classes[:cut])]
-    if len(rows) > cut:
-        parts.append(details(f"{len(rows) - cut} more resources, less busy", table(headers, cells[cut:], classes[cut:])))
+    return join([box("info", "Bottleneck:", neck.get("verdict", "no verdict in the summary")),
+                 tag("h3", "Ranked by time lost"),
+                 note("Hours each resource was saturated (≥95%) while jobs waited in the task queue, up to the finish: "
+                      "an upper bound of the time lost to it."), ranked,
+                 details(f"Utilisation of all {len(rows)} capacity-bound resources (saturated first)", table(headers, cells, classes))])
+
+
+def _finish_section(run: Run, colors: Mapping[str, str]) -> Html:
+    """Gantt of the transformations, the critical path in words, and progress against the target."""
+    events = events_of(run, *TL.TIMELINE_EVENTS, *M.MONITOR_EVENTS)
+    spans = TL.step_spans(run.summary, run.scenario, events)
+    if not spans:
+        return Html("")
+    chain = TL.critical_path(spans)
+    lost = {}
+    for step in chain:
+        ranked = TL.time_lost(run.metrics, run.summary, run.scenario, since=step.busy_from or step.start,
+                              until=step.busy_to or step.end)
+        if ranked and ranked[0][2] > 0:
+            lost[step.name] = (f"{ranked[0][0]} of {ranked[0][1]}", ranked[0][2])
+    deadline = run.summary.get("plan", {}).get("deadline")
+    actions = [(at, f"{what} {s.name}") for s in spans for at, what in s.actions]
+    parts: list[Any] = [
+        figure_html(TL.gantt(spans, colors, run.spans, run.t_end, [c.name for c in chain], deadline), "transformation Gantt"),
+        tag("h3", "Critical path"),
+        tag("ol", join(tag("li", line) for line in TL.path_text(chain, lost))) if chain else
+        note("No transformation finished, so no chain set a finish date."),
+        note("Read back from the run: from the transformation that finished last, through the predecessor "
+             "(parent or start_after step) that finished latest."),
+        figure_html(TL.progress_vs_target(events, run.summary, colors, run.spans, run.t_end, actions), "progress against target"),
+    ]
     return join(parts)
 
 
@@ -225,7 +292,7 @@ def _jobs_section(run: Run, colors: Mapping[str, str]) -> Html:
     ])
 
 
-def _transformations_section(run: Run) -> Html:
+def _transformations_section(run: Run, colors: Mapping[str, str]) -> Html:
     trans = run.summary.get("transformations", [])
     if not trans:
         return note("No transformations in this run.")
@@ -241,11 +308,29 @@ def _transformations_section(run: Run) -> Html:
         classes.append(None if t.get("complete") else "bad")
     headers = ["ID", "name", "type", "plugin", "status", "files", *[f"files {st}" for st in file_statuses], "progress",
                "tasks created", "tasks Done", "tasks Failed", "started", "finished", "complete"]
+    monitor = events_of(run, *M.MONITOR_EVENTS)
     return join([
         table(headers, rows, classes),
+        tag("h3", "Transformation Monitor"),
+        M.monitor_table(trans, M.counts_at(monitor, run.t_end)),
+        M.state_at_days(trans, monitor, run.t_end),
         figure_html(F.transformation_bars(run.summary), "transformation progress"),
-        figure_html(F.progress_over_time(run.events, run.summary, run.spans, run.t_end), "progress per transformation")
+        figure_html(F.progress_over_time(events_of(run, "job.status", "file.status"), run.summary, run.spans, run.t_end,
+                                         colors), "progress per transformation")
         or note("No job.status events in the event log (run.event_log off?)."),
+    ])
+
+
+def _accounting_section(run: Run, colors: Mapping[str, str]) -> Html:
+    jobs = events_of(run, *A.ACCOUNTING_EVENTS)
+    running = A.running_by_transformation(jobs, F.trans_names(run.summary), run.t_end)
+    return join([
+        figure_html(A.cpu_by_site(run.metrics, run.scenario, colors, run.spans, run.t_end), "CPU by site"),
+        figure_html(F.line_panels([(running, "running jobs", "Running jobs by transformation")], colors, "transformation",
+                                  run.spans, run.t_end, 2.8, step=True), "running jobs by transformation") if running else "",
+        figure_html(A.final_status_bars(jobs, run.spans, run.t_end), "jobs by final status"),
+        figure_html(A.se_rate(run.metrics, colors, run.spans, run.t_end), "TB per day per SE"),
+        note("Throughput per link in bytes is not sampled; the transfers per link (active, queued) are under Data."),
     ])
 
 
@@ -291,7 +376,7 @@ def _data_section(run: Run, colors: Mapping[str, str]) -> Html:
 
 
 # ---------------------------------------------------------------- core services
-def _services_section(run: Run) -> Html:
+def _services_section(run: Run, colors: Mapping[str, str]) -> Html:
     s, spans, t_end = run.summary, run.spans, run.t_end
     servers = s.get("servers", {})
     dbs = s.get("databases", {})
@@ -301,13 +386,13 @@ def _services_section(run: Run) -> Html:
         table(["server", "cores", "utilization", "CPU [h]", "calls", "services"],
               [[n, num(v.get("cores")), pct(v.get("utilization"), 1), num(v.get("cpu_hours"), 2), num(v.get("calls")),
                 ", ".join(v.get("services", []))] for n, v in servers.items()]) if servers else note("No core servers."),
-        figure_html(F.server_cpu(run.metrics, s, spans, t_end), "core server CPU"),
+        figure_html(F.server_cpu(run.metrics, s, spans, t_end, colors), "core server CPU"),
         tag("h3", "Databases"),
         table(["database", "queries", "mean latency [ms]", "p95 latency [ms]", "connection utilization", "top queries"],
               [[n, num(v.get("queries")), num(v.get("mean_latency_ms"), 2), num(v.get("p95_latency_ms"), 2),
                 pct(v.get("utilization"), 1), ", ".join(f"{k} {c:,}" for k, c in v.get("top_queries", {}).items())]
                for n, v in dbs.items()]) if dbs else note("No databases."),
-        figure_html(F.databases(run.metrics, spans, t_end), "database latency, queue and rate"),
+        figure_html(F.databases(run.metrics, spans, t_end, colors), "database latency, queue and rate"),
         services_report.section(run.metrics, s, spans, t_end),
         tag("h3", "Agents"),
         table(["agent", "cycles", "busy fraction", "overruns"],
@@ -318,7 +403,7 @@ def _services_section(run: Run) -> Html:
 
 
 # ---------------------------------------------------------------- failures, faults, invariants, scenario
-def _failures_section(run: Run) -> Html:
+def _failures_section(run: Run, colors: Mapping[str, str]) -> Html:
     s = run.summary
     jobs = s.get("jobs", {})
     reasons = jobs.get("failures_by_reason", {})
@@ -334,7 +419,7 @@ def _failures_section(run: Run) -> Html:
     if reasons:
         parts.append(table(["failure reason (minor status)", "jobs", "share"],
                            [[r, num(n), pct(n / total_failed, 1)] for r, n in reasons.items()]))
-    parts.append(figure_html(F.failures(s, run.events, run.spans, run.t_end), "job failures")
+    parts.append(figure_html(F.failures(s, events_of(run, "job.status"), run.spans, run.t_end, colors), "job failures")
                  or note("No job failed."))
     if requests.get("by_status"):
         parts.append(tag("h3", "Requests"))
@@ -391,191 +476,3 @@ def _scenario_section(run: Run) -> Html:
 def _split_provenance(text: str) -> tuple[str, str]:
     basis, sep, rest = str(text).partition(": ")
     return (basis, rest) if sep else ("", str(text))
-
-
-# ================================================================ compare report
-def write_compare_report(baseline_dir: Path, whatif_dir: Path, path: Path) -> Path:
-    """Side-by-side report of two run folders (baseline, what-if); TwinError when one is missing or broken."""
-    base, whatif = load_run(Path(baseline_dir)), load_run(Path(whatif_dir))
-    return _write(Path(path), compare_report_html(base, whatif))
-
-
-@dataclass
-class Delta:
-    """One compared quantity; `better` is +1 when higher is better, -1 when lower is, 0 when neither.
-
-    `fraction` values (0..1) are shown as % and their difference in percentage points.
-    """
-
-    label: str
-    base: Any
-    whatif: Any
-    fmt: Callable[[Any], str] = num
-    better: int = 0
-    fraction: bool = False
-
-    def cells(self) -> list[Any]:
-        show = (lambda v: pct(v, 1)) if self.fraction else self.fmt
-        return [self.label, show(self.base), show(self.whatif), *self._delta()]
-
-    @property
-    def difference(self) -> float | None:
-        """what-if − baseline, None when either side is not a number."""
-        if not (_is_number(self.base) and _is_number(self.whatif)):
-            return None
-        return float(self.whatif) - float(self.base)
-
-    def _delta(self) -> list[Any]:
-        d = self.difference
-        if d is None:
-            return ["same" if self.base == self.whatif else "changed", ""]
-        magnitude = f"{abs(d) * 100:.1f} pt" if self.fraction else self.fmt(abs(d))
-        if magnitude == (f"{0:.1f} pt" if self.fraction else self.fmt(0.0 * d)):
-            d = 0.0  # below the displayed precision: not a change a reader should act on
-        sign = "+" if d > 0 else "−" if d < 0 else ""
-        base = float(self.base)
-        rel = abs(d / base) if base else None
-        rel_text = "" if d == 0 else "n/a" if rel is None else f"{sign}{rel:.1%}" if rel >= 0.001 else f"{sign}{rel * 100:.2g}%"
-        cls = "better" if d * self.better > 0 else "worse" if d * self.better < 0 else None
-        text = sign + magnitude
-        return [tag("span", text, class_=cls) if cls else text, rel_text]
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (isinstance(value, float) and math.isnan(value))
-
-
-def delta_table(rows: Iterable[Delta], labels: tuple[str, str]) -> Html:
-    rows = list(rows)
-    return table(["", labels[0], labels[1], "Δ", "Δ %"], [r.cells() for r in rows])
-
-
-def key_deltas(a: Run, b: Run) -> list[Delta]:
-    """The headline comparison: plan, jobs, CPU, bottleneck."""
-    sa, sb = a.summary, b.summary
-    ja, jb = sa.get("jobs", {}), sb.get("jobs", {})
-    return [
-        # Earlier is better only when both runs did all their work: stopping short is not finishing sooner.
-        Delta("finished after", _finish(sa), _finish(sb), duration, -1 if _complete(sa) and _complete(sb) else 0),
-        Delta("deadline verdict", verdict_kind(sa.get("plan", {}))[1], verdict_kind(sb.get("plan", {}))[1], str),
-        Delta("jobs Done", ja.get("by_status", {}).get("Done", 0), jb.get("by_status", {}).get("Done", 0), num, +1),
-        Delta("jobs Failed", ja.get("by_status", {}).get("Failed", 0), jb.get("by_status", {}).get("Failed", 0), num, -1),
-        Delta("CPU used [HS06·h]", ja.get("cpu_used_hs06_hours"), jb.get("cpu_used_hs06_hours"), num),
-        Delta("CPU wasted [HS06·h]", ja.get("cpu_wasted_hs06_hours"), jb.get("cpu_wasted_hs06_hours"), num, -1),
-        Delta("CPU wasted %", _wasted_fraction(ja), _wasted_fraction(jb), better=-1, fraction=True),
-        Delta("bottleneck", _bottleneck_name(sa), _bottleneck_name(sb), str),
-    ]
-
-
-def _complete(summary: Mapping[str, Any]) -> bool:
-    return bool(summary.get("plan", {}).get("complete"))
-
-
-def _finish(summary: Mapping[str, Any]) -> float | None:
-    return summary.get("plan", {}).get("finished_at")
-
-
-def _bottleneck_name(summary: Mapping[str, Any]) -> str:
-    neck = summary.get("bottleneck", {})
-    return f"{neck['kind']} of {neck['name']}" if neck.get("name") else neck.get("verdict", "–")
-
-
-def keyed_deltas(a: Mapping[str, Any], b: Mapping[str, Any], value: Callable[[Any], Any], label: Callable[[str], str],
-                 fmt: Callable[[Any], str] = num, better: int = 0, fraction: bool = False) -> list[Delta]:
-    """One Delta per key of either mapping (a site, a transformation, a DB...)."""
-    keys = list(a) + [k for k in b if k not in a]
-    return [Delta(label(k), value(a[k]) if k in a else None, value(b[k]) if k in b else None, fmt, better, fraction)
-            for k in keys]
-
-
-def peak_fill(run: Run) -> dict[str, float]:
-    fill = F.fill_curves(run.metrics, run.summary)
-    out = {k: float(v.get("fill") or 0.0) for k, v in run.summary.get("storage", {}).items()}
-    for name, (_, y) in fill.items():
-        if len(y):
-            out[name] = max(out.get(name, 0.0), float(y.max()) / 100.0)
-    return out
-
-
-def compare_report_html(a: Run, b: Run) -> str:
-    labels = _run_labels(a, b)
-    t_end = max(a.t_end, b.t_end)
-    sa, sb = a.summary, b.summary
-    by_trans = lambda s: {t["name"]: t for t in s.get("transformations", [])}  # noqa: E731
-    sections = [
-        ("summary", "Summary", join([
-            tag("h3", f"Baseline: {labels[0]}"), _plan_box(sa.get("plan", {})),
-            tag("h3", f"What-if: {labels[1]}"), _plan_box(sb.get("plan", {})),
-            delta_table(key_deltas(a, b), labels),
-            note("Δ = what-if − baseline; green is better, red is worse (where better has a direction)."),
-        ])),
-        ("jobs", "Jobs by site", join([
-            delta_table(keyed_deltas(sa.get("jobs", {}).get("by_site", {}), sb.get("jobs", {}).get("by_site", {}), lambda c: c.get("Done", 0),
-                                     lambda k: f"Done at {k}", num, +1), labels),
-            figure_html(F.overlay([F.Panel("Running jobs per site", "running jobs", F.running_curves(a.metrics),
-                                           F.running_curves(b.metrics)),
-                                   F.Panel("Running jobs, all sites", "running jobs", F.total(F.running_curves(a.metrics)),
-                                           F.total(F.running_curves(b.metrics)))], labels, t_end), "running jobs overlay"),
-        ])),
-        ("transformations", "Transformation progress", join([
-            delta_table(keyed_deltas(by_trans(sa), by_trans(sb), F.progress_pct, lambda k: f"{k} progress [%]",
-                                     lambda v: num(v, 2), +1), labels),
-            figure_html(F.overlay([F.Panel(title, ylabel, base, whatif) for (title, ylabel), base, whatif in zip(
-                (("Done jobs per transformation (cumulative)", "jobs Done"),
-                 ("Processed input files per transformation (cumulative)", "files Processed")),
-                F.progress_curves(a.events, sa, t_end), F.progress_curves(b.events, sb, t_end))], labels, t_end),
-                "transformation progress overlay"),
-        ])),
-        ("services", "Core services", join([
-            delta_table(keyed_deltas(sa.get("databases", {}), sb.get("databases", {}), lambda d: d.get("p95_latency_ms"),
-                                     lambda k: f"{k} p95 latency [ms]", lambda v: num(v, 2), -1), labels),
-            figure_html(F.overlay([F.Panel("Database latency", "latency [ms]", F.db_latency_curves(a.metrics),
-                                           F.db_latency_curves(b.metrics))], labels, t_end), "database latency overlay"),
-        ])),
-        ("data", "Data: tape and storage", join([
-            delta_table(keyed_deltas(sa.get("tape", {}), sb.get("tape", {}), lambda t: t.get("archived_tb"),
-                                     lambda k: f"{k} archived [TB]", lambda v: num(v, 2))
-                        + keyed_deltas(peak_fill(a), peak_fill(b), lambda v: v, lambda k: f"{k} peak fill",
-                                       better=-1, fraction=True), labels),
-            figure_html(F.overlay([F.Panel("Storage fill", "fill [% of capacity]", F.fill_curves(a.metrics, sa),
-                                           F.fill_curves(b.metrics, sb)),
-                                   F.Panel("Archived to tape (cumulative)", "TB", F.archived_curves(a.metrics),
-                                           F.archived_curves(b.metrics))], labels, t_end), "storage and tape overlay"),
-        ])),
-        ("scenario", "Scenario differences", _scenario_diff(a, b, labels)),
-    ]
-    return page(f"twin what-if comparison: {labels[0]} vs {labels[1]}",
-                f"baseline {a.folder} · what-if {b.folder}", sections)
-
-
-def _run_labels(a: Run, b: Run) -> tuple[str, str]:
-    """Scenario names; folder names are added when both runs have the same scenario name."""
-    if a.label != b.label:
-        return a.label, b.label
-    return (f"{a.label} ({a.folder.name if a.folder else 'baseline'})",
-            f"{b.label} ({b.folder.name if b.folder else 'what-if'})")
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Key paths of a scenario dict, lists of named items keyed by name (as `--param` writes them)."""
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    if isinstance(value, list) and value and all(isinstance(x, dict) and "name" in x for x in value):
-        out = {}
-        for x in value:
-            out.update(flatten({k: v for k, v in x.items() if k != "name"}, f"{prefix}[{x['name']}]"))
-        return out
-    return {prefix: value}
-
-
-def _scenario_diff(a: Run, b: Run, labels: tuple[str, str]) -> Html:
-    fa, fb = flatten(a.scenario), flatten(b.scenario)
-    keys = [k for k in list(fa) + [k for k in fb if k not in fa] if fa.get(k, "∅") != fb.get(k, "∅")]
-    show = lambda v: "(absent)" if v == "∅" else json.dumps(v, default=str)  # noqa: E731
-    body = table(["key path", labels[0], labels[1]], [[k, show(fa.get(k, "∅")), show(fb.get(k, "∅"))] for k in keys]) if keys else note("The two scenarios are identical (a different seed or code version?).")
-    return join([body,
-                 details(f"Baseline scenario (YAML): {labels[0]}", pre(yaml.safe_dump(a.scenario, sort_keys=False))),
-                 details(f"What-if scenario (YAML): {labels[1]}", pre(yaml.safe_dump(b.scenario, sort_keys=False)))])

@@ -160,8 +160,9 @@ body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;co
 header{background:#1f3a5f;color:#fff;padding:18px 32px 12px}
 header h1{margin:0;font-size:24px}
 header .sub{margin:4px 0 0;color:#c9d6e6}
-nav{background:#fff;border-bottom:1px solid #d8dee4;padding:8px 32px;position:sticky;top:0;z-index:1}
-nav a{margin-right:18px;color:#1f5fa8;text-decoration:none;font-size:14px;white-space:nowrap}
+nav{background:#fff;border-bottom:1px solid #d8dee4;padding:8px 32px;position:sticky;top:0;z-index:1;display:flex;flex-wrap:wrap;gap:2px 18px}
+nav a{color:#1f5fa8;text-decoration:none;font-size:14px;white-space:nowrap}
+@media (max-width:700px){nav{position:static;padding:8px 12px}main{padding:4px 8px 24px}section{padding:4px 10px 12px}header{padding:14px 12px 10px}}
 main{max-width:1240px;margin:0 auto;padding:8px 24px 40px}
 section{background:#fff;border:1px solid #d8dee4;border-radius:6px;margin:18px 0;padding:6px 22px 16px;scroll-margin-top:48px}
 h2{font-size:19px;border-bottom:1px solid #e3e8ed;padding-bottom:6px}
@@ -176,6 +177,12 @@ tr.warn td{background:#fff6dc}
 tr.ok td{color:#1b6b2f}
 span.better{color:#1b6b2f;font-weight:600}
 span.worse{color:#b42318;font-weight:600}
+span.st-done{color:#1b6b2f;font-weight:600}
+span.st-running{color:#1f5fa8;font-weight:600}
+span.st-waiting{color:#9a6700}
+span.st-stalled{color:#c2410c;font-weight:600}
+span.st-failed{color:#b42318;font-weight:600}
+span.untested{font-weight:400;opacity:.75;font-style:italic}
 figure{margin:10px 0 18px}
 figure img{max-width:100%;height:auto;display:block;border:1px solid #eef1f4}
 figcaption{font-size:13px;color:#57606a;margin-top:4px}
