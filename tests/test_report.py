@@ -480,3 +480,23 @@ def test_seed_replications_and_a_multi_seed_compare(tmp_path: Path, capsys: pyte
     assert " ± " in finished[1] and " ± " in finished[2]
     assert finished[5].startswith("significant (p=") and "paired t" in finished[5]  # half-speed CPUs at CC: a real delay
     assert "3 seeds" in compare and "Fisher" in compare
+
+
+def test_a_legend_cut_off_or_over_the_plot_is_flagged() -> None:
+    from matplotlib.figure import Figure
+
+    from twin.report.render import figure_html
+
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], label="a long series name that does not fit")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.3, 1.0))
+    assert "data-clipped=" in figure_html(fig, "x")
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    fig.legend(loc="center")
+    assert 'data-clipped="figure legend over an axes"' in figure_html(fig, "x")
+    fig = Figure(figsize=(4, 3), layout="constrained")
+    fig.subplots().plot([0, 1], [0, 1])
+    assert "data-clipped" not in figure_html(fig, "x")

@@ -46,19 +46,54 @@ def tag(name: str, content: Any = "", **attrs: Any) -> Html:
 # ---------------------------------------------------------------- figures
 def figure_uri(fig: Figure) -> str:
     """PNG data URI of `fig`; the figure is cleared afterwards so its memory is released."""
+    return _encode(fig)[0]
+
+
+def _encode(fig: Figure) -> tuple[str, list[str]]:
+    """(PNG data URI, what was drawn outside the image); the figure is cleared afterwards."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buf = io.BytesIO()
     try:
+        FigureCanvasAgg(fig)  # an Agg canvas keeps its renderer after saving, to measure what was drawn where
+        fig.set_dpi(PNG_DPI)
         fig.savefig(buf, format="png", dpi=PNG_DPI, facecolor="white")
+        outside = clipped(fig)
     finally:
         fig.clear()
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), outside
+
+
+def clipped(fig: Figure, tolerance: float = 2.0) -> list[str]:
+    """Axes (with their tick labels, titles and legends) or figure legends that reach outside the image,
+    and figure legends drawn over an axes: what a reader would see cut off or covering the data."""
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    out = []
+    for i, ax in enumerate(fig.axes):
+        if not ax.get_visible():
+            continue
+        tight = ax.get_tightbbox(renderer)
+        if tight is not None and (tight.x0 < box.x0 - tolerance or tight.x1 > box.x1 + tolerance or
+                                  tight.y0 < box.y0 - tolerance or tight.y1 > box.y1 + tolerance):
+            out.append(f"axes {i} ({ax.get_title(loc='left') or ax.get_title() or ax.get_ylabel()})")
+    for legend in fig.legends:
+        extent = legend.get_window_extent(renderer)
+        if extent.x0 < box.x0 - tolerance or extent.x1 > box.x1 + tolerance or extent.y0 < box.y0 - tolerance:
+            out.append("figure legend outside the image")
+        if any(extent.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"):
+            out.append("figure legend over an axes")
+    return out
 
 
 def figure_html(fig: Figure | None, alt: str, caption: str = "") -> Html:
-    """`<figure>` with the embedded PNG, or an empty string when there is nothing to plot."""
+    """`<figure>` with the embedded PNG, or an empty string when there is nothing to plot. An image with
+    something cut off carries data-clipped (the browser test fails on it)."""
     if fig is None:
         return Html("")
-    img = Html(f'<img src="{figure_uri(fig)}" alt="{esc(alt)}">')
+    uri, outside = _encode(fig)
+    flag = f' data-clipped="{esc("; ".join(outside))}"' if outside else ""
+    img = Html(f'<img src="{uri}" alt="{esc(alt)}"{flag}>')
     return tag("figure", join([img, tag("figcaption", caption) if caption else ""]))
 
 
