@@ -354,7 +354,8 @@ def test_progress_bar_counts_to_the_expected_stop_not_the_horizon() -> None:
     from twin.runner import _progress_bar
 
     share = iter([0.0, 0.25, 0.5])
-    bar = _progress_bar(42 * 86400.0, lambda: next(share))
+    bar = _progress_bar(42 * 86400.0)
+    bar.work_done = lambda: next(share)
     try:
         bar.update_to(0.5 * 86400.0)
         assert bar.total == 42.0  # nothing done yet: no estimate

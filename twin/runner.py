@@ -40,7 +40,9 @@ def simulate(scenario: Scenario, progress: bool = False, events_path: Path | Non
     from twin.build import build_world
 
     world = build_world(scenario, events_path=events_path, keep_events=keep_events)
-    bar = _progress_bar(scenario.run.duration, _work_done(world) if scenario.run.stop_when_done else None) if progress else None
+    bar = _progress_bar(scenario.run.duration) if progress else None
+    if bar is not None and scenario.run.stop_when_done:
+        bar.work_done = _work_done(world)  # the run stops when done: count to the expected stop, not the horizon
     try:
         world.run(progress=bar.update_to if bar else None)
     except KeyboardInterrupt:
@@ -135,13 +137,15 @@ def _work_done(world) -> Callable[[], float]:
     return share
 
 
-def _progress_bar(duration: float, work_done: Callable[[], float] | None = None):
-    """Sim-days against the expected stop: run.duration, or (stop_when_done) now / share of work done."""
+def _progress_bar(duration: float):
+    """Sim-days against the expected stop: run.duration, or, once `work_done` is set, now / share of work done."""
     from tqdm import tqdm
 
     class _Bar(tqdm):
+        work_done: Callable[[], float] | None = None
+
         def update_to(self, now: float) -> None:
-            done = work_done() if work_done else 0.0
+            done = self.work_done() if self.work_done else 0.0
             if done > 0.02:
                 self.total = min(duration, now / done) / 86400.0
             self.update(now / 86400.0 - self.n)
