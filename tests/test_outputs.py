@@ -24,7 +24,7 @@ def test_manifest_lists_every_file_and_force_replaces_the_whole_folder(tmp_path,
     assert capsys.readouterr().out == ""  # --quiet
     manifest = read_manifest(out)
     files = sorted(p.name for p in out.iterdir() if p.name != "run.json")
-    assert sorted(manifest["files"]) == files == ["events.parquet", "metrics.parquet", "report.html", "summary.json"]
+    assert sorted(manifest["files"]) == files == ["events.parquet", "metrics.csv", "metrics.parquet", "report.html", "summary.json"]
     assert all(manifest["files"][f]["sha256"] == sha256_of(out / f) for f in files)
     assert (manifest["status"], manifest["seed"], manifest["scenario"]) == ("complete", 7, "minimal")
     assert len(manifest["scenario_sha256"]) == 64 and manifest["simulated_time"] > 0

@@ -452,6 +452,13 @@ def test_faults_read_as_sentences() -> None:
     assert readable({"run": {"deadline": 5400.0, "seed": 3}}) == {"run": {"deadline": "1.5 h", "seed": 3}}
 
 
+def test_time_series_are_exported_as_csv_next_to_parquet(baseline: RunResult) -> None:
+    csv = pd.read_csv(baseline.out / "metrics.csv")
+    parquet = pd.read_parquet(baseline.out / "metrics.parquet")
+    assert list(csv.columns) == list(parquet.columns) and len(csv) == len(parquet)
+    assert np.allclose(csv["time"], parquet["time"])
+
+
 def test_compare_out_is_a_folder(baseline: RunResult, whatif: RunResult, tmp_path: Path) -> None:
     path = write_compare_report(baseline.out, [whatif.out], tmp_path / "cmp")
     assert path == tmp_path / "cmp" / "compare.html" and path.is_file()

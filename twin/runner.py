@@ -113,6 +113,8 @@ def write_outputs(result: RunResult, out: Path) -> None:
     result.files["summary"] = out / "summary.json"
     result.log.save(result.files["events"])
     result.metrics.to_parquet(result.files["metrics"], index=False)
+    result.files["metrics_csv"] = out / "metrics.csv"  # the same time series for spreadsheets
+    result.metrics.to_csv(result.files["metrics_csv"], index=False)
     summary = dict(result.summary, event_log_sha256=result.event_digest, scenario=result.scenario.model_dump(mode="json"))
     result.files["summary"].write_text(json.dumps(summary, indent=2, sort_keys=False, default=str))
 

@@ -207,6 +207,7 @@ table{border-collapse:collapse;font-size:13.5px}
 th,td{border-bottom:1px solid #e3e8ed;padding:4px 10px;text-align:left;vertical-align:top}
 th{background:#f0f3f6}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{white-space:nowrap}
 tr.bad td{background:#fde8e8;color:#8a1c1c}
 tr.warn td{background:#fff6dc}
 tr.ok td{color:#1b6b2f}
