@@ -90,3 +90,16 @@ def test_a_run_streams_the_same_log_it_would_keep_in_memory(tmp_path):
     assert written.log.path == tmp_path / "run" / "events.parquet"
     pd.testing.assert_frame_equal(read_events(written.files["events"]), kept.events, check_categorical=False)
     assert simulate(scenario, keep_events=False).event_digest == kept.event_digest
+
+
+def test_a_log_is_readable_only_for_kinds_it_keeps(tmp_path):
+    """The invariant recount asks the log itself; a disabled kind, a disabled log or a digest-only log
+    (nothing kept, no file) cannot be read back, a streamed one can."""
+    from twin.engine.eventlog import EventLog
+
+    assert EventLog().readable(["job.status"])
+    assert not EventLog(enabled=False).readable(["job.status"])
+    assert not EventLog(disabled_kinds=["job.status"]).readable(["job.status", "task.status"])
+    assert EventLog(disabled_kinds=["job.status"]).readable(["task.status"])
+    assert not EventLog(keep=False).readable(["job.status"])
+    assert EventLog(path=tmp_path / "events.parquet", keep=False).readable(["job.status"])

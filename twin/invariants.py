@@ -47,8 +47,7 @@ def event_chunks(world: "World", kinds: Iterable[str]) -> Iterable[pd.DataFrame]
     """THE accessor to the run's event log for the recount: its chunks (from memory or from the
     streamed Parquet file); None when the run kept no readable log (event_log off, digest only)."""
     log = world.sim.log
-    kept = getattr(log, "path", None) is not None or getattr(log, "_keep", True)
-    if not (log.enabled and kept) or getattr(log, "_kinds_off", frozenset()) & set(kinds):
+    if not log.readable(kinds):
         return None
     return log.chunks(list(kinds), columns=("kind", "entity", "state"))
 

@@ -155,6 +155,10 @@ class EventLog:
             self._flush()
 
     # ------------------------------------------------------------------ reading
+    def readable(self, kinds: Iterable[str]) -> bool:
+        """Can every row of `kinds` be read back (streamed to a file or kept in memory, none disabled)?"""
+        return self.enabled and (self.path is not None or self._keep) and not (self._kinds_off & set(kinds))
+
     def chunks(self, select: Selection = None, columns: Sequence[str] = COLUMNS) -> Iterator[pd.DataFrame]:
         """The log as DataFrame chunks (one per row group), optionally only some kinds/states.
 
