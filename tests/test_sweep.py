@@ -192,3 +192,52 @@ def test_run_keys_change_with_the_plugin_file_and_the_twin_sources(tmp_path, mon
     edited = run_key(scenario)
     monkeypatch.setattr(twin.sweep, "twin_sources_hash", lambda: "0" * 64)
     assert len({before, edited, run_key(scenario)}) == 3
+
+
+def _ctrl_c_on_seed(monkeypatch, seed: int) -> None:
+    """Make the simulation of `seed` raise KeyboardInterrupt (as Ctrl-C would), the others run."""
+    import twin.runner
+
+    real = twin.runner.simulate
+
+    def interrupted_on(scenario, **kwargs):
+        if scenario.run.seed == seed:
+            raise KeyboardInterrupt
+        return real(scenario, **kwargs)
+
+    monkeypatch.setattr(twin.runner, "simulate", interrupted_on)
+
+
+def test_ctrl_c_during_a_sweep_keeps_the_finished_runs_marked_incomplete(tmp_path, monkeypatch, capsys):
+    from twin.cli import main
+    from twin.outputs import read_manifest
+
+    _ctrl_c_on_seed(monkeypatch, 9)  # seeds 7, 8, 9: the third run is interrupted
+    out = tmp_path / "s"
+    assert main(["sweep", str(MINIMAL), "--seeds", "3", "--workers", "0", "--out", str(out), "-q", "--no-report"]) == 130
+    assert "interrupted after 2 of 3 runs; their outputs (marked incomplete) in" in capsys.readouterr().err
+    manifest = read_manifest(out)
+    assert (manifest["status"], manifest["runs"], manifest["runs_planned"]) == ("incomplete", 2, 3)
+    assert list(pd.read_csv(out / "sweep.csv")["seed"]) == [7, 8]
+
+
+def test_ctrl_c_before_any_run_finished_writes_nothing(tmp_path, monkeypatch, capsys):
+    from twin.cli import main
+
+    _ctrl_c_on_seed(monkeypatch, 7)
+    out = tmp_path / "s"
+    assert main(["sweep", str(MINIMAL), "--seeds", "2", "--workers", "0", "--out", str(out), "-q"]) == 130
+    assert "interrupted after 0 of 2 runs" in capsys.readouterr().err and not out.exists()
+
+
+def test_ctrl_c_during_seed_replications_keeps_the_finished_seeds(tmp_path, monkeypatch):
+    import json
+
+    from twin.cli import main
+    from twin.outputs import read_manifest
+
+    _ctrl_c_on_seed(monkeypatch, 8)
+    out = tmp_path / "r"
+    assert main(["run", str(MINIMAL), "--seeds", "2", "--workers", "0", "--out", str(out), "-q"]) == 130
+    assert read_manifest(out)["status"] == "incomplete"
+    assert json.loads((out / "replicas.json").read_text())["seeds"] == [7]

@@ -256,7 +256,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _partial(exc: KeyboardInterrupt) -> str:
-    """Where an interrupted run left its partial outputs (twin.runner.RunInterrupted), if anywhere."""
+    """Where an interrupted run (twin.runner.RunInterrupted) or sweep (twin.sweep.SweepInterrupted) left
+    its partial outputs, if anywhere."""
+    if hasattr(exc, "message"):
+        return exc.message()
     where, result = getattr(exc, "where", None), getattr(exc, "result", None)
     if where is None or result is None:
         return ""

@@ -25,7 +25,7 @@ import pandas as pd
 
 from twin.errors import TwinError
 from twin.scenario.schema import Scenario
-from twin.sweep import STATUS_ERROR, STATUS_OK, RunSpec, execute, metrics_row
+from twin.sweep import STATUS_ERROR, STATUS_OK, RunSpec, SweepInterrupted, execute, metrics_row
 
 MANIFEST = "replicas.json"
 
@@ -59,27 +59,40 @@ def run_replicas(scenario: Scenario, seeds: int, out: Path, workers: int | None 
                  progress: bool = True, force: bool = False) -> pd.DataFrame:
     """Run `seeds` replications of `scenario` into `out` (staged: it appears complete, with run.json of kind
     "replicas"); write replicas.json, replicas.csv and report.html."""
-    from twin.outputs import Staging, check_out
+    from twin.outputs import INCOMPLETE, Staging, check_out
 
     if seeds < 1:
         raise TwinError(f"--seeds {seeds}: expected at least 1 replication")
     if workers is not None and workers < 0:
         raise TwinError(f"--workers {workers}: expected 0 (in-process) or a positive number of workers")
     check_out(out, force)
-    with Staging(out, "replicas", force, {"scenario": scenario.name, "base_seed": scenario.run.seed}) as staging:
-        table = _replicate(scenario, seeds, staging.path, workers, scheduler, progress)
+    with Staging(out, "replicas", force, {"scenario": scenario.name, "base_seed": scenario.run.seed,
+                                          "seeds_planned": seeds}) as staging:
+        try:
+            rows = _replicate(scenario, seeds, staging.path, workers, scheduler, progress)
+        except SweepInterrupted as stop:  # keep the replications that finished, marked incomplete
+            if stop.rows:
+                _tabulate(stop.rows, scenario, staging.path)
+                stop.where = staging.commit(INCOMPLETE)
+            raise
+        table = _tabulate(rows, scenario, staging.path)
         staging.commit()
     return table
 
 
 def _replicate(scenario: Scenario, seeds: int, out: Path, workers: int | None, scheduler: str | None,
-               progress: bool) -> pd.DataFrame:
+               progress: bool) -> list[dict[str, Any]]:
+    """One row per replication, seeds run.seed + 0..N-1, each run folder written under `out`."""
     jobs = []
     for r in range(seeds):
         copy = scenario.model_copy(deep=True)
         copy.run.seed = scenario.run.seed + r
         jobs.append((RunSpec(r, {}, copy.run.seed), copy))
-    rows = execute(jobs, workers, scheduler, progress, task=functools.partial(run_replica, root=str(out.resolve())))
+    return execute(jobs, workers, scheduler, progress, task=functools.partial(run_replica, root=str(out.resolve())))
+
+
+def _tabulate(rows: list[dict[str, Any]], scenario: Scenario, out: Path) -> pd.DataFrame:
+    """replicas.csv, the replicas manifest and report.html of the replications in `rows`."""
     table = pd.DataFrame(sorted(rows, key=lambda row: row["run"]))
     table.drop(columns=["traceback"], errors="ignore").to_csv(out / "replicas.csv", index=False)
     ok = table[table["status"] == STATUS_OK]

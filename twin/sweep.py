@@ -219,31 +219,53 @@ def _days(seconds: float | None) -> float:
 
 
 # ---------------------------------------------------------------- execution
-Progress = Callable[[], None]
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: `rows` holds the runs that finished, `where` their outputs (marked incomplete)."""
+
+    def __init__(self, rows: list[dict[str, Any]], planned: int) -> None:
+        super().__init__()
+        self.rows, self.planned = rows, planned
+        self.where: Path | None = None
+
+    def message(self) -> str:
+        """The tail of the CLI's one-line 'interrupted' message."""
+        where = f"; their outputs (marked incomplete) in {self.where}" if self.where else ""
+        return f" after {len(self.rows)} of {self.planned} runs{where}"
 
 
 def execute(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
             progress: bool, worker_timeout: float = 60.0,
             task: Callable[[RunSpec, Scenario], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Run every job: in-process when workers == 0 (and no scheduler), else on dask.
-    `task` (default run_one) turns one job into one row; it must be picklable for dask."""
+    `task` (default run_one) turns one job into one row; it must be picklable for dask.
+    Ctrl-C raises SweepInterrupted with the rows finished so far (a finished run is never lost)."""
     task = task or run_one
     bar = _bar(len(jobs), progress)
+    rows: list[dict[str, Any]] = []
+
+    def collect(row: dict[str, Any]) -> None:
+        rows.append(row)
+        bar.update()
+
     try:
         if scheduler is None and workers == 0:
-            rows = []
             for spec, scenario in jobs:
-                rows.append(task(spec, scenario))
-                bar.update()
-            return rows
-        return _execute_dask(jobs, workers, scheduler, bar.update, worker_timeout, task)
+                collect(task(spec, scenario))
+        else:
+            _execute_dask(jobs, workers, scheduler, collect, worker_timeout, task)
+        return rows
+    except KeyboardInterrupt:
+        raise SweepInterrupted(list(rows), len(jobs)) from None
     finally:
         bar.close()
 
 
 def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, scheduler: str | None,
-                  tick: Progress, worker_timeout: float = 60.0,
-                  task: Callable[[RunSpec, Scenario], dict[str, Any]] = run_one) -> list[dict[str, Any]]:
+                  collect: Callable[[dict[str, Any]], None], worker_timeout: float = 60.0,
+                  task: Callable[[RunSpec, Scenario], dict[str, Any]] = run_one) -> None:
+    """Submit every job and hand each row to `collect` as its run completes."""
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -264,12 +286,9 @@ def _execute_dask(jobs: list[tuple[RunSpec, Scenario]], workers: int | None, sch
             key = run_key(scenario) if task is run_one else f"{run_key(scenario)}-{abs(hash(repr(task)))}"  # another task: other key
             future = client.submit(task, spec, scenario, pure=False, key=key)
             futures.setdefault(future.key, (future, []))[1].append(spec)
-        rows = []
         for future in as_completed([f for f, _ in futures.values()]):
             for spec in futures[future.key][1]:
-                rows.append(_collected(future, spec))
-                tick()
-        return rows
+                collect(_collected(future, spec))
     finally:
         client.close()
         if cluster is not None:
@@ -385,7 +404,7 @@ def run_sweep(scenario_path: Path, params: list[str], seeds: int, out: Path, wor
     """Expand, load (validating every combination), run, tabulate and write the outputs.
 
     `out` is checked before any run; outputs are staged and renamed into place (twin.outputs)."""
-    from twin.outputs import Staging, check_out, scenario_hash
+    from twin.outputs import COMPLETE, INCOMPLETE, Staging, check_out, scenario_hash
     from twin.scenario.loader import load_scenario
 
     if workers is not None and workers < 0:
@@ -395,19 +414,27 @@ def run_sweep(scenario_path: Path, params: list[str], seeds: int, out: Path, wor
     jobs = load_specs(scenario_path, specs)
     check_out(out, force)
     started = time.perf_counter()
-    rows = execute(jobs, workers, scheduler, progress, worker_timeout)
-    wall = time.perf_counter() - started
-    param_cols = list(specs[0].params) if specs else []
-    runs = tidy(rows, param_cols)
     where = scheduler or ("in-process" if workers == 0 else f"LocalCluster x{workers or min(os.cpu_count() or 1, len(jobs))}")
-    result = SweepResult(runs, aggregate(runs, param_cols), param_cols, out, wall, where)
     info = {"scenario": base.name, "scenario_sha256": scenario_hash(base.model_dump(mode="json")),
-            "seed": base.run.seed, "params": list(params), "seeds": seeds, "runs": len(runs), "failed_runs": result.errors}
-    with Staging(out, "sweep", force, info) as staging:
-        write_outputs(result, base.name, report, staging.path)
-        result.out = staging.commit()
-    result.files = {key: result.out / path.name for key, path in result.files.items()}
-    return result
+            "seed": base.run.seed, "params": list(params), "seeds": seeds, "runs_planned": len(jobs)}
+    param_cols = list(specs[0].params) if specs else []
+
+    def written(rows: list[dict[str, Any]], status: str = COMPLETE) -> SweepResult:
+        runs = tidy(rows, param_cols)
+        result = SweepResult(runs, aggregate(runs, param_cols), param_cols, out, time.perf_counter() - started, where)
+        with Staging(out, "sweep", force, info) as staging:
+            write_outputs(result, base.name, report, staging.path)
+            result.out = staging.commit(status, runs=len(runs), failed_runs=result.errors)
+        result.files = {key: result.out / path.name for key, path in result.files.items()}
+        return result
+
+    try:
+        rows = execute(jobs, workers, scheduler, progress, worker_timeout)
+    except SweepInterrupted as stop:
+        if stop.rows:
+            stop.where = written(stop.rows, INCOMPLETE).out
+        raise
+    return written(rows)
 
 
 def tidy(rows: list[dict[str, Any]], param_cols: Sequence[str]) -> pd.DataFrame:
