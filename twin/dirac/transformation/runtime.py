@@ -9,14 +9,40 @@ genuine DIRAC), its output directory, and the readiness gate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twin.dirac.transformation import status as st
 from twin.dirac.transformation.plugins import load_plugin_class
-from twin.scenario.schema import Production, Step
+from twin.scenario.schema import Production, Scenario, Step
 
 if TYPE_CHECKING:
-    from twin.dirac.context import RuntimeContext
+    from twin.dirac.catalog import FileCatalogClient
+    from twin.dirac.resources import GridResources, ScenarioOperations
+    from twin.dirac.transformation.db import TransformationClient
+    from twin.engine.simulation import Simulation
+
+
+class FlushPolicy(Protocol):
+    """What the TransformationFailoverAgent tells a runtime about flushes still to come."""
+
+    flush_types: Any
+    flushes: dict[int, int]
+    max_flush: int
+
+
+class RuntimeContext(Protocol):
+    """What a transformation's runtime needs to build its plugin and answer its gates (declared here,
+    beside its one user, so that twin.dirac.context can name TransformationRuntime without a circle)."""
+
+    scenario: Scenario
+    sim: Simulation
+    fc: FileCatalogClient
+    tclient: TransformationClient
+    resources: GridResources
+    operations: ScenarioOperations
+    failover: FlushPolicy
+
+    def dirac_host(self) -> Any: ...
 
 DONE_STATES = {"Done", "Completed"}
 
