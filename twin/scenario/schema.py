@@ -38,6 +38,10 @@ Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 PositiveCount = Annotated[int, Field(ge=1)]
+#: A job's JDL Priority: an integer (Interfaces/API/Job.py setPriority refuses anything else) within
+#: Operations JobDescription/MinPriority..MaxPriority, 0..10 by default (WorkloadManagementSystem/Utilities/JobModel.py).
+JobPriority = Annotated[int, Field(strict=True, ge=0, le=10, description="job priority (JDL Priority, 0..10)")]
+DEFAULT_JOB_PRIORITY = 1  # Interfaces/API/Job.py Job.__init__: self.priority = 1
 Slots = Annotated[int, Field(ge=0, le=MAX_SLOTS)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 FolderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")]
@@ -260,10 +264,19 @@ class Step(Strict):
     start_delay: Duration = 0.0
     readiness_gate: bool = False
     operator_flush: bool | None = None
+    priority: JobPriority | None = None
 
     @property
     def parents(self) -> list[str]:
         return [self.parent] if isinstance(self.parent, str) else list(self.parent or [])
+
+    @model_validator(mode="after")
+    def _priority_needs_jobs(self) -> "Step":
+        """Job.setPriority sets a job's JDL Priority; a data-manipulation step creates requests, which have none."""
+        if self.priority is not None and self.body != "workflow":
+            raise ValueError(f"step {self.name!r}: priority applies to the jobs of a workflow step, "
+                             f"but body {self.body!r} creates requests")
+        return self
 
     @model_validator(mode="after")
     def _plugin_params_as_dirac_reads_them(self) -> "Step":
@@ -286,10 +299,25 @@ class Production(Strict):
     name: str
     start: Duration = 0.0
     operator_flush: bool = False
+    priority: JobPriority | None = None
     steps: Annotated[list[Step], Field(min_length=1), AfterValidator(_unique_names)]
 
     def flushes(self, step: Step) -> bool:
         return self.operator_flush if step.operator_flush is None else step.operator_flush
+
+    def job_priority(self, step: Step) -> int:
+        """The JDL Priority of the step's jobs: the step's, else the production's, else DIRAC's Job default (1)."""
+        for priority in (step.priority, self.priority):
+            if priority is not None:
+                return priority
+        return DEFAULT_JOB_PRIORITY
+
+    @model_validator(mode="after")
+    def _priority_needs_jobs(self) -> "Production":
+        if self.priority is not None and all(step.body != "workflow" for step in self.steps):
+            raise ValueError("priority applies to the jobs of workflow steps, but every step of this production "
+                             "creates requests")
+        return self
 
     @model_validator(mode="after")
     def _parents_exist(self) -> "Production":

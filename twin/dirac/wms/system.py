@@ -109,6 +109,7 @@ class WorkloadManagement:
             task_name=f"{trans_id:08d}_{task_id:08d}", input_data=lfns,
             sites=[] if sites == ["ANY"] else sites, cpu_work=cpu_work,
             cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
+            priority=runtime.production.job_priority(runtime.step),  # the body's JDL Priority -> UserPriority
         )
         world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
         self._optimize_later(job, self.cfg.optimizer_delay)
