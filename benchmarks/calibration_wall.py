@@ -20,35 +20,55 @@ import platform
 import time
 from pathlib import Path
 
-from twin.calibration.calibrate import calibrate, parse_fit
+from twin.calibration.calibrate import calibrate, format_result, parse_fit
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-PROD5B_FITS = ["failure_models.steps[evndisp-proton].failure_prob=0.45:0.85",
-               "failure_models.steps[evndisp-gamma-diffuse].failure_prob=0.3:0.75",
-               "failure_models.steps[mc].failure_prob=0:0.01"]
+PROD5B_FITS = [  # the Prod5b calibration's parameters (docs/calibration.md)
+    "failure_models.steps[evndisp-gamma-diffuse].failure_prob=0.45:0.65",
+    "failure_models.steps[evndisp-electron].failure_prob=0.05:0.35",
+    "failure_models.steps[evndisp-proton].failure_prob=0.6:0.75",
+    "failure_models.steps[evndisp-gamma-diffuse].bad_input_fraction,failure_models.steps[evndisp-electron].bad_input_fraction,"
+    "failure_models.steps[evndisp-proton].bad_input_fraction=0.0001:0.003:log",
+    "dirac.files_max_reset_counter=10:30:int",
+    "failure_models.steps[mc].failure_prob=0.0001:0.006:log"]
+PROD5B_TOLERANCES = {"processed_pct": 0.5}  # at 1/20 scale one electron file is 1 point, one gamma-diffuse file 0.2
 
 
 def measure(args: argparse.Namespace, workers: int) -> dict:
+    """One study with `workers` dask workers; the cluster is started (and idle) before the clock starts."""
+    from twin.calibration.calibrate import write_outputs
+    from twin.calibration.runs import RunPool
+
     fits = [parse_fit(f) for f in (args.fit or PROD5B_FITS)]
-    started, cpu0 = time.perf_counter(), os.times()
-    result = calibrate([Path(o) for o in args.observed], Path(args.scenario), fits, trials=args.trials, seeds=args.seeds,
-                       workers=workers, scale=args.scale, progress=False)
-    wall = time.perf_counter() - started
+    tolerances = PROD5B_TOLERANCES if not args.fit else {}
+    out = Path(args.out) / f"workers-{workers}" if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    with RunPool(workers) as pool:
+        load0 = os.getloadavg()[0]
+        started, cpu0 = time.perf_counter(), os.times()
+        result = calibrate([Path(o) for o in args.observed], Path(args.scenario), fits, trials=args.trials, seeds=args.seeds,
+                           scale=args.scale, progress=not args.no_progress, tolerances=tolerances, pool=pool,
+                           trial_log=out / "trials.jsonl" if out else None)
+        wall = time.perf_counter() - started
+    if out is not None:
+        write_outputs(result, out, Path(args.models) if args.models else None)
+        (out / "result.txt").write_text(format_result(result) + "\n", encoding="utf-8")
     runs = [r for t in result.trials for r in t.rows]
     return {"scenario": args.scenario, "scale": args.scale, "trials": args.trials, "seeds": args.seeds, "params": len(fits),
             "workers": workers, "runs": len(runs), "wall_s": round(wall, 1),
             "mean_run_s": round(sum(r["wall_s"] for r in runs) / max(1, len(runs)), 2),
             "parent_cpu_s": round(os.times().user - cpu0.user, 1), "best_loss": round(result.best.loss, 4),
-            "load_avg_1m": round(os.getloadavg()[0], 2), "host": platform.node(), "cores": os.cpu_count(),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            "load_avg_1m_start": round(load0, 2), "load_avg_1m": round(os.getloadavg()[0], 2), "host": platform.node(),
+            "cores": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def write_md(rows: list[dict]) -> None:
     lines = ["# Calibration wall time, 1 vs 2 dask workers", "",
              "Written by `benchmarks/calibration_wall.py` (see its docstring for the commands). Each pair of rows was",
-             "measured in the same invocation, 1 worker then 2. *mean run* is the wall time of one twin run as its",
-             "worker saw it; *load* is the 1-minute load average at the end (the machine is shared: compare rows of",
+             "measured in the same invocation (dask cluster started before the clock). *mean run* is the wall time of one twin run as its",
+             "worker saw it; *load* is the 1-minute load average at the start -> end (the machine is shared: compare rows of",
              "one invocation, not across invocations).", "",
              "| when | scenario | scale | trials x seeds | params | workers | runs | wall s | mean run s | speed-up | best loss | load |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -59,11 +79,16 @@ def write_md(rows: list[dict]) -> None:
             one[key] = r["wall_s"]
         speed = f"{one[key] / r['wall_s']:.2f}x" if r["workers"] != 1 and key in one else "–"
         lines.append(f"| {r['when']} | {Path(r['scenario']).name} | {r['scale']} | {r['trials']} x {r['seeds']} | {r['params']} | "
-                     f"{r['workers']} | {r['runs']} | {r['wall_s']} | {r['mean_run_s']} | {speed} | {r['best_loss']} | {r['load_avg_1m']} |")
+                     f"{r['workers']} | {r['runs']} | {r['wall_s']} | {r['mean_run_s']} | {speed} | {r['best_loss']} | {_load(r)} |")
     notes = RESULTS / "calibration-notes.md"
     if notes.is_file():
         lines += ["", notes.read_text(encoding="utf-8").strip()]
     (RESULTS / "calibration.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _load(row: dict) -> str:
+    start = row.get("load_avg_1m_start")
+    return f"{start} -> {row['load_avg_1m']}" if start is not None else str(row["load_avg_1m"])
 
 
 def main() -> None:
@@ -75,6 +100,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fit", action="append", default=[])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--out", help="also write each study's calibration outputs to OUT/workers-N (trials.jsonl as it runs)")
+    parser.add_argument("--models", help="write the calibrated models file here (with --out)")
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.observed is None:
         from twin.scenario.loader import load_scenario

@@ -56,6 +56,18 @@ def test_monitor_rows_become_ratio_targets_and_ignored_rows_are_kept_aside(tmp_p
     assert observed.ignored == ["Move_Paranal_gamma"]
 
 
+def test_lost_mc_tasks_show_as_inputs_per_parent_task_on_both_sides(tmp_path):
+    rows = ["1,Active,MCSimulation,00000001_Step1_MC_gamma,0,0,0,60",
+            "2,Active,DataReprocessing,00000001_Step2_Processing_gamma,57,99.0,0,18"]
+    scenario = load_scenario(SMALL)
+    by = {(t.key, t.column): t.observed for t in read_observed([_csv(tmp_path, [HEADER, *rows])], scenario).targets}
+    assert by[("test/Processing", "inputs_per_parent_task")] == pytest.approx(57 / 60)
+    summary = {"transformations": [{"name": "test/MCSimulation", "files_total": 0, "tasks_created": 60, "max_tasks": 60},
+                                   {"name": "test/Processing", "files_total": 54, "tasks_created": 20}]}
+    assert twin_values(summary, scenario=scenario)[("test/Processing", "inputs_per_parent_task")] == pytest.approx(0.9)
+    assert ("test/Processing", "inputs_per_parent_task") not in twin_values(summary)  # no scenario: no parents known
+
+
 def test_portal_column_names_and_accounting_and_running_files_are_read(tmp_path):
     scenario = load_scenario(SMALL)
     portal = _csv(tmp_path, ["ID,Status,Type,Name,Files,Processed (%),Created,Total Created",
@@ -92,12 +104,33 @@ def test_bad_observed_files_exit_2_with_one_line(tmp_path, capsys, lines, expect
 
 
 @pytest.mark.parametrize("item, expected", [
-    ("a.b=1", "expected KEY.PATH=LOW:HIGH"), ("a.b=2:1", "LOW < HIGH"), ("a.b=0:1:log", "LOW > 0"),
-    ("failure_models.steps[0].failure_prob=0:1", "name list items"),
+    ("a.b=1", "expected KEY.PATH"), ("a.b=2:1", "LOW < HIGH"), ("a.b=0:1:log", "LOW > 0"),
+    ("failure_models.steps[0].failure_prob=0:1", "name list items"), ("a.b=0:1:lin", "expected KEY.PATH"),
+    ("a.b=0.5:10:int", "whole LOW and HIGH"), ("a.b,a.b=0:1", "listed twice"), ("a.b,=0:1", "expected KEY.PATH"),
 ])
 def test_bad_fit_options(item, expected):
     with pytest.raises(TwinError, match=expected):
         parse_fit(item)
+
+
+def test_tied_and_integer_fit_parameters_set_every_key_and_whole_numbers():
+    tied = parse_fit(f"{PROC_FP}, {PROC_BAD}=0:0.1")
+    assert tied.keys == (PROC_FP, PROC_BAD) and tied.overrides(0.05) == {PROC_FP: 0.05, PROC_BAD: 0.05}
+    counter = parse_fit("dirac.files_max_reset_counter=10:30:int")
+    assert counter.integer and counter.overrides(12.6) == {"dirac.files_max_reset_counter": 13}
+    result = type("R", (), {"fits": [tied, counter], "best": Trial(0, {tied.key: 0.02, counter.key: 17}, []),
+                            "provenance": lambda self: "derived: x"})()
+    doc = models_document(result)
+    assert doc["failure_models"]["steps"] == [{"name": "processing", "failure_prob": 0.02, "bad_input_fraction": 0.02}]
+    assert doc["dirac"]["files_max_reset_counter"] == 17 and set(doc["provenance"]) == {PROC_FP, PROC_BAD, counter.key}
+
+
+def test_a_tied_integer_fit_runs_and_each_key_reaches_the_scenario(tmp_path):
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+    result = calibrate([obs], SMALL, [parse_fit("dirac.files_max_reset_counter=2:4:int")], trials=2, seeds=1, workers=0,
+                       progress=False)
+    assert all(isinstance(t.params["dirac.files_max_reset_counter"], int) for t in result.trials)
+    assert result.trials[0].params["dirac.files_max_reset_counter"] == 4  # the scenario's 10, clipped into the bounds
 
 
 def test_a_fit_key_the_scenario_does_not_accept_is_refused_before_any_run(tmp_path):

@@ -42,35 +42,58 @@ MIN_NEAR = 3        # fewer near-optimal trials than this: too few to tell wheth
 
 @dataclass(frozen=True)
 class FitParam:
+    """One fitted value: `key` is its label; a tied parameter ("k1,k2=...") sets every key in `keys`
+    to the same value (e.g. one bad-input fraction shared by three productions' EvnDisp steps)."""
+
     key: str
     low: float
     high: float
     log: bool = False
+    integer: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.key.split(","))
 
     def suggest(self, trial: Any) -> float:
+        if self.integer:
+            return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, log=self.log)
+
+    def overrides(self, value: float) -> dict[str, float]:
+        """Scenario key path -> value for every key this parameter sets."""
+        return {k: (int(round(value)) if self.integer else value) for k in self.keys}
+
+
+FIT_SYNTAX = "KEY.PATH[,KEY.PATH...]=LOW:HIGH[:log|:int]"
 
 
 def parse_fit(item: str) -> FitParam:
-    """'KEY=LOW:HIGH' or 'KEY=LOW:HIGH:log'; item names, not indexes, so the models file can merge."""
+    """'KEY=LOW:HIGH', optionally ':log' (log-uniform) or ':int' (an integer such as a counter); several
+    comma-separated keys share one value. Item names, not indexes, so the models file can merge."""
     key, sep, raw = item.partition("=")
-    key = key.strip()
+    key = ",".join(k.strip() for k in key.split(","))
     parts = raw.split(":")
-    if not sep or not key or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
-        raise TwinError(f"--fit {item!r}: expected KEY.PATH=LOW:HIGH (optionally :log)")
+    kind = parts[2] if len(parts) == 3 else ""
+    if not sep or not all(key.split(",")) or len(parts) not in (2, 3) or kind not in ("", "log", "int"):
+        raise TwinError(f"--fit {item!r}: expected {FIT_SYNTAX}")
     try:
         low, high = float(parts[0]), float(parts[1])
-        path = split_path(key)
+        paths = [split_path(k) for k in key.split(",")]
     except ValueError as exc:
         raise TwinError(f"--fit {item!r}: {exc}") from None
     if not low < high:
         raise TwinError(f"--fit {item!r}: expected LOW < HIGH")
-    if len(parts) == 3 and low <= 0:
+    if kind == "log" and low <= 0:
         raise TwinError(f"--fit {item!r}: a log range needs LOW > 0")
-    if any(isinstance(p, int) for p in path):
+    if kind == "int" and not (low.is_integer() and high.is_integer()):
+        raise TwinError(f"--fit {item!r}: an :int range needs whole LOW and HIGH")
+    if any(isinstance(p, int) for path in paths for p in path):
         raise TwinError(f"--fit {item!r}: name list items (e.g. failure_models.steps[analysis]) rather than index them, "
                         "so that the calibrated models file merges into scenarios")
-    return FitParam(key, low, high, len(parts) == 3)
+    if len(set(key.split(","))) != len(paths):
+        raise TwinError(f"--fit {item!r}: a key is listed twice")
+    return FitParam(key, low, high, kind == "log", kind == "int")
 
 
 @dataclass
@@ -171,7 +194,11 @@ class CalibrationResult:
 def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequence[FitParam], trials: int = 20,
               seeds: int = 2, workers: int | None = None, scheduler: str | None = None, scale: float = 1.0,
               sampler_seed: int = 0, tolerances: dict[str, float] | None = None, progress: bool = True,
-              batch: int | None = None) -> CalibrationResult:
+              batch: int | None = None, pool: RunPool | None = None, trial_log: Path | None = None) -> CalibrationResult:
+    """The study. `pool`: an open RunPool to use (and leave open: a benchmark starts its cluster before
+    timing); else one is opened for the study. `trial_log`: a JSON line per trial as it ends, so a long
+    study that is stopped leaves what it found."""
+    import contextlib
     import time
 
     import optuna
@@ -185,7 +212,7 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
     base = load_scenario(scenario_path)
     for fit in fits:  # every key path must exist and accept the bounds before any run starts
         for value in (fit.low, fit.high):
-            _trial_scenario(scenario_path, fit_values={fit.key: value}, scale=scale)
+            _trial_scenario(scenario_path, fit.overrides(value), scale=scale)
     observed = read_observed(observed_files, base, tolerances)
     seed_list = [base.run.seed + r for r in range(seeds)]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -195,14 +222,14 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
     done: list[Trial] = []
     bar = _bar(trials * seeds, progress)
     started = time.perf_counter()
-    with RunPool(workers, scheduler) as pool:
+    with (contextlib.nullcontext(pool) if pool is not None else RunPool(workers, scheduler)) as pool:
         size = batch or pool.parallel
         while len(done) < trials:
             asked = [study.ask() for _ in range(min(size, trials - len(done)))]
             params = [{f.key: f.suggest(t) for f in fits} for t in asked]
             jobs = []
             for i, values in enumerate(params):
-                scenario = _trial_scenario(scenario_path, values, scale)
+                scenario = _trial_scenario(scenario_path, expand(fits, values), scale)
                 for seed in seed_list:
                     run = scenario.model_copy(deep=True)
                     run.run.seed = seed
@@ -213,6 +240,10 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
                 trial = score(Trial(otrial.number, values, mine), observed.targets)
                 study.tell(otrial, trial.loss if math.isfinite(trial.loss) else 1e12)
                 done.append(trial)
+                if trial_log is not None:
+                    with trial_log.open("a", encoding="utf-8") as log:
+                        log.write(json.dumps({"trial": trial.number, "params": values, "loss": trial.loss, "means": trial.means,
+                                              "stds": trial.stds, "seed_losses": trial.seed_losses}, default=_json) + "\n")
         where = pool.where
     bar.close()
     result = CalibrationResult(base.name, observed, [str(f) for f in observed_files], list(fits), done, seed_list, scale,
@@ -221,12 +252,20 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
     return result
 
 
+def expand(fits: Sequence[FitParam], values: dict[str, float]) -> dict[str, float]:
+    """Fitted values (by label) -> scenario overrides (every tied key, integers rounded)."""
+    out: dict[str, float] = {}
+    for fit in fits:
+        out.update(fit.overrides(values[fit.key]))
+    return out
+
+
 def _start_values(scenario: Scenario, fits: Sequence[FitParam]) -> dict[str, float]:
-    """The scenario's current value of each fitted key, clipped into its bounds."""
+    """The scenario's current value of each fitted parameter (its first key), clipped into its bounds."""
     from twin.scenario.paths import get_path
 
     data = scenario.model_dump(mode="json")
-    return {f.key: min(max(float(get_path(data, f.key)), f.low), f.high) for f in fits}
+    return {f.key: min(max(float(get_path(data, f.keys[0])), f.low), f.high) for f in fits}
 
 
 def _trial_scenario(path: Path, fit_values: dict[str, float], scale: float) -> Scenario:
@@ -278,9 +317,9 @@ def write_outputs(result: CalibrationResult, out: Path, models_path: Path | None
 def models_document(result: CalibrationResult) -> dict[str, Any]:
     """The calibrated values as scenario data (named list items merge by name), each with its provenance."""
     data: dict[str, Any] = {}
-    for fit in result.fits:
-        _put_path(data, fit.key, round(result.best.params[fit.key], 6))
-    data["provenance"] = {fit.key: result.provenance() for fit in result.fits}
+    for key, value in expand(result.fits, result.best.params).items():
+        _put_path(data, key, value if isinstance(value, int) else round(value, 6))
+    data["provenance"] = {key: result.provenance() for fit in result.fits for key in fit.keys}
     return data
 
 
@@ -351,8 +390,9 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("observed", type=Path, nargs="+",
                         help="observed CSV files: Transformation Monitor table, job accounting export, running jobs (docs/calibration.md)")
     parser.add_argument("--scenario", type=Path, required=True, help="scenario YAML to calibrate (it names the observed rows in observed_names)")
-    parser.add_argument("--fit", action="append", default=[], metavar="KEY=LOW:HIGH[:log]",
-                        help="a scenario value to fit within bounds, e.g. failure_models.steps[analysis].failure_prob=0:0.6 (repeatable)")
+    parser.add_argument("--fit", action="append", default=[], metavar=FIT_SYNTAX,
+                        help="a scenario value to fit within bounds, e.g. failure_models.steps[analysis].failure_prob=0:0.6 (repeatable); "
+                             "comma-separated keys share one value; :log samples log-uniformly, :int whole numbers")
     parser.add_argument("--trials", type=int, default=20, help="optimiser trials (default 20)")
     parser.add_argument("--seeds", type=int, default=2, help="replications per trial, seeds run.seed+0..N-1 (default 2)")
     parser.add_argument("--scale", type=float, default=1.0, help="run the scenario at this fraction of its size (MC tasks, slots; default 1)")

@@ -16,6 +16,8 @@ as one unit of loss). Columns compared:
   tasks_per_file = TotalCreated / Files        (data steps: retries show here)
   processed_pct  = Processed (%)               (data steps)
   created_per_max = TotalCreated / MaxNumberOfTasks (MC steps: > 1 only if failures were replaced)
+  inputs_per_parent_task = Files / the parent MC row's TotalCreated (data steps fed by an MC step in the
+                   table: < 1 when MC tasks failed and were not replaced, e.g. 39812 / 40000)
   <status>_pct   = files in MaxReset/Problematic over Files, when the table has those counts
   failed_fraction[site] = Failed / all final jobs at a site; jobs_share[site]; mean_running[site].
 """
@@ -42,9 +44,10 @@ ALIASES = {"ID": "TransformationID", "Processed (%)": "ProcessedPct", "Total Cre
 FILE_STATUS_COLUMNS = ("Processed", "Unused", "Assigned", "MaxReset", "Problematic", "ProbInFC", "Removed")
 REPORTED_STATUS_PCT = ("MaxReset", "Problematic")
 #: default tolerances: the error counted as one unit of loss, per column
-TOLERANCES = {"tasks_per_file": 0.05, "processed_pct": 0.25, "created_per_max": 0.01, "MaxReset_pct": 0.25,
+TOLERANCES = {"tasks_per_file": 0.05, "processed_pct": 0.25, "created_per_max": 0.01, "inputs_per_parent_task": 0.002,
+              "MaxReset_pct": 0.25,
               "Problematic_pct": 0.25, "failed_fraction": 0.02, "jobs_share": 0.02, "mean_running": 0.1}
-RELATIVE = {"tasks_per_file", "created_per_max", "mean_running"}
+RELATIVE = {"tasks_per_file", "created_per_max", "inputs_per_parent_task", "mean_running"}
 
 
 @dataclass(frozen=True)
@@ -147,13 +150,34 @@ def monitor_targets(frame: pd.DataFrame, path: Path, scenario: Scenario, tol: di
     max_tasks = {key: step.max_tasks for key, step in names.items()}
     targets: list[Target] = []
     ignored: list[str] = []
+    rows: dict[str, pd.Series] = {}
     for i, row in frame.iterrows():
         key = match_step(str(row["Name"]), scenario, path, int(i) + 2)
         if key is None:
             ignored.append(str(row["Name"]))
             continue
+        rows[key] = row
         targets += _monitor_row(row, key, max_tasks.get(key), tol, str(path))
+    targets += _parent_targets(rows, scenario, tol, str(path))
     return targets, ignored
+
+
+def _parent_targets(rows: dict[str, pd.Series], scenario: Scenario, tol: dict[str, float], src: str) -> list[Target]:
+    """Files of a data step over its MC parent's TotalCreated, for parents in the same table (MC tasks lost)."""
+    out = []
+    for key, parent in parent_steps(scenario).items():
+        if key in rows and parent in rows and float(rows[key]["Files"]) > 0 and float(rows[parent]["Files"]) == 0:
+            created = float(rows[parent]["TotalCreated"])
+            if created > 0:
+                out.append(Target(str(rows[key]["Name"]), key, "inputs_per_parent_task", float(rows[key]["Files"]) / created,
+                                  tol["inputs_per_parent_task"], src))
+    return out
+
+
+def parent_steps(scenario: Scenario) -> dict[str, str]:
+    """"Production/Step" -> "Production/Parent" for steps with exactly one parent."""
+    return {f"{p.name}/{s.name}": f"{p.name}/{s.parents[0]}" for p in scenario.workload.productions for s in p.steps
+            if len(s.parents) == 1}
 
 
 def _monitor_row(row: pd.Series, key: str, max_tasks: int | None, tol: dict[str, float], src: str) -> list[Target]:
@@ -222,10 +246,17 @@ def _known_sites(frame: pd.DataFrame, path: Path, scenario: Scenario) -> None:
 
 
 # ---------------------------------------------------------------- the twin's side
-def twin_values(summary: dict[str, Any], metrics: pd.DataFrame | None = None) -> dict[tuple[str, str], float]:
-    """The twin's value of every column, keyed (key, column), from a run summary (and its metrics)."""
+def twin_values(summary: dict[str, Any], metrics: pd.DataFrame | None = None,
+                scenario: Scenario | None = None) -> dict[tuple[str, str], float]:
+    """The twin's value of every column, keyed (key, column), from a run summary (and its metrics; the
+    scenario names each step's parent for inputs_per_parent_task)."""
     out: dict[tuple[str, str], float] = {}
+    created_by = {t["name"]: t.get("tasks_created", 0) for t in summary.get("transformations", [])}
+    parents = parent_steps(scenario) if scenario is not None else {}
     for t in summary.get("transformations", []):
+        parent = parents.get(t["name"])
+        if parent is not None and t.get("files_total") and created_by.get(parent):
+            out[(t["name"], "inputs_per_parent_task")] = t["files_total"] / created_by[parent]
         key, files, created = t["name"], t.get("files_total", 0), t.get("tasks_created", 0)
         if files:
             out[(key, "tasks_per_file")] = created / files

@@ -33,7 +33,7 @@ def run_values(spec: RunSpec, scenario: Scenario) -> dict[str, Any]:
         plan, jobs, bottleneck = s.get("plan", {}), s.get("jobs", {}), s.get("bottleneck", {})
         row = {
             "status": STATUS_OK, "error": "",
-            "values": {f"{key}|{column}": v for (key, column), v in twin_values(s, result.metrics).items()},
+            "values": {f"{key}|{column}": v for (key, column), v in twin_values(s, result.metrics, scenario).items()},
             "finished_at_d": math.nan if plan.get("finished_at") is None else plan["finished_at"] / 86400.0,
             "deadline_met": plan.get("deadline_met"),
             "complete": bool(plan.get("complete")),

@@ -16,7 +16,7 @@ from twin.report.render import Html, join, note, table
 
 COLUMN_LABELS = {"tasks_per_file": "Total Created / Files", "processed_pct": "Processed %",
                  "created_per_max": "Total Created / MaxNumberOfTasks", "MaxReset_pct": "MaxReset %",
-                 "Problematic_pct": "Problematic %"}
+                 "Problematic_pct": "Problematic %", "inputs_per_parent_task": "Files / parent Total Created"}
 
 
 def calibration_section(scenario: Mapping[str, Any], summary: Mapping[str, Any]) -> tuple[str, str, Html] | None:
@@ -31,10 +31,11 @@ def calibration_section(scenario: Mapping[str, Any], summary: Mapping[str, Any])
     from twin.scenario.schema import Scenario
 
     try:
-        found = read_observed([Path(path)], Scenario.model_validate(scenario))
+        model = Scenario.model_validate(scenario)
+        found = read_observed([Path(path)], model)
     except TwinError as exc:
         return ("calibration", "Observed vs twin", note(f"Cannot compare with the observed table: {exc}"))
-    values = twin_values(dict(summary))
+    values = twin_values(dict(summary), scenario=model)
     rows, classes = [], []
     for t in found.targets:
         twin = values.get((t.key, t.column), math.nan)
