@@ -139,9 +139,11 @@ def _drop_jobs(world) -> None:
 
 def _drop_tasks(world) -> None:
     table = world.tsdb._trans[1].tasks  # noqa: SLF001 - the mutation a buggy DB layer could make
-    for task in table.tasks[-3:]:
-        del table.by_status[task.status][task.task_id]
-    del table.tasks[-3:]
+    for task in table.all()[-3:]:
+        table._leave(task.status, task.task_id)  # noqa: SLF001
+    for column in (table.status, table.external_id, table.target_se, table.creation_time, table.last_update_time,
+                   table.inputs_end):
+        del column[-3:]
 
 
 def _drop_request(world) -> None:

@@ -46,3 +46,57 @@ def test_a_retired_job_forced_back_is_a_record_again_and_counted_once():
     assert len(db.finished()["job_id"]) == 0
     db.set_status(job, "Killed", "stop", 3.0)
     assert db.counters() == {"Killed": 1} and list(db.finished()["status"]) == ["Killed"]
+
+
+# ---------------------------------------------------------------- TransformationDB tasks as columns
+def _mc_db(n: int):
+    from twin.dirac.transformation.db import TransformationDB
+
+    db = TransformationDB()
+    trans_id = db.addTransformation("MC", "", "", "MCSimulation", "Standard", "Manual", "")["Value"]
+    db.extendTransformation(trans_id, n, now=1.0)
+    return db, trans_id
+
+
+def test_task_external_ids_keep_their_text_whatever_is_stored():
+    db, mc = _mc_db(5)
+    for task_id, wms_id in zip(range(1, 6), [1234, "007", "job-7", 2**40, -5]):
+        assert db.setTaskStatusAndWmsID(mc, task_id, "Submitted", wms_id, now=2.0)["OK"]
+    tasks = db.getTransformationTasks({"TransformationID": mc})["Value"]
+    assert [t["ExternalID"] for t in tasks] == ["1234", "007", "job-7", str(2**40), "-5"]
+    db.setTaskStatusAndWmsID(mc, 3, "Submitted", 99)  # text replaced by a number
+    assert db.getTransformationTasks({"TransformationID": mc, "TaskID": 3})["Value"][0]["ExternalID"] == "99"
+    assert db._trans[mc].tasks.external_text == {2: "007", 4: str(2**40)}  # noqa: SLF001 - the ints are columns
+
+
+def test_final_tasks_are_counted_not_indexed_and_still_found_by_status():
+    db, mc = _mc_db(6)
+    db.setTaskStatus(mc, [5, 2], "Submitted", now=2.0)
+    db.setTaskStatus(mc, [4, 1, 5], "Done", now=3.0)
+    db.setTaskStatus(mc, 3, "Failed", now=4.0)
+    table = db._trans[mc].tasks  # noqa: SLF001
+    assert "Done" not in table.by_status and table.unindexed == {"Done": 3, "Failed": 1}
+    done = db.getTransformationTasks({"TransformationID": mc, "ExternalStatus": ["Done", "Submitted"]})["Value"]
+    assert [(t["TaskID"], t["ExternalStatus"], t["LastUpdateTime"]) for t in done] == [
+        (1, "Done", 3.0), (2, "Submitted", 2.0), (4, "Done", 3.0), (5, "Done", 3.0)]
+    assert list(table.counts().items()) == [("Created", 1), ("Submitted", 1), ("Done", 3), ("Failed", 1)]  # first use
+    db.setTaskStatus(mc, 3, "Waiting", now=5.0)  # a final task may move on: index and counts follow
+    assert table.unindexed["Failed"] == 0 and list(table.by_status["Waiting"]) == [3]
+    assert db.getTransformationTaskStats(mc)["Value"] == {
+        "Created": 1, "Done": 3, "Submitted": 1, "Waiting": 1, "TotalCreated": 6}
+    assert db.getTransformationTasks({"TransformationID": mc, "ExternalStatus": "Failed"})["Value"] == []
+
+
+def test_task_inputs_are_one_flat_column():
+    from twin.dirac.transformation.db import TransformationDB
+
+    db = TransformationDB()
+    trans_id = db.addTransformation("P", "", "", "Processing", "Standard", "Manual", "")["Value"]
+    lfns = [f"/vo/f{i}" for i in range(5)]
+    db.addFilesToTransformation(trans_id, lfns)
+    for group in (lfns[:2], lfns[2:3], lfns[3:]):
+        db.addTaskForTransformation(trans_id, group, "SE-1", now=1.0)
+    vectors = db.getTaskInputVector(trans_id, [1, 2, 3])["Value"]
+    assert vectors == {1: "/vo/f0;/vo/f1", 2: "/vo/f2", 3: "/vo/f3;/vo/f4"}
+    table = db._trans[trans_id].tasks  # noqa: SLF001
+    assert list(table.inputs_end) == [2, 3, 5] and len(table.inputs) == 5

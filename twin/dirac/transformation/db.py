@@ -9,7 +9,8 @@ the file state machine of ``setFileStatusForTransformation`` (Processed sticky, 
 Sized for 10^6 files per transformation: TransformationFiles are stored column-wise (arrays of codes
 and numbers, one row per file) with per-status row sets and (Status, UsedSE) counters, and tasks keep
 per-ExternalStatus indexes, so the agents' hot calls ("files in Unused/ProbInFC", counts by status or
-UsedSE, "Created tasks to submit") cost O(answer), not O(table).
+UsedSE, "Created tasks to submit") cost O(answer), not O(table). Tasks are columns too (~30 B each, no
+object per task): a task in a final status is only counted, so a year of finished tasks is its rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from twin.dirac.catalog import Meter, MeteredStore, metered, one_row
 from twin.dirac.clients import FileCatalogAPI
@@ -157,54 +160,160 @@ class _FileTable:
         return set().union(*(by_status.get(code, ()) for code in status_codes))
 
 
-class _Task:
-    __slots__ = ("task_id", "status", "external_id", "target_se", "creation_time", "last_update_time", "inputs")
+#: Task statuses whose tasks are kept in the columns only (counted, not indexed): where a year of
+#: finished tasks sits, and never iterated in entry order (an ExternalStatus query sorts by TaskID).
+_UNINDEXED_TASK_STATES = frozenset(st.TASK_FINAL_STATES) | {st.TASK_COMPLETED}
+_INT32 = (-(2**31), 2**31 - 1)
 
-    def __init__(self, task_id: int, target_se: str, now: float, inputs: tuple[int, ...]) -> None:
+
+class _Task:
+    """A view of one row of a `_TaskTable` (made on demand, holds nothing of its own)."""
+
+    __slots__ = ("table", "task_id")
+
+    def __init__(self, table: "_TaskTable", task_id: int) -> None:
+        self.table = table
         self.task_id = task_id
-        self.status = st.TASK_CREATED
-        self.external_id = "0"
-        self.target_se = target_se
-        self.creation_time = now
-        self.last_update_time = now
-        self.inputs = inputs  # FileIDs
+
+    @property
+    def status(self) -> str:
+        return self.table.codes.names[self.table.status[self.task_id - 1]]
+
+    @property
+    def external_id(self) -> str:
+        return self.table.external_id_of(self.task_id)
+
+    @external_id.setter
+    def external_id(self, value: str) -> None:
+        self.table.set_external_id(self.task_id, value)
+
+    @property
+    def target_se(self) -> str:
+        return self.table.se_codes.names[self.table.target_se[self.task_id - 1]]
+
+    @property
+    def creation_time(self) -> float:
+        return self.table.creation_time[self.task_id - 1]
+
+    @property
+    def last_update_time(self) -> float:
+        return self.table.last_update_time[self.task_id - 1]
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        """The task's FileIDs."""
+        table, row = self.table, self.task_id - 1
+        return tuple(table.inputs[table.inputs_end[row - 1] if row else 0:table.inputs_end[row]])
 
 
 class _TaskTable:
-    """Tasks of one transformation (TaskID = position + 1) with ExternalStatus -> TaskIDs in entry order.
+    """Tasks of one transformation (TaskID = row + 1) as columns, ~30 B per task: status code, ExternalID
+    as an int (text only when it is not one), TargetSE code, two time stamps, the end of its FileIDs in
+    one flat array. Statuses a task works through are indexed (ExternalStatus -> TaskIDs in order of
+    entering it); the final ones are only counted, so a finished task is nothing but its row.
 
     `notify(taskID, old, new, now)` hears every creation (old None) and status change."""
 
-    __slots__ = ("tasks", "by_status", "notify")
+    __slots__ = ("codes", "se_codes", "status", "external_id", "external_text", "target_se", "creation_time",
+                 "last_update_time", "inputs_end", "inputs", "by_status", "unindexed", "seen", "notify")
 
-    def __init__(self, notify: Callable[[int, "str | None", str, float], None] | None = None) -> None:
-        self.tasks: list[_Task] = []
+    def __init__(self, notify: Callable[[int, "str | None", str, float], None] | None = None,
+                 se_codes: "_Codes | None" = None) -> None:
+        self.codes = _Codes()
+        self.se_codes = se_codes if se_codes is not None else _Codes()
+        self.status = array("B")
+        self.external_id = array("i")
+        self.external_text: dict[int, str] = {}  # TaskID -> an ExternalID that is not an int32 in canonical form
+        self.target_se = array("H")
+        self.creation_time = array("d")
+        self.last_update_time = array("d")
+        self.inputs_end = array("I")
+        self.inputs = array("q")
         self.by_status: dict[str, dict[int, None]] = {}
+        self.unindexed: dict[str, int] = {}
+        self.seen: dict[str, None] = {}  # statuses in order of first use: the order of counts()
         self.notify = notify
 
+    def __len__(self) -> int:
+        return len(self.status)
+
     def get(self, task_id: int) -> _Task | None:
-        return self.tasks[task_id - 1] if isinstance(task_id, int) and 0 < task_id <= len(self.tasks) else None
+        return _Task(self, task_id) if isinstance(task_id, int) and 0 < task_id <= len(self.status) else None
+
+    def all(self) -> list[_Task]:
+        return [_Task(self, task_id) for task_id in range(1, len(self.status) + 1)]
 
     def add(self, target_se: str, now: float, inputs: tuple[int, ...]) -> _Task:
-        task = _Task(len(self.tasks) + 1, target_se, now, inputs)
-        self.tasks.append(task)
-        self.by_status.setdefault(task.status, {})[task.task_id] = None
+        task_id = len(self.status) + 1
+        self.status.append(self._code(st.TASK_CREATED))
+        self.external_id.append(0)
+        self.target_se.append(self.se_codes.code(target_se))
+        self.creation_time.append(now)
+        self.last_update_time.append(now)
+        self.inputs.extend(inputs)
+        self.inputs_end.append(len(self.inputs))
+        self._enter(st.TASK_CREATED, task_id)
         if self.notify is not None:
-            self.notify(task.task_id, None, task.status, now)
-        return task
+            self.notify(task_id, None, st.TASK_CREATED, now)
+        return _Task(self, task_id)
+
+    def _code(self, status: str) -> int:
+        code = self.codes.code(status)
+        if code > 255:
+            raise ValueError("More than 256 distinct task statuses")
+        return code
+
+    def _enter(self, status: str, task_id: int) -> None:
+        self.seen[status] = None
+        if status in _UNINDEXED_TASK_STATES:
+            self.unindexed[status] = self.unindexed.get(status, 0) + 1
+        else:
+            self.by_status.setdefault(status, {})[task_id] = None
+
+    def _leave(self, status: str, task_id: int) -> None:
+        if status in _UNINDEXED_TASK_STATES:
+            self.unindexed[status] -= 1
+        else:
+            del self.by_status[status][task_id]
 
     def set_status(self, task: _Task, status: str, now: float) -> None:
-        if status != task.status:
-            old = task.status
-            del self.by_status[task.status][task.task_id]
-            self.by_status.setdefault(status, {})[task.task_id] = None
-            task.status = status
+        row = task.task_id - 1
+        old = self.codes.names[self.status[row]]
+        if status != old:
+            self._leave(old, task.task_id)
+            self._enter(status, task.task_id)
+            self.status[row] = self._code(status)
             if self.notify is not None:
                 self.notify(task.task_id, old, status, now)
-        task.last_update_time = now
+        self.last_update_time[row] = now
+
+    def ids_in(self, status: str) -> Iterable[int]:
+        """TaskIDs in `status`: in order of entering it for an indexed status, by TaskID for a final one."""
+        if status not in _UNINDEXED_TASK_STATES:
+            return self.by_status.get(status, ())
+        code = self.codes.codes.get(status)
+        if code is None or not self.unindexed.get(status):
+            return ()
+        return (np.flatnonzero(np.frombuffer(self.status, dtype=np.uint8) == code) + 1).tolist()
+
+    def external_id_of(self, task_id: int) -> str:
+        text = self.external_text.get(task_id)
+        return text if text is not None else str(self.external_id[task_id - 1])
+
+    def set_external_id(self, task_id: int, value: str) -> None:
+        """Kept as an int32 when `value` is one written canonically (a JobID), else as text."""
+        number = int(value) if value.isascii() and value.lstrip("-").isdigit() else None
+        if number is not None and str(number) == value and _INT32[0] <= number <= _INT32[1]:
+            self.external_id[task_id - 1] = number
+            self.external_text.pop(task_id, None)
+        else:
+            self.external_id[task_id - 1] = 0
+            self.external_text[task_id] = value
 
     def counts(self) -> dict[str, int]:
-        return {status: len(ids) for status, ids in self.by_status.items() if ids}
+        by_status, unindexed = self.by_status, self.unindexed
+        counts = {status: len(by_status[status]) if status in by_status else unindexed[status] for status in self.seen}
+        return {status: n for status, n in counts.items() if n}
 
 
 class _Transformation:
@@ -535,7 +644,7 @@ class TransformationDB(MeteredStore):
         t = self._now(now)
         for row in range(len(trans.files)):
             self._notify(trans, row, self._status.names[trans.files.status[row]], DROPPED, t)
-        for task in trans.tasks.tasks:
+        for task in trans.tasks.all():
             trans.tasks.notify(task.task_id, task.status, DROPPED, t)
         trans.files = _FileTable()
         trans.tasks = _TaskTable(trans.tasks.notify)
@@ -878,9 +987,9 @@ class TransformationDB(MeteredStore):
         if "TaskID" in cond:
             return [tasks.get(task_id) for task_id in dict.fromkeys(_ids(cond["TaskID"]))], "TaskID"
         if "ExternalStatus" in cond:
-            ids = sorted(set().union(*(tasks.by_status.get(s, ()) for s in _ids(cond["ExternalStatus"]))))
+            ids = sorted(set().union(*(tasks.ids_in(s) for s in _ids(cond["ExternalStatus"]))))
             return [tasks.get(task_id) for task_id in ids], "ExternalStatus"
-        return list(tasks.tasks), None
+        return tasks.all(), None
 
     @metered("getTransformationTasks")
     def getTransformationTasks(
@@ -918,9 +1027,8 @@ class TransformationDB(MeteredStore):
         for task_id in tasks.by_status.get(st.TASK_CREATED, ()):
             if len(chosen) >= numTasks:
                 break
-            task = tasks.tasks[task_id - 1]
-            if task.creation_time < cutoff:
-                chosen.append(task)
+            if tasks.creation_time[task_id - 1] < cutoff:
+                chosen.append(_Task(tasks, task_id))
         jobs: dict[int, dict[str, Any]] = {}
         for task in chosen:
             jobs[task.task_id] = {"TaskID": task.task_id, "TransformationID": trans.id, "TargetSE": task.target_se,
