@@ -7,7 +7,7 @@ import math
 import pytest
 
 from conftest import minimal
-from twin.dirac.services import ServiceLayer
+from twin.dirac.services import ABANDONED_HANDSHAKE_S, ServiceLayer
 from twin.engine.simulation import Simulation
 from twin.grid.grid import build_grid
 
@@ -182,23 +182,108 @@ def test_a_fault_makes_the_pool_exact_and_callers_wait_for_it():
     assert done and done[0] == pytest.approx(100.0, abs=1.0)
 
 
-def test_service_threads_bound_concurrency_and_the_client_times_out():
-    """MaxThreads = 15: 30 simultaneous 100 s calls take 200 s; waiting longer than the RPC timeout is counted."""
+def _exact_layer(hosts: int = 1, threads: int = 15, cpu_s: float = 100.0, **kwargs):
+    """`hosts` copies of JobMonitoring, exact queueing, every call `cpu_s` of host CPU (no DB)."""
     sim = Simulation(seed=1)
     topology = schema.Topology.model_validate({
         "sites": [{"name": "S", "ces": [{"name": "ce", "slots": 1}]}],
-        "servers": [{"name": "h", "cores": 64, "ram_gb": 64, "services": ["JobMonitoring"]}]})
+        "servers": [{"name": f"h{i}", "cores": 64, "ram_gb": 64, "services": ["JobMonitoring"]} for i in range(hosts)]})
     grid = build_grid(sim, topology)
-    services = ServiceLayer(grid, cpu_ms_per_call=100_000.0, cpu_us_per_row=0.0, max_threads=15, rpc_timeout=150.0, flow=False)
+    services = ServiceLayer(grid, cpu_ms_per_call=cpu_s * 1000.0, cpu_us_per_row=0.0, max_threads=threads, flow=False, **kwargs)
+    return sim, services, services.instances["JobMonitoring"]
+
+
+def test_service_threads_bound_concurrency_and_the_client_retries():
+    """MaxThreads = 15: 30 simultaneous 100 s calls. The second wave's connections time out after 10 s
+    (DEFAULT_CONNECTION_TIMEOUT) and are re-sent twice (3 attempts to one URL), then the callers wait;
+    the 45 abandoned connections cost the threads one failed handshake each (3 rounds of 2 ms) before them."""
+    sim, services, (inst,) = _exact_layer()
     for _ in range(30):
         sim.env.process(services.call("JobMonitoring", "getJobs"))
     sim.env.run()
-    assert sim.env.now == pytest.approx(200.0)
-    assert services.instances["JobMonitoring"][0].timeouts == 0
-    for _ in range(45):
+    assert sim.env.now == pytest.approx(200.0 + 3 * ABANDONED_HANDSHAKE_S)
+    assert (inst.retries, inst.failed, inst.timeouts) == (30, 15, 0)
+    assert inst.threads.pool.arrivals == 15 + 15 * 3 + 15  # first wave, three attempts each, the last wait
+
+
+def test_a_handler_slower_than_the_rpc_timeout_is_counted_not_resent():
+    """InnerRPCClient.executeRPC: receiveData times out after the RPC timeout; no re-send, the server finishes."""
+    sim, services, (inst,) = _exact_layer(rpc_timeout=150.0, cpu_s=200.0)
+    for _ in range(3):
         sim.env.process(services.call("JobMonitoring", "getJobs"))
     sim.env.run()
-    assert services.instances["JobMonitoring"][0].timeouts == 15  # the third wave waits 200 s > 150 s
+    assert (inst.calls, inst.timeouts, inst.retries) == (3, 3, 0) and sim.env.now == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize("hosts, attempts, sleeps", [(1, 3, 2 * 2.0), (2, 6, 2 * 1.5), (3, 6, 1 * 1.0)])
+def test_resends_follow_baseclient_connect(hosts, attempts, sleeps):
+    """BaseClient._connect: nbOfRetry (3, or 2 beyond 2 URLs) x nbOfUrls attempts, each URL banned in turn, a
+    sleep of 3 s / nbOfUrls (2 s for one URL) each time every URL is banned; then the call fails."""
+    sim, services, instances = _exact_layer(hosts=hosts, threads=1, cpu_s=1000.0)
+    for _ in range(hosts):  # one long call on every copy: their only thread is busy
+        sim.env.process(services.call("JobMonitoring", "getJobs"))
+    sim.env.run(until=1.0)
+    gave_up = []
+
+    def caller():
+        yield from services.call("JobMonitoring", "getJobs")
+
+    def watch():
+        while not sum(i.failed for i in instances):
+            yield sim.env.timeout(0.5)
+        gave_up.append(sim.env.now)
+
+    sim.env.process(caller())
+    sim.env.process(watch())
+    sim.env.run()
+    assert sum(i.retries for i in instances) == attempts - 1
+    assert sum(i.failed for i in instances) == 1
+    assert sorted(i.threads.pool.arrivals for i in instances)[-1] >= 2  # every URL was tried (arrivals per copy)
+    assert sum(i.threads.pool.arrivals for i in instances) == hosts + attempts + 1
+    assert gave_up[0] == pytest.approx(1.0 + attempts * 10.0 + sleeps, abs=0.5)
+
+
+def test_retries_amplify_the_load_near_saturation():
+    """One thread, a burst of 20 one-second calls: without retries it ends at 20 s; with DIRAC's 10 s connect
+    timeout the callers that waited too long re-send, their abandoned connections hold the thread for a failed
+    handshake each and the re-sent ones queue behind later work, so the burst ends later and waits longer."""
+    def burst(**kwargs):
+        sim, services, (inst,) = _exact_layer(threads=1, cpu_s=1.0, **kwargs)
+        ends = []
+
+        def caller():
+            yield from services.call("JobMonitoring", "getJobs")
+            ends.append(sim.env.now)
+
+        for _ in range(20):
+            sim.env.process(caller())
+        sim.env.run()
+        return inst, ends
+
+    patient, ends_patient = burst(connection_timeout=1e9)
+    impatient, ends_impatient = burst()
+    assert patient.retries == 0 and max(ends_patient) == pytest.approx(20.0)
+    assert patient.threads.pool.arrivals == patient.threads.pool.granted == 20
+    pool = impatient.threads.pool
+    assert impatient.retries > 0
+    assert pool.arrivals == 20 + impatient.retries + impatient.failed  # re-sends and the callers' last waits
+    abandoned = pool.granted - 20  # every connection got a thread: the 20 calls and the abandoned ones
+    assert abandoned == impatient.retries + impatient.failed  # each timed-out attempt left one behind
+    # the thread idles while the callers sleep before re-sending: the same 20 s of work ends later
+    assert max(ends_impatient) > 20.0 + abandoned * ABANDONED_HANDSHAKE_S
+    assert sum(ends_impatient) > sum(ends_patient)
+
+
+def test_a_throttled_service_refuses_connections():
+    """ServiceReactor: a queue longer than MaxWaitingPetitions refuses new connections (the client re-sends)."""
+    sim, services, (inst,) = _exact_layer(threads=1, cpu_s=100.0, max_waiting=3)
+    for _ in range(8):
+        sim.env.process(services.call("JobMonitoring", "getJobs"))
+    sim.env.run(until=1.0)
+    assert inst.threads.pool.queue_length == 4 and inst.retries == 0  # 1 running, 4 queued; 3 refused, asleep
+    sim.env.run(until=5.0)
+    assert inst.retries == 3 * 2 and inst.failed == 3  # refused again at 2 s and 4 s, then the callers wait
+    assert inst.threads.pool.queue_length == 4 + 3
 
 
 def test_duplicated_service_round_robin_and_failover():

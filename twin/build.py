@@ -39,7 +39,8 @@ def build_world(scenario: Scenario, events_path: Path | None = None, keep_events
         raise ScenarioErrors([ScenarioError(scenario.name, *p.split(": ", 1)) for p in problems])
     cfg = scenario.dirac
     services = ServiceLayer(grid, cfg.service_cpu_ms, cfg.service_cpu_us_per_row, max_threads=cfg.service_max_threads,
-                            rpc_timeout=cfg.rpc_timeout, flow=cfg.service_model == "flow")
+                            rpc_timeout=cfg.rpc_timeout, flow=cfg.service_model == "flow",
+                            connection_timeout=cfg.rpc_connection_timeout, max_waiting=cfg.service_max_waiting)
     catalog = FileCatalog(meter=services.meter)
     file_fields = declare_metadata_fields(catalog, scenario)
     fc = FileCatalogClient(catalog)

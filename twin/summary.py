@@ -171,7 +171,8 @@ def _services(world: "World") -> dict[str, Any]:
                 **{f"p{q}_latency_ms": inst.latency.percentile(q) * 1000.0 for q in (50, 95, 99)},
                 "threads": threads.nominal,
                 "busy_threads": threads.busy_seconds() / now if now else 0.0,
-                "mean_queue": threads.queue_seconds() / now if now else 0.0, "timeouts": inst.timeouts}
+                "mean_queue": threads.queue_seconds() / now if now else 0.0, "timeouts": inst.timeouts,
+                "retries": inst.retries, "failed": inst.failed}
     return out
 
 

@@ -44,6 +44,11 @@ SERVICE_DB = {
 
 DEFAULT_MAX_THREADS = 15  # DIRAC Core/DISET/private/ServiceConfiguration.py:getMaxThreads default
 DEFAULT_RPC_TIMEOUT = 600.0  # DIRAC Core/DISET/private/BaseClient.py:_setTimeout default
+DEFAULT_CONNECTION_TIMEOUT = 10.0  # DIRAC Core/DISET/__init__.py, the client's connect + TLS handshake
+DEFAULT_MAX_WAITING = 100  # DIRAC ServiceConfiguration.getMaxWaitingPetitions default (ServiceReactor throttling)
+#: Thread time an abandoned connection costs when its turn comes: the worker's TLS accept fails on the socket
+#: the client closed (Service._processInThread -> handshake). Assumption: one failed handshake, ~2 ms.
+ABANDONED_HANDSHAKE_S = 0.002
 
 Batch = dict[tuple[str, str], list[int]]  # (db, op) -> [rpcs, queries, rows]
 
@@ -61,6 +66,8 @@ class ServiceInstance:
     threads: FlowPool
     calls: int = 0
     timeouts: int = 0
+    retries: int = 0  # connection attempts re-sent by the client (BaseClient._connect)
+    failed: int = 0  # calls whose every connection attempt failed
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
@@ -79,12 +86,15 @@ class ServiceLayer:
 
     def __init__(self, grid: Any, cpu_ms_per_call: float = 5.0, cpu_us_per_row: float = 2.0,
                  max_threads: int = DEFAULT_MAX_THREADS, rpc_timeout: float = DEFAULT_RPC_TIMEOUT,
-                 flow: bool = True) -> None:
+                 flow: bool = True, connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT,
+                 max_waiting: int = DEFAULT_MAX_WAITING) -> None:
         self.grid = grid
         self.env = _env_of(grid)
         self.cpu_ms_per_call = cpu_ms_per_call
         self.cpu_us_per_row = cpu_us_per_row
         self.rpc_timeout = rpc_timeout
+        self.connection_timeout = connection_timeout
+        self.max_waiting = max_waiting
         self.flow = flow
         self._pending: Batch = _batch()
         self.instances: dict[str, list[ServiceInstance]] = defaultdict(list)
@@ -349,20 +359,13 @@ class ServiceLayer:
 
     def _charge_exact(self, service: str, calls: int, instance: ServiceInstance | None,
                       parts: list[tuple[Any, str, int, int]]) -> Generator[Any, Any, None]:
-        """Per-call queueing: a service thread (with the client's timeout), host CPU, then each query in turn."""
+        """Per-call queueing: a service thread (connected as DIRAC's client does), host CPU, then each query in turn."""
         env = self.env
         start = env.now
         self.calls[service] += calls
         grant = None
         if instance is not None:
-            pool = instance.threads.pool
-            if not pool.try_take():
-                grant = pool.acquire()
-                if not grant.triggered:
-                    yield env.any_of([grant, env.timeout(self.rpc_timeout)])
-                    if not grant.triggered:
-                        instance.timeouts += 1  # DIRAC's client gives up and retries; the request stays queued
-                        yield grant
+            instance, grant = yield from self._connect(service, instance)
         try:
             held = env.now
             if instance is not None:
@@ -378,6 +381,56 @@ class ServiceLayer:
         if instance is not None:
             instance.calls += calls
             instance.latency.add((env.now - start) / calls, calls)
+            if env.now - held > self.rpc_timeout:
+                instance.timeouts += 1  # InnerRPCClient.executeRPC: receiveData timed out, no re-send; the server finished
+
+    def _connect(self, service: str, first: ServiceInstance) -> Generator[Any, Any, tuple[ServiceInstance, Any]]:
+        """DISET's BaseClient._connect: (instance, grant) once a service thread has taken the connection.
+
+        The service's worker thread does the TLS handshake (Service._processInThread, split handshake), so a
+        client queued behind busy threads fails its connect after DEFAULT_CONNECTION_TIMEOUT; a service whose
+        queue holds more than MaxWaitingPetitions refuses new connections (ServiceReactor throttling); a host that
+        is down refuses at once. A failed attempt bans the URL and re-sends to the next one; once every URL is
+        banned the client sleeps 3 s / nbOfUrls (2 s for one URL) and starts over, nbOfRetry x nbOfUrls attempts
+        in all (nbOfRetry 3, or 2 with more than 2 URLs). The abandoned connection stays in the service's queue
+        and takes a thread for a failed handshake when its turn comes. When every attempt failed the caller gets
+        an error; *simplified*: the twin's callers have no error path, so the caller's own retry of the operation
+        is one more connection that waits for its turn without a timeout."""
+        env = self.env
+        hosts = self.instances[service]
+        n_urls = len(hosts)
+        attempts = (2 if n_urls > 2 else 3) * n_urls
+        order = hosts.index(first)
+        banned: set[int] = set()
+        for attempt in range(attempts):
+            instance = hosts[order]
+            if attempt:
+                instance.retries += 1
+            pool = instance.threads.pool
+            if instance.server.up and pool.queue_length <= self.max_waiting:
+                if pool.try_take():
+                    return instance, None
+                grant = pool.acquire()
+                if not grant.triggered:
+                    yield env.any_of([grant, env.timeout(self.connection_timeout)])
+                if grant.triggered:
+                    return instance, grant
+                grant.callbacks.append(lambda _ev, p=pool, g=grant: self._abandoned(p, g))
+            banned.add(order)
+            if len(banned) == n_urls:
+                banned.clear()
+                if attempt < attempts - 1:
+                    yield env.timeout(3.0 / n_urls if n_urls > 1 else 2.0)
+            order = next((order + k) % n_urls for k in range(1, n_urls + 1) if (order + k) % n_urls not in banned)
+        instance.failed += 1
+        grant = instance.threads.pool.acquire()
+        if not grant.triggered:
+            yield grant
+        return instance, grant
+
+    def _abandoned(self, pool: ServerPool, grant: Any) -> None:
+        """A worker thread picks up a connection its client has given up on: the handshake fails, the thread is free."""
+        self.env.timeout(ABANDONED_HANDSHAKE_S).callbacks.append(lambda _ev: pool.cancel(grant))
 
     # ------------------------------------------------------------ statistics
     def register_gauges(self, sim: Any) -> None:

@@ -494,6 +494,8 @@ class DiracConfig(Strict):
     service_cpu_us_per_row: NonNegative = 2.0
     service_max_threads: PositiveCount = 15  # DIRAC ServiceConfiguration.getMaxThreads default
     rpc_timeout: Duration = 600.0  # DIRAC BaseClient default timeout
+    rpc_connection_timeout: Positive = 10.0  # DIRAC Core/DISET DEFAULT_CONNECTION_TIMEOUT (connect + TLS handshake)
+    service_max_waiting: Count = 100  # DIRAC ServiceConfiguration.getMaxWaitingPetitions default
     service_model: Literal["flow", "exact"] = "flow"  # flow-level charging, or every RPC queued exactly
     agent_threads: PositiveCount = 15  # TransformationAgent maxThreadsInPool, TaskManagerAgentBase maxNumberOfThreads
     background_rpcs: dict[str, Positive] = {}  # footprint RPC kind -> calls/s (web portal, monitoring, user jobs)
