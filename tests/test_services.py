@@ -430,6 +430,24 @@ def test_background_rpcs_load_the_services_for_the_whole_run():
     assert world.services.calls_by_kind["JobMonitoring.getJobsStatus"] == int(2.0 * world.sim.now)
 
 
+def test_background_rpcs_count_in_the_host_cpu_the_verdict_reads():
+    """A host's `server.cpu_pct` (the 'server cores' resource of the verdict) includes the background streams:
+    50 calls/s of JobMonitoring.getJobsStatus add 50 x (service CPU + the JobDB query, same host) core-seconds/s."""
+    from twin.build import build_world
+
+    def wms_cpu_pct(rate: float) -> tuple[list[float], object]:
+        world = build_world(minimal(**{"dirac.background_rpcs": {"JobMonitoring.getJobsStatus": rate} if rate else {}}))
+        world.run()
+        frame = world.sim.metrics.to_frame()
+        return frame.loc[frame.time.isin([3600.0, 7200.0]), "server.cpu_pct[dirac-wms]"].tolist(), world
+
+    quiet, _ = wms_cpu_pct(0.0)
+    busy, world = wms_cpu_pct(50.0)
+    per_call = world.services.cpu_ms_per_call / 1000.0 + world.grid.databases["JobDB"].demand("Jobs", 1, 1)
+    added = 100.0 * 50.0 * per_call / world.grid.servers["dirac-wms"].total_cores
+    assert [b - q for b, q in zip(busy, quiet)] == pytest.approx([added, added], rel=0.01)
+
+
 def test_unknown_background_rpc_is_refused():
     from twin.errors import TwinError
 

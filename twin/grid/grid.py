@@ -157,7 +157,8 @@ def _register_gauges(sim: Simulation, grid: Grid) -> None:
     for name, server in grid.servers.items():
         gauge(f"server.busy_cores[{name}]", lambda s=server: s.cores.busy)
         # CPU used over the last interval as % of the cores: a reading at sample times misses short calls.
-        gauge(f"server.cpu_pct[{name}]", RateGauge(sim, lambda s=server: s.cpu_seconds, server.total_cores / 100.0))
+        # Core-seconds of the host's pool: calls and queries, and the background streams (heartbeats, portal).
+        gauge(f"server.cpu_pct[{name}]", RateGauge(sim, server.flow.busy_seconds, server.total_cores / 100.0))
     for name, db in grid.databases.items():
         gauge(f"db.latency_ms[{name}]", lambda d=db: d.latency_ewma * 1000.0)
         # interval means (Little): queue = waiting caller-seconds / interval, busy = connection-seconds / interval
