@@ -199,7 +199,7 @@ def resource_usage(world: "World", metrics: pd.DataFrame) -> list[dict[str, Any]
         if site.slots():
             add("site slots", name, metrics[f"site.running[{name}]"] / site.slots())
     for name, server in world.grid.servers.items():
-        add("server cores", name, metrics[f"server.cpu_pct[{name}]"] / 100.0)
+        add("server cores", name, (metrics[f"server.cpu_pct[{name}]"] / 100.0).clip(upper=1.0))  # streams beyond the cores
     for name, db in world.grid.databases.items():
         # connections held (a query holds its connection also while it waits for a core of the DB host)
         add("database connections", name, (metrics[f"db.busy[{name}]"] / db.total_connections).clip(upper=1.0))
