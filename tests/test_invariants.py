@@ -49,9 +49,10 @@ def faults(draw) -> list[Fault]:
     return out
 
 
-def run(schedule: list[Fault], seed: int, retain_final: bool = False):
+def run(schedule: list[Fault], seed: int, retain_final: bool = False, replication_mode: str = "direct"):
     scenario = load_scenario(WITH_TAPE, {"run.seed": seed, "run.duration": "6d",
-                                         "workload.productions[test].steps[MCSimulation].max_tasks": 40})
+                                         "workload.productions[test].steps[MCSimulation].max_tasks": 40,
+                                         "dirac.replication_mode": replication_mode})
     scenario.faults = schedule
     world = build_world(scenario)
     world.wms.jobdb.retain_final = retain_final
@@ -89,8 +90,8 @@ def test_a_pilot_that_dies_mid_upload_registers_no_output():
     assert s["transformations"][0]["tasks"].get("Done", 0) == len(done)
 
 
-def check_nothing_is_lost(schedule: list[Fault], seed: int) -> None:
-    world, s = run(schedule, seed)
+def check_nothing_is_lost(schedule: list[Fault], seed: int, replication_mode: str = "direct") -> None:
+    world, s = run(schedule, seed, replication_mode=replication_mode)
     inv = s["invariants"]
     flags = {k: v for k, v in inv.items() if k.endswith("_conserved")}
     assert all(v is True for v in flags.values()), flags
@@ -123,12 +124,28 @@ def test_nothing_is_lost_under_random_faults(schedule, seed):
     check_nothing_is_lost(schedule, seed)
 
 
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=faults(), seed=hs.integers(0, 2**16))
+@pinned_fault_examples
+def test_nothing_is_lost_under_random_faults_in_fts3_mode(schedule, seed):
+    """The same property with moves through FTS3 (bulk jobs, FTS3Agent retries, callback, RegisterReplica)."""
+    check_nothing_is_lost(schedule, seed, "fts3")
+
+
 @pytest.mark.slow
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=faults(), seed=hs.integers(0, 2**16))
 @pinned_fault_examples
 def test_nothing_is_lost_under_200_random_fault_schedules(schedule, seed):
     check_nothing_is_lost(schedule, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schedule=faults(), seed=hs.integers(0, 2**16))
+@pinned_fault_examples
+def test_nothing_is_lost_under_100_random_fault_schedules_in_fts3_mode(schedule, seed):
+    check_nothing_is_lost(schedule, seed, "fts3")
 
 
 def _drop_jobs(world) -> None:

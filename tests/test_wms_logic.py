@@ -791,11 +791,14 @@ def test_unknown_destination_or_limit_site_is_refused_with_its_key_path() -> Non
 
 
 def test_fts_settings_without_an_fts_path_are_refused_not_ignored() -> None:
-    """No RMS path submits FTS jobs (DMMode copies only), so FTS job size and retries would be silently ignored."""
+    """In direct mode no RMS path submits FTS jobs (DMMode copies only), so FTS job size and retries would be
+    silently ignored (fts3 mode uses them: tests/test_fts3.py)."""
     from conftest import minimal
 
     from twin.errors import TwinError
 
     for key in ("max_files_per_fts_job", "max_attempts_per_file"):
-        with pytest.raises(TwinError, match=rf"topology\.network\.{key}: expected no value.*FTS3 mode is not modelled"):
+        with pytest.raises(TwinError, match=rf"topology\.network\.{key}: expected no value with dirac\.replication_mode: direct"):
             minimal(**{f"topology.network.{key}": 10})
+    with pytest.raises(TwinError, match=r"dirac\.fts3_agent: expected no value"):
+        minimal(**{"dirac.fts3_agent": {"polling_time": 60}})

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from twin.world import World
 
 #: Event kinds whose last row per entity is the object's state.
-TRAILS = ("job.status", "task.status", "file.status", "request.status")
+TRAILS = ("job.status", "task.status", "file.status", "request.status", "fts3.operation")
 #: Non-final job states a job cannot leave by itself once its pilot is gone.
 PILOT_BOUND_STATES = frozenset({js.MATCHED, js.RUNNING, js.COMPLETING, js.STALLED})
 TASK_FINAL = frozenset(st.TASK_FINAL_STATES) | {"Completed"}
@@ -89,6 +89,7 @@ def conservation(world: "World") -> dict[str, Any]:
         "transformation_files_conserved": flag("files", "file.status"),
         "requests_conserved": flag("requests", "request.status"),
         "outputs_conserved": outputs_ok,
+        "fts3_operations_conserved": world.rms.fts3_conserved(logged),
         "jobs_stuck": jobs_stuck(world),
         "files_stuck_assigned": stuck_files,
     }

@@ -39,7 +39,7 @@ def summarize(world: "World") -> dict[str, Any]:
         "transformations": _transformations(world),
         "requests": {"by_status": {k: int(v) for k, v in world.rms.db.counters.items() if v},
                      "files_replicated": world.rms.files_replicated, "replicas_removed": world.rms.replicas_removed,
-                     "tb_replicated": world.rms.bytes_replicated / TB},
+                     "tb_replicated": world.rms.bytes_replicated / TB, **world.rms.movement()},
         "storage": _storage(world),
         "tape": _tape(world),
         "databases": _databases(world),

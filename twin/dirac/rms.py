@@ -184,6 +184,12 @@ class Request:
         self.status = new
         return new
 
+    def insert_before(self, operation: Operation, before: Operation, now: float) -> None:
+        """Request.insertBefore (FTS3TransferOperation._callback puts RegisterReplica before its
+        ReplicateAndRegister); the request status follows."""
+        self.operations.insert(self.operations.index(before), operation)
+        self.refresh(now)
+
     def delay_next_execution(self, now: float, minutes: float) -> None:
         """Request.delayNextExecution (RequestTask: 24 h without operation, 6 h for a suspended owner)."""
         self.not_before = now + 60.0 * minutes

@@ -2,15 +2,18 @@
 RequestExecutingAgent with its operation handlers (ReplicateAndRegister, RemoveReplica,
 RemoveFile) moving real bytes over the simulated network and storage.
 
-Pure request logic (states, attempts, back-off, selection) is twin.dirac.rms. Handlers
-run in DIRAC's DMMode: file-by-file third-party copies.
+Pure request logic (states, attempts, back-off, selection) is twin.dirac.rms. ReplicateAndRegister
+runs in the scenario's `dirac.replication_mode`: "direct" (DIRAC's DMMode, file-by-file third-party
+copies registered at once) or "fts3" (FTSMode: the files go to an FTS3 operation, the request waits
+Scheduled until the FTS3Agent's callback, then RegisterReplica registers the replicas; twin/dirac/fts3.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterator
 
-from twin.dirac import rms
+from twin.dirac import fts3, rms
+from twin.dirac.fts3 import FTS3System
 from twin.engine.queueing import ServerPool
 
 if TYPE_CHECKING:
@@ -32,13 +35,30 @@ class RequestManagement:
         self.bytes_replicated = 0.0
         self.files_replicated = 0
         self.replicas_removed = 0
+        fts3 = self.cfg.replication_mode == "fts3"
+        self.fts: FTS3System | None = FTS3System(world, self.db, self.cfg.fts3_agent) if fts3 else None
 
     def start(self) -> None:
         sim, cfg = self.world.sim, self.cfg
         sim.agent("RequestExecutingAgent", cfg.request_executing_agent.polling_time, self.executing_cycle, 23.0,
                   cfg.request_executing_agent.enabled)
+        if self.fts is not None:
+            self.fts.start()
         for status in (rms.WAITING, rms.ASSIGNED, rms.DONE, rms.FAILED):
             sim.metrics.gauge(f"rms.requests_{status.lower()}", lambda s=status: self.db.counters[s])
+
+    def movement(self) -> dict[str, Any]:
+        """How ReplicateAndRegister ran: its mode, the RMS Attempts spent on its files, the FTS3 side."""
+        attempts = sum(f.attempt for rid in self.db.ids() for op in self.db.get(rid).operations
+                       if op.type == "ReplicateAndRegister" for f in op.files)
+        out: dict[str, Any] = {"replication_mode": self.cfg.replication_mode, "replicate_attempts": attempts}
+        if self.fts is not None:
+            out["fts3"] = self.fts.summary()
+        return out
+
+    def fts3_conserved(self, logged: Any) -> bool | None:
+        """FTS3 operations recounted against the event log and the ReqDB (twin.dirac.fts3.conserved)."""
+        return fts3.conserved(self.fts, self.db, logged)
 
     def _on_status(self, request: rms.Request, old: str | None, new: str, now: float) -> None:
         self.world.sim.log.log(now, "request.status", f"request:{request.request_id}", new, request.name)
@@ -83,14 +103,7 @@ class RequestManagement:
             while (op := rms.next_operation(request)) is not None:
                 if op.type == "ReplicateAndRegister" and self._banned_in_rss(request, op):
                     break  # no Attempt counted: the request waits for a later cycle
-                lfns = rms.begin_operation(request, op, self.env.now, self.cfg.request_max_attempts)
-                handler = HANDLERS.get(op.type)
-                for lfn in lfns:
-                    if handler is None:
-                        rms.record_file_result(request, op, lfn, False, self.env.now, f"no handler for {op.type}", permanent=True)
-                        continue
-                    ok, error, permanent = yield from handler(self, op, lfn)
-                    rms.record_file_result(request, op, lfn, ok, self.env.now, error, permanent)
+                yield from self._run_operation(request, op)
                 request.refresh(self.env.now)
                 if op.status != rms.DONE:
                     break
@@ -102,6 +115,22 @@ class RequestManagement:
         # minutes back-off of ReqManagerHandler is NOT applied on this path (read in the code).
         self.db.put_request(request, self.env.now, via_service=False)
         yield from self.world.services.call("ReqManager", "putRequest")
+
+    def _run_operation(self, request: rms.Request, op: rms.Operation) -> Iterator[Any]:
+        """The handler on the Waiting files (Attempt counted first); ReplicateAndRegister in FTS3 mode
+        hands them all to one FTS3 operation (ReplicateAndRegister.fts3Transfer)."""
+        lfns = rms.begin_operation(request, op, self.env.now, self.cfg.request_max_attempts)
+        if op.type == "ReplicateAndRegister" and self.fts is not None:
+            if lfns:
+                yield from self.fts.schedule(request, op, lfns)
+            return
+        handler = HANDLERS.get(op.type)
+        for lfn in lfns:
+            if handler is None:
+                rms.record_file_result(request, op, lfn, False, self.env.now, f"no handler for {op.type}", permanent=True)
+                continue
+            ok, error, permanent = yield from handler(self, op, lfn)
+            rms.record_file_result(request, op, lfn, ok, self.env.now, error, permanent)
 
     def _banned_in_rss(self, request: rms.Request, op: rms.Operation) -> bool:
         """ReplicateAndRegister.__call__'s checkSEsRSS branches, run before getWaitingFilesList so no
@@ -126,6 +155,7 @@ class RequestManagement:
     def _replicate(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
         world = self.world
         replicas, size = world.datamanager.lookup(lfn)
+        yield from world.services.pay("FileCatalog")  # the look-up is paid before the copy, by this process
         if replicas is None:
             return False, "No such file or directory", True
         sources = [se for se in _split(op.source_se) if se in replicas] or [se for se in replicas if world.resources.readable(se)]
@@ -137,10 +167,29 @@ class RequestManagement:
             ok = yield from world.grid.network.copy(sources[0], target, size)
             if not ok:
                 return False, f"transfer {sources[0]} -> {target} failed", False
-            world.catalog.add_replicas({lfn: target})
-            self.bytes_replicated += size
-            self.files_replicated += 1
+            yield from self._register(lfn, target, size)
+        return True, "", False
+
+    def _register(self, lfn: str, target: str, size: float) -> Iterator[Any]:
+        """DataManager.registerReplica: the replica is in the catalog once the addReplica call returned."""
+        world = self.world
+        world.services.meter("FileCatalogDB", "addReplica")
         yield from world.services.pay("FileCatalog")
+        with world.services.unmetered():  # paid just above
+            world.catalog.add_replicas({lfn: target})
+        self.bytes_replicated += size
+        self.files_replicated += 1
+
+    def _register_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+        """RegisterReplica (inserted by the FTS3 callback): a file gone from the catalog fails."""
+        world = self.world
+        replicas, size = world.datamanager.lookup(lfn)
+        if replicas is None:
+            yield from world.services.pay("FileCatalog")
+            return False, "No such file or directory", True
+        for target in _split(op.target_se):
+            if target not in replicas:
+                yield from self._register(lfn, target, size)
         return True, "", False
 
     def _remove_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
@@ -174,4 +223,5 @@ HANDLERS = {
     "ReplicateAndRegister": RequestManagement._replicate,
     "RemoveReplica": RequestManagement._remove_replica,
     "RemoveFile": RequestManagement._remove_file,
+    "RegisterReplica": RequestManagement._register_replica,
 }

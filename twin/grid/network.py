@@ -26,7 +26,9 @@ from twin.grid.storage import StorageElement
 from twin.grid.units import mbps
 from twin.scenario import schema
 
-DEFAULT_FTS_RETRY_DELAY = 120.0  # FTS3Agent PollingTime: a failed file is resubmitted next cycle
+#: Delay before the FTS server retries a failed file inside a job. Assumption: DIRAC's FTS3Job sets
+#: retry=3 but no retry_delay, and the server's default is not in the DIRAC sources; 120 s.
+DEFAULT_FTS_RETRY_DELAY = 120.0
 
 SE = str | StorageElement
 
@@ -177,20 +179,23 @@ class Network:
         return pools, rates
 
     # ------------------------------------------------------------ FTS
-    def fts_transfer(self, files: Sequence[float], src_se: SE, dst_se: SE,
-                     max_attempts: int | None = None) -> Generator[simpy.Event, object, list[FileOutcome]]:
+    def fts_transfer(self, files: Sequence[float], src_se: SE, dst_se: SE, max_attempts: int | None = None,
+                     outcomes: list[Any] | None = None) -> Generator[simpy.Event, object, list[FileOutcome]]:
         """Run one FTS job: copy each file (sizes in bytes) from `src_se` to `dst_se`.
 
         Files run concurrently on at most as many lanes as the link has slots; a failed
         file is retried after `fts_retry_delay` up to `max_attempts` (default
         max_attempts_per_file). A tape source is brought online (staged) first; a tape
-        destination receives the file into its archive buffer. Outcomes are in file order.
+        destination receives the file into its archive buffer. Outcomes are in file order;
+        a caller's `outcomes` list (one slot per file) is filled as each file ends, so a
+        monitor polling the job sees files finish before the job does.
         """
         if len(files) > self.max_files_per_fts_job:
             raise ValueError(f"FTS job of {len(files)} files, expected at most {self.max_files_per_fts_job}")
         src, dst = self._se(src_se), self._se(dst_se)
         attempts = max_attempts or self.max_attempts_per_file
-        outcomes: list[FileOutcome] = [FileOutcome(False, 0, "not run")] * len(files)
+        if outcomes is None:
+            outcomes = [FileOutcome(False, 0, "not run")] * len(files)
         todo = deque(range(len(files)))
         lane_count = min(len(files), self._lane_limit(src, dst))
         lanes = [self.env.process(self._fts_lane(todo, files, src, dst, attempts, outcomes)) for _ in range(lane_count)]
@@ -204,7 +209,7 @@ class Network:
         return self.link(src.site, dst.site).pool.capacity or 1
 
     def _fts_lane(self, todo: deque[int], files: Sequence[float], src: StorageElement, dst: StorageElement,
-                  attempts: int, outcomes: list[FileOutcome]) -> Generator[simpy.Event, object, None]:
+                  attempts: int, outcomes: list[Any]) -> Generator[simpy.Event, object, None]:
         while todo:
             i = todo.popleft()
             outcomes[i] = yield from self._fts_file(files[i], src, dst, attempts)

@@ -60,9 +60,13 @@ def check_references(scenario: Scenario) -> list[tuple[str, str]]:
         for data_type, names in getattr(scenario.dirac, kind).items():
             for k, se in enumerate(names):
                 need(ses, se, f"dirac.{kind}.{data_type}[{k}]", "storage element")
-    for key in sorted({"max_files_per_fts_job", "max_attempts_per_file"} & topo.network.model_fields_set):
-        problems.append((f"topology.network.{key}", "expected no value: the RMS copies file by file (DIRAC's DMMode); "
-                                                    "FTS3 mode is not modelled, so this setting would have no effect"))
+    if scenario.dirac.replication_mode == "direct":  # FTS settings are used only in FTS3 mode
+        for key in sorted({"max_files_per_fts_job", "max_attempts_per_file"} & topo.network.model_fields_set):
+            problems.append((f"topology.network.{key}", "expected no value with dirac.replication_mode: direct "
+                                                        "(file-by-file copies); it is used only in fts3 mode"))
+        if "fts3_agent" in scenario.dirac.model_fields_set:
+            problems.append(("dirac.fts3_agent", "expected no value with dirac.replication_mode: direct; "
+                                                 "the FTS3Agent runs only in fts3 mode"))
     for kind in ("running_limits", "matching_delays"):
         for site in getattr(scenario.dirac, kind):
             need(sites, site, f"dirac.{kind}.{site}", "site")

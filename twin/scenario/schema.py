@@ -430,6 +430,16 @@ class AgentTiming(Strict):
     enabled: bool = True
 
 
+class FTS3AgentConfig(AgentTiming):
+    """FTS3Agent options (DIRAC DataManagementSystem/ConfigTemplate.cfg); its MaxFilesPerJob and
+    MaxAttemptsPerFile are topology.network.max_files_per_fts_job / max_attempts_per_file."""
+
+    polling_time: PollingTime = 120.0
+    max_threads: PositiveCount = 10
+    operation_bulk_size: PositiveCount = 20
+    job_bulk_size: PositiveCount = 20
+
+
 class MatchingDelay(Strict):
     """Operations JobScheduling/MatchingDelay/<Site>/JobType/<type> (seconds) and its Burst."""
 
@@ -451,6 +461,10 @@ class DiracConfig(Strict):
     site_director: AgentTiming = AgentTiming(polling_time=120)
     stalled_job_agent: AgentTiming = AgentTiming(polling_time=3600)
     request_executing_agent: AgentTiming = AgentTiming(polling_time=60)
+    # ReplicateAndRegister: "direct" = DMMode copies file by file (FTSMode False, DIRAC's default);
+    # "fts3" = FTSMode True: FTS3 operations, bulk jobs and retries by the FTS3Agent (twin/dirac/fts3.py)
+    replication_mode: Literal["direct", "fts3"] = "direct"
+    fts3_agent: FTS3AgentConfig = FTS3AgentConfig()
     no_unused_delay: Duration = 6 * 3600.0
     tasks_per_loop: PositiveCount = 50
     task_min_age: Duration = 30.0
