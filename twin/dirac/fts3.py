@@ -288,6 +288,7 @@ class FTS3System:
         for name in ("getReplicas", "getActiveReplicas", "getFileMetadata"):  # __checkReplicas, fts3Transfer
             services.meter("FileCatalogDB", name, len(lfns))
         yield from services.pay("FileCatalog")
+        now = self.env.now
         files: list[FTS3File] = []
         for lfn, (replicas, size) in looked.items():
             if replicas is None:
@@ -396,20 +397,27 @@ class FTS3System:
         callback was already done); the request changes when putRequest returns."""
         services = self.world.services
         yield from services.call("ReqManager", "getRequestStatus")
-        status = self.requests.status(op.request_id) if op.request_id in self.requests else rms.CANCELED
-        if status in rms.REQUEST_FINAL_STATES:
-            op.status = FINISHED
+        if not self._request_scheduled(op):
             return
-        if status != rms.SCHEDULED:
-            op.error = f"Request with id {op.request_id} is not Scheduled:{status}"
-            return  # kept pending, tried again next cycle
         yield from services.call("ReqManager", "getRequest")
         yield from services.call("ReqManager", "putRequest", len(op.files))
+        if not self._request_scheduled(op):  # canceled while the calls were on their way
+            return
         request, now = self.requests.get(op.request_id), self.env.now
         update_rms_operation(op, request, now)
         self.requests.put_request(request, now)  # through ReqManager: NotBefore from the Waiting files' Attempt
         self.callbacks += 1
         op.status = FINISHED
+
+    def _request_scheduled(self, op: FTS3Operation) -> bool:
+        """The callback's status check: a final (or deleted) request means the callback is done (Finished);
+        another status than Scheduled keeps the operation pending (tried again next cycle)."""
+        status = self.requests.status(op.request_id) if op.request_id in self.requests else rms.CANCELED
+        if status in rms.REQUEST_FINAL_STATES:
+            op.status = FINISHED
+        elif status != rms.SCHEDULED:
+            op.error = f"Request with id {op.request_id} is not Scheduled:{status}"
+        return status == rms.SCHEDULED
 
     def _log(self, op: FTS3Operation, now: float) -> None:
         self.world.sim.log.log(now, "fts3.operation", f"fts3op:{op.operation_id}", op.status,
