@@ -153,7 +153,7 @@ def _size_databases(world: World) -> None:
     for name, size_of in sizes.items():
         database = world.grid.databases.get(name)
         if database is not None:
-            database.set_size_of(size_of)
+            database.set_size_of(size_of, by_op=False)
 
 
 def _register_gauges(world: World) -> None:

@@ -23,7 +23,7 @@ import itertools
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterable, Iterator
+from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
 from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool
@@ -81,6 +81,17 @@ class Stream:
     rates: list[tuple[FlowPool, float]]
 
 
+class _Plan(NamedTuple):
+    """A batch resolved on the topology: `parts` per (database, op) for exact queueing, `flows` per database
+    [db, [(op, queries, rows)], queries, rows beyond one per query] for fluid charging, the databases'
+    pools to check for heat, and the rows in all."""
+
+    parts: list[tuple[Any, str, int, int]]
+    flows: list[list[Any]]
+    pools: Sequence[FlowPool]
+    rows: int
+
+
 class ServiceLayer:
     """Routes RPCs to service instances, their hosts and databases; charges them flow-level."""
 
@@ -110,7 +121,7 @@ class ServiceLayer:
         self._streams_open = 0
         self._background: list[Stream | None] = []
         self._batch_cache: dict[tuple[tuple[str, int], ...], list[tuple[str, int, Batch]]] = {}
-        self._parts_cache: dict[int, tuple[Batch, list[tuple[Any, str, int, int]]]] = {}
+        self._parts_cache: dict[int, tuple[Batch, _Plan]] = {}
         if not flow:
             for pool in self.flow_pools():
                 pool.set_exact(True)
@@ -198,7 +209,7 @@ class ServiceLayer:
         if self._muted or period <= 0:
             return None
         rpc = RPCS[kind]
-        rates: list[tuple[FlowPool, float]] = []
+        by_pool: dict[FlowPool, float] = {}  # one rate per pool: a stream's queries to one DB share its pools
         instance = self._instance(rpc.service)
         total_db = 0.0
         for db_name, _table, queries in rpc.queries:
@@ -207,10 +218,14 @@ class ServiceLayer:
                 continue
             demand = db.demand(_table, queries, queries) / period
             total_db += demand
-            rates += [(pool, demand) for pool in db.pools]
+            for pool in db.pools:
+                by_pool[pool] = by_pool.get(pool, 0.0) + demand
         if instance is not None:
             cpu = self.cpu_ms_per_call / 1000.0 / period
-            rates += [(instance.server.flow, cpu), (instance.threads, cpu + total_db)]
+            host = instance.server.flow
+            by_pool[host] = by_pool.get(host, 0.0) + cpu
+            by_pool[instance.threads] = by_pool.get(instance.threads, 0.0) + cpu + total_db
+        rates = list(by_pool.items())
         for pool, rate in rates:
             pool.add_stream(rate)
         self._streams_open += 1
@@ -247,7 +262,7 @@ class ServiceLayer:
             if cached is None:
                 cached = self._batch_cache[kinds] = self._build_batches(kinds)
                 for _service, _calls, batch in cached:
-                    self._parts_cache[id(batch)] = (batch, self._resolve(batch))
+                    self._parts_cache[id(batch)] = (batch, self._plan(batch))
             for kind, n in kinds:
                 self.calls_by_kind[kind] += n
             return cached
@@ -301,52 +316,80 @@ class ServiceLayer:
     def _charge(self, service: str, calls: int, batch: Batch) -> Generator[Any, Any, None]:
         """A caller's batch of `calls` RPCs to `service`: flow (<= 1 timeout) unless a pool is hot."""
         instance = self._instance(service)
-        parts = self._parts(batch)
-        if self.flow and not self._any_hot(instance, parts):
-            latency = self._charge_fluid(service, calls, batch, instance, parts)
+        plan = self._plan_of(batch)
+        if self.flow and not self._any_hot(instance, plan.pools):
+            latency = self._charge_fluid(service, calls, batch, instance, plan)
             if latency > 0.0:
                 yield self.env.timeout(latency)
             return
-        yield from self._charge_exact(service, calls, instance, parts)
+        yield from self._charge_exact(service, calls, instance, plan.parts)
 
-    def _any_hot(self, instance: ServiceInstance | None, parts: list[tuple[Any, str, int, int]]) -> bool:
-        if instance is not None and (instance.threads.is_hot() or instance.server.flow.is_hot()):
-            return True
-        for part in parts:
-            for pool in part[0]._pools:
-                if pool.is_hot():
+    @staticmethod
+    def _any_hot(instance: ServiceInstance | None, pools: tuple[FlowPool, ...]) -> bool:
+        """Is any pool of the call hot? Each pool is asked once, in the order the call meets them."""
+        if instance is not None:
+            host = instance.server.flow
+            if instance.threads.is_hot() or host.is_hot():
+                return True
+            for pool in pools:
+                if pool is not host and pool.is_hot():
                     return True
+            return False
+        for pool in pools:
+            if pool.is_hot():
+                return True
         return False
 
-    def _parts(self, batch: Batch) -> list[tuple[Any, str, int, int]]:
-        """(database, op, queries, rows) of a batch, on the databases the topology declares."""
+    def _plan_of(self, batch: Batch) -> "_Plan":
         cached = self._parts_cache.get(id(batch))
         if cached is not None and cached[0] is batch:  # a footprint phase's constant batch
             return cached[1]
-        return self._resolve(batch)
+        return self._plan(batch)
 
-    def _resolve(self, batch: Batch) -> list[tuple[Any, str, int, int]]:
-        return [(db, op, entry[1], entry[2]) for (name, op), entry in batch.items()
-                if entry[1] and (db := self._database(name)) is not None]
+    def _plan(self, batch: Batch) -> "_Plan":
+        """How a batch is charged: per (database, op) for the exact path, per database for the flow path."""
+        parts: list[tuple[Any, str, int, int]] = []
+        flows: dict[Any, list[Any]] = {}
+        total_rows = 0
+        for (name, op), entry in batch.items():
+            queries = entry[1]
+            if not queries or (db := self._database(name)) is None:
+                continue
+            rows = entry[2]
+            parts.append((db, op, queries, rows))
+            total_rows += rows
+            flow = flows.get(db)
+            if flow is None:
+                flow = flows[db] = [db, [], 0, 0]
+            flow[1].append((op, queries, rows))
+            flow[2] += queries
+            flow[3] += max(0, rows - queries)
+        if len(flows) == 1:
+            pools = next(iter(flows)).pools
+        else:
+            pools = tuple(dict.fromkeys(pool for db in flows for pool in db.pools))
+        return _Plan(parts, list(flows.values()), pools, total_rows)
 
     def _cpu(self, calls: int, parts: list[tuple[Any, str, int, int]]) -> float:
         rows = sum(rows for _, _, _, rows in parts)
         return calls * self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6
 
     def _charge_fluid(self, service: str, calls: int, batch: Batch, instance: ServiceInstance | None = None,
-                      parts: list[tuple[Any, str, int, int]] | None = None) -> float:
-        if parts is None:
+                      plan: "_Plan | None" = None) -> float:
+        """The batch as fluid: one flow entry per database it touches and one on the service's threads and host.
+
+        The calls and queries counted, the service demand and the M/M/c waits are those of the
+        calls one by one; what is saved is the Python bookkeeping of one entry per (database, table)."""
+        if plan is None:
             instance = self._instance(service)
-            parts = self._parts(batch)
+            plan = self._plan_of(batch)
         latency = 0.0
-        rows = 0
-        for db, op, queries, part_rows in parts:
-            latency += db.flow_query(op, queries, part_rows)
-            rows += part_rows
+        for db, ops, queries, extra_rows in plan.flows:
+            latency += db.flow_entry(ops, queries, extra_rows)
         self.calls[service] += calls
         if instance is None:
             return latency
-        cpu = calls * self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6
+        cpu = calls * self.cpu_ms_per_call / 1000.0 + plan.rows * self.cpu_us_per_row / 1e6
         server = instance.server
         latency += cpu + server.flow.charge(cpu, calls)
         server.account(cpu, calls)

@@ -15,7 +15,7 @@ simulated.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Generator
+from typing import Any, Callable, Generator, Sequence
 
 import simpy
 
@@ -93,6 +93,7 @@ class Database:
         self.service_cv = service_cv
         self._service_rng = sim.streams.get(f"db.{spec.name}.service")
         self._size_of: Callable[[str], float] | None = None
+        self._size_by_op = True
         self._table_rows = 0.0
         self._slow = ActiveFaults()
         self._slow_factor = 1.0
@@ -104,9 +105,13 @@ class Database:
         self.latency = LatencyHistogram()
 
     # ------------------------------------------------------------ cost
-    def set_size_of(self, size_of: Callable[[str], float]) -> None:
-        """Table rows an operation scans, e.g. lambda op: len(catalog) for "getReplicas"."""
+    def set_size_of(self, size_of: Callable[[str], float], by_op: bool = True) -> None:
+        """Table rows an operation scans, e.g. lambda op: len(catalog) for "getReplicas".
+
+        `by_op=False` says the size is the same for every operation (the twin's DBs: one table
+        size per database), so a flow entry of several operations asks for it once."""
         self._size_of = size_of
+        self._size_by_op = by_op
 
     def set_table_rows(self, rows: float) -> None:
         """A single table size for every operation (used when no `size_of` is set)."""
@@ -121,13 +126,17 @@ class Database:
         (base_query_ms + ms_per_million_rows x table_rows/1e6 + ms_per_row x (rows-1))
         x slowdown x db_slow factor / 1000."""
         table_rows = (self._size_of(op) if self._size_of is not None else self._table_rows) + self.initial_rows
-        ms = self.base_query_ms + self.ms_per_million_rows * table_rows / 1e6 + self.ms_per_row * max(0, rows - 1)
-        return ms * self.slowdown * self.slow_factor / 1000.0
+        ms = self.base_query_ms + self.ms_per_million_rows * table_rows / 1e6
+        if rows > 1:
+            ms += self.ms_per_row * (rows - 1)
+        return ms * self.slowdown * self._slow_factor / 1000.0
 
     def demand(self, op: str, queries: int = 1, rows: int = 1) -> float:
         """Mean service seconds of `queries` round trips of `op` returning `rows` rows in all."""
-        one = self.service_mean(op, 1)
-        return queries * one + self.ms_per_row * max(0, rows - queries) * self.slowdown * self.slow_factor / 1000.0
+        demand = queries * self.service_mean(op, 1)
+        if rows > queries:
+            demand += self.ms_per_row * (rows - queries) * self.slowdown * self._slow_factor / 1000.0
+        return demand
 
     def _draw_service(self, mean: float, queries: int = 1) -> float:
         cv = self.service_cv
@@ -156,9 +165,28 @@ class Database:
         self._record(op, self.env.now - start, queries)
         return self.env.now - start
 
-    def flow_query(self, op: str, queries: int, rows: int) -> float:
-        """Charge `queries` round trips as a fluid (the pools are cold); returns their total latency."""
-        demand = self.demand(op, queries, rows)
+    def flow_entry(self, ops: Sequence[tuple[str, int, int]], queries: int, extra_rows: int) -> float:
+        """Charge one caller's round trips of several operations, (op, queries, rows) each, as ONE fluid
+        entry on the connection and host pools; returns their total latency. `extra_rows`: rows beyond
+        one per round trip, summed over the operations (each costs ms_per_row).
+
+        Demand is the sum of the operations' demands and every round trip meets the same M/M/c
+        wait, so this equals one entry per operation up to the order of floating-point sums; the
+        latency histogram still gets each operation's own service time."""
+        scale = self.slowdown * self._slow_factor / 1000.0
+        by_op = self.queries_by_op
+        if self._size_by_op or len(ops) == 1:
+            services = [(self.service_mean(op, 1) + self.ms_per_row * max(0, rows - n) * scale / n, n) for op, n, rows in ops]
+            demand = 0.0
+            for service, n in services:
+                demand += service * n
+        else:
+            one = self.service_mean(ops[0][0], 1)
+            demand = queries * one + self.ms_per_row * extra_rows * scale
+            services = [(one, queries)] if not extra_rows else [
+                (one + self.ms_per_row * max(0, rows - n) * scale / n, n) for _, n, rows in ops]
+        for op, n, _ in ops:
+            by_op[op] += n
         waited = 0.0
         prob = 0.0
         for pool in self._pools:
@@ -170,11 +198,13 @@ class Database:
             self.server.account(demand, queries)
         latency = demand + waited
         self.queries += queries
-        self.queries_by_op[op] += queries
         self.total_latency += latency
         per = latency / queries
         self.latency_ewma += EWMA_ALPHA * (per - self.latency_ewma) if self.queries > queries else per
-        self.latency.add_queued(demand / queries, waited / queries, prob, queries)
+        wait = waited / queries
+        add = self.latency.add_queued
+        for service, n in services:
+            add(service, wait, prob, n)
         return latency
 
     def _record(self, op: str, latency: float, queries: int = 1) -> None:
