@@ -201,7 +201,7 @@ class ServiceLayer:
         """Footprint RPCs whose latency no simulated caller waits for (fluid in every mode); returns it."""
         latency = 0.0
         for service, calls, batch in self._batches(kinds):
-            latency += self._charge_fluid(service, calls, batch)
+            latency += self._charge_fluid(service, calls, batch, self._instance(service), self._plan_of(batch))
         return latency
 
     def start_stream(self, kind: str, period: float) -> Stream | None:
@@ -374,15 +374,12 @@ class ServiceLayer:
         rows = sum(rows for _, _, _, rows in parts)
         return calls * self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6
 
-    def _charge_fluid(self, service: str, calls: int, batch: Batch, instance: ServiceInstance | None = None,
-                      plan: "_Plan | None" = None) -> float:
+    def _charge_fluid(self, service: str, calls: int, batch: Batch, instance: ServiceInstance | None,
+                      plan: "_Plan") -> float:
         """The batch as fluid: one flow entry per database it touches and one on the service's threads and host.
 
         The calls and queries counted, the service demand and the M/M/c waits are those of the
         calls one by one; what is saved is the Python bookkeeping of one entry per (database, table)."""
-        if plan is None:
-            instance = self._instance(service)
-            plan = self._plan_of(batch)
         latency = 0.0
         for db, ops, queries, extra_rows in plan.flows:
             latency += db.flow_entry(ops, queries, extra_rows)
@@ -392,12 +389,13 @@ class ServiceLayer:
         cpu = calls * self.cpu_ms_per_call / 1000.0 + plan.rows * self.cpu_us_per_row / 1e6
         server = instance.server
         latency += cpu + server.flow.charge(cpu, calls)
-        server.account(cpu, calls)
+        server.calls += calls
+        server.cpu_seconds += cpu
         threads = instance.threads
         waited = threads.charge(latency, calls)
         instance.calls += calls
-        prob = threads._wait_cache[1] if threads._wait_cache else 0.0
-        instance.latency.add_queued(latency / calls, waited / calls, prob, calls)
+        cache = threads._wait_cache
+        instance.latency.add_queued(latency / calls, waited / calls, cache[1] if cache else 0.0, calls)
         return latency + waited
 
     def _charge_exact(self, service: str, calls: int, instance: ServiceInstance | None,

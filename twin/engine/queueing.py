@@ -302,6 +302,8 @@ class FlowPool:
         self._hot_since = 0.0
         self._down_to = pool.capacity
         self._tolerance = 0.01 * max(1, pool.capacity)
+        self._hot_demand = 0.0
+        self._update_hot_demand()
 
     def set_exact(self, exact: bool = True) -> None:
         """Exact per-call queueing always (the reference the flow model is validated against)."""
@@ -317,6 +319,7 @@ class FlowPool:
         """A fault changes the servers: the pool runs exact while below nominal."""
         self._roll()
         self._down_to = int(capacity)
+        self._update_hot_demand()
         self.pool.set_capacity(self._exact_capacity())
         self._decide()
 
@@ -329,6 +332,7 @@ class FlowPool:
         """Start (rate > 0) or stop (rate < 0) a background stream of `rate` server-seconds per second."""
         self._advance_bg()
         self.bg_rate = max(0.0, self.bg_rate + rate)
+        self._update_hot_demand()
         if self.hot:
             self.pool.set_capacity(self._exact_capacity())
 
@@ -338,7 +342,7 @@ class FlowPool:
             self._roll()
         if self.hot:
             return True
-        if self._slice_demand / self.slice_s + self.bg_rate >= self.hot_above * min(self.nominal, self._down_to):
+        if self._slice_demand >= self._hot_demand and self._slice_demand / self.slice_s + self.bg_rate >= self.hot_above * min(self.nominal, self._down_to):
             self._set_hot(True)
         return self.hot
 
@@ -411,6 +415,10 @@ class FlowPool:
         return queue + self.fluid_wait
 
     # ------------------------------------------------------------ internals
+    def _update_hot_demand(self) -> None:
+        """Slice demand below which `is_hot` need not test the load (a lower bound of its threshold)."""
+        self._hot_demand = (self.hot_above * min(self.nominal, self._down_to) - self.bg_rate) * self.slice_s * (1.0 - 1e-9)
+
     def _capacity_now(self) -> int:
         return min(self.nominal, self._down_to)
 

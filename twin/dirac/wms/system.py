@@ -69,6 +69,8 @@ class WorkloadManagement:
         self.jobs_done_by_site: Counter[str] = Counter()
         self.outputs_registered = 0
         self.bytes_uploaded = 0.0
+        self._meta_cache: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._local_ses_cache: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -364,7 +366,7 @@ class WorkloadManagement:
         catalog = world.catalog
         replicas = catalog.get_replicas(list(job.input_data)).successful
         sizes = catalog.get_file_sizes(list(job.input_data)).successful
-        local = set(world.grid.ses_at_site(pilot.site))
+        local = self._local_ses(pilot.site)
         by_se: Counter[str] = Counter()
         for lfn in job.input_data:
             ses = world.datamanager.job_view(replicas.get(lfn, ()))
@@ -397,8 +399,7 @@ class WorkloadManagement:
             se = yield from self._upload_one(pilot, model.output_data_type, file_size)
             if se is None or not self._alive(job, pilot):
                 return False
-            meta = {key: value for key, value in runtime.step.output_metadata.items()
-                    if key in world.file_fields and not isinstance(value, (dict, list))}
+            meta = dict(self._output_metadata(runtime))
             if model.file_metadata:
                 meta.update(model.file_metadata[k % len(model.file_metadata)])
             meta["runNumber"] = task_id
@@ -418,6 +419,23 @@ class WorkloadManagement:
         self.bytes_uploaded += sum(file_size for _, _, file_size, _ in placed)
         return True
 
+    def _output_metadata(self, runtime: "TransformationRuntime") -> dict[str, Any]:
+        """The step's output metadata that the catalog indexes per file (cached until a field is added)."""
+        fields = self.world.file_fields
+        cached = self._meta_cache.get(runtime.trans_id)
+        if cached is None or cached[0] != len(fields):
+            meta = {key: value for key, value in runtime.step.output_metadata.items()
+                    if key in fields and not isinstance(value, (dict, list))}
+            cached = self._meta_cache[runtime.trans_id] = (len(fields), meta)
+        return cached[1]
+
+    def _local_ses(self, site: str) -> set[str]:
+        """SEs local to `site` (the topology's SiteSEMapping does not change during a run)."""
+        local = self._local_ses_cache.get(site)
+        if local is None:
+            local = self._local_ses_cache[site] = set(self.world.grid.ses_at_site(site))
+        return local
+
     @staticmethod
     def _alive(job: Job, pilot: "Pilot") -> bool:
         """The job wrapper still runs: its pilot is alive and nobody killed or stalled the job."""
@@ -436,7 +454,7 @@ class WorkloadManagement:
         outputs = self.cfg.production_outputs
         ses = list(outputs.get(data_type) or outputs.get("default") or self._default_output_ses())
         self.rng_upload.shuffle(ses)
-        local = set(self.world.grid.ses_at_site(site))
+        local = self._local_ses(site)
         return [se for se in ses if se in local] + [se for se in ses if se not in local]
 
     def _failover_ses(self, data_type: str) -> list[str]:
