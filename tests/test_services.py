@@ -464,3 +464,13 @@ def test_initial_rows_make_queries_meet_a_realistically_sized_table():
                        "initial_rows": 30_000_000}]})
     db = build_grid(sim, topology).databases["FileCatalogDB"]
     assert db.service_mean("getReplicas") == pytest.approx((2 + 2 * 30) / 1000)
+
+
+def test_report_table_shows_resends_and_failures():
+    from twin.report.services import services_table
+
+    html = str(services_table({"services": {
+        "Matcher@wms": {"calls": 21099, "threads": 15, "timeouts": 0, "retries": 19392, "failed": 9562},
+        "JobManager@wms": {"calls": 10, "threads": 15, "timeouts": 0, "retries": 0, "failed": 0}}}))
+    assert "re-sent" in html and "19,392" in html and "9,562" in html
+    assert html.count('class="warn"') == 1  # the instance that re-sent, not the quiet one

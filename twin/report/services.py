@@ -27,10 +27,12 @@ def services_table(summary: Mapping[str, Any]) -> Html:
     services = summary.get("services", {})
     if not services:
         return note("No service instances.")
-    return table(["service@host", "calls", "calls/s", *LATENCY_COLUMNS, "threads", "mean busy threads", "mean queue", "timeouts"],
+    return table(["service@host", "calls", "calls/s", *LATENCY_COLUMNS, "threads", "mean busy threads", "mean queue", "timeouts",
+                  "re-sent", "failed"],
                  [[n, num(v.get("calls")), num(v.get("calls_per_s"), 2), *_latencies(v), num(v.get("threads")),
-                   num(v.get("busy_threads"), 2), num(v.get("mean_queue"), 3), num(v.get("timeouts"))] for n, v in services.items()],
-                 ["warn" if v.get("timeouts") else None for v in services.values()])
+                   num(v.get("busy_threads"), 2), num(v.get("mean_queue"), 3), num(v.get("timeouts")),
+                   num(v.get("retries")), num(v.get("failed"))] for n, v in services.items()],
+                 ["warn" if v.get("timeouts") or v.get("retries") else None for v in services.values()])
 
 
 def databases_table(summary: Mapping[str, Any]) -> Html:
