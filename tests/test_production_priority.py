@@ -119,3 +119,21 @@ def test_priority_on_a_request_step_is_refused(tmp_path, capsys):
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "priority applies to the jobs of a workflow step" in err[0], err
+
+
+def test_a_later_production_starts_at_its_time_and_overtakes_by_priority():
+    """`start` per production: nothing of `high` exists before 3 h; once its jobs are queued, the low-priority
+    production's waiting jobs (submitted at once, 5 slots for 40) are passed over."""
+    scenario = contention(1, 10)
+    scenario.workload.productions[1].start = 3 * 3600.0
+    world = build_world(scenario)
+    world.run()
+    events = world.sim.log.to_frame().sort_values("time", kind="stable")
+    jobs = events[events.kind == "job.status"]
+    received = jobs[jobs.state == "Received"]
+    assert received[received.value == 2.0].time.min() >= 3 * 3600.0
+    assert received[received.value == 1.0].time.min() < 3600.0
+    arrived = received[received.value == 2.0].time.min()
+    later = jobs[(jobs.state == "Running") & (jobs.time > arrived)].value.tolist()
+    assert later[:TASKS] == [2.0] * TASKS  # once they are queued, every match goes to `high` until it is done
+    assert later[TASKS:] and set(later[TASKS:]) == {1.0}
