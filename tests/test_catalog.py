@@ -374,11 +374,11 @@ def apply(fc: FileCatalog, op: tuple) -> None:
         elif kind == "file":
             fc.add_file(f"{op[1]}/f{op[2]}", op[2], "SE", {"f1": op[3], "f2": op[4]})
         elif kind == "file_meta":
-            lfns = sorted(fc._file_ids)
+            lfns = sorted(fc.lfns())
             if lfns:
                 fc.set_metadata(lfns[op[1] % len(lfns)], {op[2]: op[3]})
         elif kind == "remove":
-            lfns = sorted(fc._file_ids)
+            lfns = sorted(fc.lfns())
             if lfns:
                 fc.remove_files([lfns[op[1] % len(lfns)]])
     except ValueError:
@@ -404,11 +404,11 @@ def test_index_query_equals_brute_force_scan(
     for query in queries:
         found = fc.find_files_by_metadata(query, path)
         expected = {
-            lfn for lfn in fc._file_ids
+            lfn for lfn in fc.lfns()
             if (path == "/" or lfn.startswith(path + "/"))
             and brute_force_match(fc.get_file_user_metadata(lfn), query)
         }
-        assert len(found) == len(set(found))
+        assert found == [lfn for lfn in fc.lfns() if lfn in expected]  # each once, by FileID as the DFC answers
         assert set(found) == expected
 
 
@@ -427,3 +427,59 @@ def test_compiled_query_agrees_with_file_matches_and_is_not_metered():
     assert [predicate(catalog.effective_metadata(lfn)) for lfn in ("/d/a", "/d/b")] == [False, True]
     assert calls == []
     assert [catalog.file_matches(lfn, query) for lfn in ("/d/a", "/d/b")] == [False, True]
+
+
+# --- compact layout: names coded, not stored; LFN index; file fields as columns -------------------------
+
+name_text = hs.text(alphabet="ab_.-0123456789x", min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(names=hs.lists(name_text, min_size=1, max_size=40, unique=True), removed=hs.sets(hs.integers(0, 39)))
+def test_coded_names_read_back_exactly_and_are_found_after_removals_and_growth(names: list[str], removed: set[int]) -> None:
+    fc = FileCatalog()
+    lfns = [f"/d{i % 3}/{name}" for i, name in enumerate(names)] + ["//odd", "/d0/" + "9" * 30]
+    for i, lfn in enumerate(lfns):
+        fc.add_file(lfn, i, "SE")
+    gone = {lfns[i] for i in removed if i < len(lfns)}
+    fc.remove_files(sorted(gone))
+    live = [lfn for lfn in lfns if lfn not in gone]
+    assert list(fc.lfns()) == live and len(fc) == len(live)
+    assert fc.get_file_sizes(lfns).successful == {lfn: i for i, lfn in enumerate(lfns) if lfn not in gone}
+    assert all(lfn not in fc for lfn in gone)
+    assert "/odd" not in fc and ("//odd" in fc) == ("//odd" not in gone)
+    fc.add_file(lfns[0] + "0", 1)  # a near name is another file
+    assert fc.file_id(lfns[0] + "0") not in (None, fc.file_id(lfns[0]))
+
+
+def test_a_removed_file_keeps_its_name_for_lists_of_outputs() -> None:
+    from twin.dirac.catalog import LfnList
+
+    fc = FileCatalog()
+    outputs = LfnList(fc)
+    fc.add_file("/p/00000001_00000007_0_0.dat", 5, "SE")
+    outputs.extend(["/p/00000001_00000007_0_0.dat", "/p/never-registered"])
+    fc.remove_files("/p/00000001_00000007_0_0.dat")
+    assert list(outputs) == ["/p/00000001_00000007_0_0.dat", "/p/never-registered"]
+    fc.add_file("/p/00000001_00000007_0_0.dat", 6, "SE")  # registered again: a new FileID
+    assert fc.get_file_sizes("/p/00000001_00000007_0_0.dat").successful == {"/p/00000001_00000007_0_0.dat": 6}
+
+
+def test_file_fields_hold_any_value_of_their_type_and_filter_like_applyquery() -> None:
+    fc = FileCatalog()
+    fc.add_metadata_field("run", int, FILE_META)
+    fc.add_metadata_field("x", float, FILE_META)
+    fc.add_metadata_field("tag", str, FILE_META)
+    values = [(5, 0.5, "b"), (2**70, float("nan"), "a"), (-(2**63), 2.0, "c")]
+    for i, (run, x, tag) in enumerate(values):
+        fc.add_file(f"/f/{i}", 1, "SE", {"run": run, "x": x, "tag": tag})
+    fc.add_file("/f/none", 1, "SE")
+    meta = fc.get_file_user_metadata("/f/1")
+    assert meta["run"] == 2**70 and meta["tag"] == "a" and meta["x"] != meta["x"]
+    assert fc.get_file_user_metadata("/f/none") == {}
+    assert fc.find_files_by_metadata({"run": {">": 4}}) == ["/f/0", "/f/1"]
+    assert fc.find_files_by_metadata({"run": {"<": 2**80}}) == ["/f/0", "/f/1", "/f/2"]
+    assert fc.find_files_by_metadata({"x": {"!=": 0.5}}) == ["/f/1", "/f/2"]  # NaN != 0.5; no value never matches
+    assert fc.find_files_by_metadata({"tag": {">=": "b"}, "run": {"nin": [5]}}) == ["/f/2"]
+    fc.remove_metadata("/f/2", ["tag"])
+    assert fc.find_files_by_metadata({"tag": {">=": "b"}}) == ["/f/0"]

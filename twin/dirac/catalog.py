@@ -1,13 +1,17 @@
 """In-memory DIRAC File Catalog (DFC): namespace, replicas, typed indexed user metadata, datasets.
 
-The twin's InputDataAgent runs the Input meta-query of every Active transformation every 120 s against
-~10^6 files, so a query is answered from per-field indexes in time proportional to its answer, never by
-scanning the namespace. Layout:
+A year of operations registers ~10^7 files that must stay (processing inputs, moves, cleaning), so a file
+is a row of columns, ~45 bytes, no Python object of its own. Layout:
 
-* files are integer ids with column arrays (size, directory, replicas); file metadata lives in the field
-  indexes only, so a file costs no per-record dict;
-* every metadata field keeps ``holder -> value`` plus ``value -> holders`` buckets and its distinct values
-  in sorted order (bisect) for range operators;
+* a file is a FileID (registration order) with columns: directory, name, size, replica set; the name is
+  coded as (shape, number) (`_NameCodec`: production names are digit runs in a fixed pattern) and the
+  replica set as a code into the distinct SE tuples, so no LFN string is stored; LFN -> FileID is an
+  open-addressing table of FileIDs keyed by (directory, shape, number), 6-12 bytes per file;
+* a directory field keeps ``holder -> value`` plus ``value -> holders`` buckets and its distinct values in
+  sorted order (bisect) for range operators (directories are few); a file field is one column indexed by
+  FileID (`_FileField`), filtered vectorised over the files in a query's scope (the twin's InputDataAgent
+  keeps its Input queries up to date per registered file, so it does not re-run them every cycle);
+* query answers come by FileID, as the DFC's SQL returns them (FileMetadata.findFilesByMetadata);
 * a field is either a directory field or a file field (as in the DFC: DirectoryMetaFields and
   FileMetaFields never share a name) and a directory field is set at most once along any root-to-leaf
   chain (the DFC's "Metadata conflict" rule). So a file's effective metadata is the disjoint union of its
@@ -22,12 +26,16 @@ simulation can charge MySQL load, and counted in ``counters``.
 from __future__ import annotations
 
 import functools
+import math
 import operator
+import re
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from twin.dirac.returnvalues import S_ERROR, S_OK
 
@@ -42,7 +50,6 @@ _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operato
 _LEVEL_NAMES = {DIRECTORY_META: "directory", FILE_META: "file"}
 _DIRAC_TYPE_NAMES = {int: "INT", float: "FLOAT", str: "VARCHAR(128)"}
 _ROOT = 0
-_EXACT_COUNT_LIMIT = 4096
 
 
 # --- bulk results and metering, shared with the TransformationDB --------------------------------
@@ -259,14 +266,6 @@ class _Field:
         buckets = [self.buckets[v] for v in values]
         return {b for b in buckets if type(b) is int}.union(*(b for b in buckets if type(b) is not int))
 
-    def count(self, values: list[Any]) -> int:
-        return sum(1 if type(b) is int else len(b) for b in map(self.buckets.__getitem__, values))
-
-    def estimate(self, values: list[Any]) -> int:
-        """Holders of `values`, exact for short lists; a long list (unique-valued fields such as run numbers)
-        is costed by its length, a lower bound, since it only steers which side of a query drives."""
-        return self.count(values) if len(values) <= _EXACT_COUNT_LIMIT else len(values)
-
 
 class _Missing:
     def __repr__(self) -> str:
@@ -315,21 +314,183 @@ def _satisfies(value: Any, ops: list[tuple[str, Any]]) -> bool:
     return True
 
 
+_NO_INT = -(2**63)
+_INT64 = (-(2**63) + 1, 2**63 - 1)
+
+
+class _FileField:
+    """A file metadata field as one column indexed by FileID: int64 / float64 values, or str values as
+    codes into a label list; no per-file object. Values a column cannot hold (an int outside int64, a
+    NaN) sit in a sparse `extra` dict. Queries are vectorised over the FileIDs in scope (the file
+    fields are not indexed by value: the twin runs file-field queries once per transformation and
+    keeps its Input queries up to date per registered file, so a per-value index would cost ~100 B per
+    file for nothing)."""
+
+    __slots__ = ("name", "ptype", "level", "column", "extra", "labels", "label_codes")
+
+    def __init__(self, name: str, ptype: type) -> None:
+        self.name = name
+        self.ptype = ptype
+        self.level = FILE_META
+        self.column = array("I" if ptype is str else "q" if ptype is int else "d")
+        self.extra: dict[int, Any] = {}
+        self.labels: list[Any] = [None]  # code 0: no value
+        self.label_codes: dict[Any, int] = {}
+
+    coerce = _Field.coerce
+
+    def _missing(self) -> Any:
+        return 0 if self.ptype is str else _NO_INT if self.ptype is int else math.nan
+
+    def _raw(self, value: Any) -> Any:
+        """The column's representation of `value`, or None when only `extra` can hold it."""
+        if self.ptype is str:
+            code = self.label_codes.get(value)
+            if code is None:
+                code = self.label_codes[value] = len(self.labels)
+                self.labels.append(value)
+            return code
+        if self.ptype is int:
+            return value if _INT64[0] <= value <= _INT64[1] else None
+        return None if value != value else value
+
+    def get(self, fid: int) -> Any:
+        if self.extra and fid in self.extra:
+            return self.extra[fid]
+        if fid >= len(self.column):
+            return _MISSING
+        raw = self.column[fid]
+        if self.ptype is str:
+            return self.labels[raw] if raw else _MISSING
+        if self.ptype is int:
+            return _MISSING if raw == _NO_INT else raw
+        return _MISSING if raw != raw else raw
+
+    def set(self, fid: int, value: Any) -> None:
+        column = self.column
+        if fid >= len(column):
+            column.extend([self._missing()] * (fid + 1 - len(column)))
+        raw = self._raw(value)
+        if raw is None:
+            column[fid] = self._missing()
+            self.extra[fid] = value
+        else:
+            column[fid] = raw
+            self.extra.pop(fid, None)
+
+    def discard(self, fid: int) -> None:
+        self.extra.pop(fid, None)
+        if fid < len(self.column):
+            self.column[fid] = self._missing()
+
+    def mask(self, fids: np.ndarray, ops: list[tuple[str, Any]]) -> np.ndarray:
+        """Which of the (sorted) `fids` hold a value satisfying every (op, operand)."""
+        column = self.column
+        dtype = np.uint32 if self.ptype is str else np.int64 if self.ptype is int else np.float64
+        values = np.full(len(fids), self._missing(), dtype=dtype)
+        inside = fids < len(column)
+        if len(column):
+            values[inside] = np.frombuffer(column, dtype=dtype)[fids[inside]]
+        if self.ptype is str:
+            allowed = [code for code, label in enumerate(self.labels) if code and _satisfies(label, ops)]
+            hits = np.isin(values, allowed)
+        elif self.ptype is int and not all(_fits_int64(operand) for _, operand in ops):
+            distinct = np.unique(values[values != _NO_INT])
+            hits = np.isin(values, [v for v in distinct.tolist() if _satisfies(v, ops)])
+        else:
+            hits = values != _NO_INT if self.ptype is int else ~np.isnan(values)
+            for op, operand in ops:
+                hits &= _vector_op(values, op, operand)
+        for fid, value in self.extra.items():
+            at = np.searchsorted(fids, fid)
+            if at < len(fids) and fids[at] == fid:
+                hits[at] = _satisfies(value, ops)
+        return hits
+
+
+def _fits_int64(operand: Any) -> bool:
+    items = operand if isinstance(operand, list) else [operand]
+    return all(_INT64[0] <= v <= _INT64[1] for v in items)
+
+
+def _vector_op(values: np.ndarray, op: str, operand: Any) -> np.ndarray:
+    if op == "=":
+        return values == operand
+    if op == "!=":
+        return values != operand
+    if op == "in":
+        return np.isin(values, operand)
+    if op == "nin":
+        return ~np.isin(values, operand)
+    return _COMPARE[op](values, operand)
+
+
+# --- names: an LFN is its directory plus a name coded as (shape, number) -------------------------------
+
+_DIGIT_RUNS = re.compile(r"[0-9]+")
+_MAX_DIGITS = 18  # a name's digits packed into one int64
+_TEXT = 0xFFFF  # shape code of a name kept as text
+_REMOVED = 0xFFFF  # replica-set code of a removed file (its name stays decodable)
+_EMPTY, _TOMB = -1, -2
+
+
+class _NameCodec:
+    """File names as (shape code, int): the shape is the name with its digit runs cut out (the literal
+    parts and each run's width); the int is the runs' digits concatenated. Production names
+    ("00000012_00000345_0_1.dat") take 10 bytes instead of a ~70-byte string; a name with more than
+    18 digits (or beyond 65,534 shapes) is kept as text."""
+
+    __slots__ = ("codes", "shapes")
+
+    def __init__(self) -> None:
+        self.codes: dict[tuple[tuple[str, ...], tuple[int, ...]], int] = {}
+        self.shapes: list[tuple[tuple[str, ...], tuple[int, ...], int]] = []
+
+    def encode(self, name: str, create: bool) -> tuple[int, int] | None:
+        """(shape, number); (_TEXT, 0) for a name kept as text; None for an unknown shape when not creating."""
+        runs = _DIGIT_RUNS.findall(name)
+        widths = tuple(map(len, runs))
+        total = sum(widths)
+        if total > _MAX_DIGITS:
+            return _TEXT, 0
+        key = (tuple(_DIGIT_RUNS.split(name)), widths)
+        code = self.codes.get(key)
+        if code is None:
+            if not create:
+                return None
+            if len(self.shapes) >= _TEXT:
+                return _TEXT, 0
+            code = self.codes[key] = len(self.shapes)
+            self.shapes.append((key[0], widths, total))
+        return code, int("".join(runs)) if runs else 0
+
+    def decode(self, code: int, number: int) -> str:
+        literals, widths, total = self.shapes[code]
+        digits = f"{number:0{total}d}" if total else ""
+        parts = [literals[0]]
+        start = 0
+        for literal, width in zip(literals[1:], widths):
+            parts.append(digits[start:start + width])
+            parts.append(literal)
+            start += width
+        return "".join(parts)
+
+
 # --- namespace ----------------------------------------------------------------------------------------
 
 
 class _Dir:
-    """A directory: tree links, the files directly in it, subtree file count, own metadata."""
+    """A directory: tree links, the FileIDs registered in it (ascending; removed ones skipped), own metadata."""
 
-    __slots__ = ("id", "path", "parent", "children", "files", "nfiles", "meta", "below")
+    __slots__ = ("id", "path", "parent", "children", "files", "dead", "meta", "below")
 
     def __init__(self, did: int, path: str, parent: int) -> None:
         self.id = did
         self.path = path
         self.parent = parent
         self.children: list[int] = []
-        self.files: set[int] = set()
-        self.nfiles = 0
+        self.files = array("i")
+        self.dead = 0  # removed files still listed in `files`
         self.meta: dict[str, Any] = {}
         #: directory-metadata keys held strictly below this directory -> how many holders
         self.below: dict[str, int] = {}
@@ -363,28 +524,112 @@ class FileCatalog(MeteredStore):
         super().__init__(meter)
         #: called with the LFN after each new file is registered (push-mode filters hook here)
         self.on_file_registered: list[Callable[[str], None]] = []
-        self._fields: dict[str, _Field] = {}
-        self._file_fields: list[_Field] = []
+        self._fields: dict[str, _Field | _FileField] = {}
+        self._file_fields: list[_FileField] = []
         self._dirs: list[_Dir] = [_Dir(_ROOT, "/", -1)]
         self._dir_ids: dict[str, int] = {"/": _ROOT}
-        self._file_ids: dict[str, int] = {}
-        self._lfns: list[str | None] = []
+        # per FileID: directory, name (shape, number), size, replica-set code (_REMOVED once removed)
+        self._file_dir = array("i")
+        self._shape = array("H")
+        self._number = array("q")
         self._sizes = array("q")
-        self._file_dir = array("l")
-        self._replicas: list[tuple[str, ...]] = []
+        self._rset = array("H")
+        self._names = _NameCodec()
+        self._text: dict[int, str] = {}  # FileID -> name kept as text
+        self._odd: dict[str, int] = {}  # LFNs not spelled "<directory path>/<name>" (e.g. "//x") -> FileID
+        self._replica_sets: list[tuple[str, ...]] = [()]
+        self._replica_codes: dict[tuple[str, ...], int] = {(): 0}
+        # LFN -> FileID: open addressing over FileIDs, keyed by (directory, shape, number or text name)
+        self._slots = array("i", [_EMPTY]) * 8
+        self._used_slots = 0
+        self._live = 0
         self._datasets: dict[str, tuple[dict[str, Any], str]] = {}
 
     # Introspection for the simulation's own bookkeeping: not DFC calls, so not metered.
     def __len__(self) -> int:
-        return len(self._file_ids)
+        return self._live
 
     def __contains__(self, lfn: object) -> bool:
-        return lfn in self._file_ids
+        return isinstance(lfn, str) and self.file_id(lfn) is not None
+
+    def lfns(self) -> Iterator[str]:
+        """Every registered LFN, by FileID (registration order)."""
+        lfn = self.lfn
+        return (lfn(fid) for fid in self._subtree_files([_ROOT]).tolist())
+
+    def file_id(self, lfn: str) -> int | None:
+        """The FileID of a registered LFN, else None."""
+        if self._odd and lfn in self._odd:
+            return self._odd[lfn]
+        head, _, name = lfn.rpartition("/")
+        if head == "/" or not name:  # "//x" is not "/x": only an odd spelling registered as such
+            return None
+        did = self._dir_ids.get(head) if head else _ROOT
+        if did is None:
+            return None
+        coded = self._names.encode(name, create=False)
+        if coded is None:
+            return None
+        fid = self._slots[self._slot(self._key(did, coded, name))]
+        return fid if fid >= 0 else None
+
+    def lfn(self, fid: int) -> str:
+        """The LFN of a FileID, also after the file was removed (FileIDs are never reused)."""
+        did, code = self._file_dir[fid], self._shape[fid]
+        name = self._text[fid] if code == _TEXT else self._names.decode(code, self._number[fid])
+        path = self._dirs[did].path
+        lfn = f"{path}/{name}" if path != "/" else f"/{name}"
+        return lfn if fid not in self._text or not self._odd else self._odd_lfn(fid, lfn)
+
+    def _odd_lfn(self, fid: int, lfn: str) -> str:
+        return next((odd for odd, f in self._odd.items() if f == fid), lfn)
+
+    # --- the LFN index ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(did: int, coded: tuple[int, int], name: str) -> tuple[int, int, Any]:
+        code, number = coded
+        return (did, code, name) if code == _TEXT else (did, code, number)
+
+    def _key_of(self, fid: int) -> tuple[int, int, Any]:
+        code = self._shape[fid]
+        return self._file_dir[fid], code, self._text[fid] if code == _TEXT else self._number[fid]
+
+    def _slot(self, key: tuple[int, int, Any]) -> int:
+        """The slot holding `key`'s FileID, else the empty slot that ends its probe sequence."""
+        slots = self._slots
+        mask = len(slots) - 1
+        i = hash(key) & mask
+        while True:
+            fid = slots[i]
+            if fid == _EMPTY or fid >= 0 and self._key_of(fid) == key:
+                return i
+            i = (i + 1) & mask
+
+    def _index(self, fid: int, key: tuple[int, int, Any]) -> None:
+        if (self._used_slots + 1) * 3 > len(self._slots) * 2:
+            self._rehash()
+        self._slots[self._slot(key)] = fid
+        self._used_slots += 1
+
+    def _rehash(self) -> None:
+        """Grow (or clean of removed entries) to a third full: 6-12 bytes per file."""
+        size = 8
+        while size < 3 * (self._live + 1):
+            size *= 2
+        self._slots = array("i", [_EMPTY]) * size
+        self._used_slots = 0
+        odd = set(self._odd.values())
+        rset = self._rset
+        for fid in range(len(rset)):
+            if rset[fid] != _REMOVED and fid not in odd:
+                self._slots[self._slot(self._key_of(fid))] = fid
+                self._used_slots += 1
 
     # --- lookups ------------------------------------------------------------------------------------
 
     def _fid(self, lfn: str) -> int:
-        fid = self._file_ids.get(lfn)
+        fid = self.file_id(lfn)
         if fid is None:
             raise FileNotFoundError(f"{NO_SUCH_FILE}: {lfn}")
         return fid
@@ -406,7 +651,7 @@ class FileCatalog(MeteredStore):
         did = self._dir_ids.get(path)
         if did is not None:
             return did
-        if path in self._file_ids:
+        if self.file_id(path) is not None:
             raise ValueError(f"{path} is a file, not a directory")
         parent = self._ensure_dir(path.rpartition("/")[0] or "/")
         did = len(self._dirs)
@@ -437,47 +682,67 @@ class FileCatalog(MeteredStore):
     def _register(
         self, lfn: str, size: int, se: str | Iterable[str] | None, metadata: Mapping[str, Any] | None
     ) -> None:
-        head, _ = _split_lfn(lfn)
-        if lfn in self._file_ids or lfn in self._dir_ids:
+        head, name = _split_lfn(lfn)
+        if self.file_id(lfn) is not None or lfn in self._dir_ids:
             raise ValueError(f"File already registered: {lfn}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"File size must be a non-negative int, got {size!r}")
         typed = self._typed(metadata or {}, FILE_META)
         did = self._ensure_dir(head)
-        fid = len(self._lfns)
-        self._file_ids[lfn] = fid
-        self._lfns.append(lfn)
-        self._sizes.append(size)
+        coded = self._names.encode(name, create=True)
+        assert coded is not None
+        fid = len(self._rset)
         self._file_dir.append(did)
-        self._replicas.append(tuple(dict.fromkeys(_as_list(se))) if se else ())
-        self._dirs[did].files.add(fid)
-        for d in self._chain(did):
-            self._dirs[d].nfiles += 1
+        self._shape.append(coded[0])
+        self._number.append(coded[1])
+        self._sizes.append(size)
+        self._rset.append(self._replica_code(tuple(dict.fromkeys(_as_list(se))) if se else ()))
+        if coded[0] == _TEXT:
+            self._text[fid] = name
+        if self.lfn(fid) != lfn:  # spelled otherwise than "<directory path>/<name>": indexed by its spelling
+            self._text[fid] = name
+            self._odd[lfn] = fid
+        else:
+            self._index(fid, self._key(did, coded, name))
+        self._live += 1
+        self._dirs[did].files.append(fid)
         for key, value in typed.items():
             self._fields[key].set(fid, value)
         for listener in self.on_file_registered:
             listener(lfn)
+
+    def _replica_code(self, ses: tuple[str, ...]) -> int:
+        code = self._replica_codes.get(ses)
+        if code is None:
+            if len(self._replica_sets) >= _REMOVED:
+                raise ValueError("More than 65,534 distinct replica sets")
+            code = self._replica_codes[ses] = len(self._replica_sets)
+            self._replica_sets.append(ses)
+        return code
 
     @metered("removeFile")
     def remove_files(self, lfns: Iterable[str] | str) -> Bulk:
         """Remove files with their replicas and metadata; an unknown LFN counts as removed (DFC)."""
         done: dict[str, Any] = {}
         for lfn in _as_list(lfns):
-            fid = self._file_ids.pop(lfn, None)
+            fid = self.file_id(lfn)
             if fid is not None:
-                self._unregister(fid)
+                self._unregister(fid, lfn)
             done[lfn] = True
         return Bulk(done, {})
 
-    def _unregister(self, fid: int) -> None:
-        did = self._file_dir[fid]
-        self._dirs[did].files.discard(fid)
-        for d in self._chain(did):
-            self._dirs[d].nfiles -= 1
+    def _unregister(self, fid: int, lfn: str) -> None:
+        if self._odd.pop(lfn, None) is None:
+            self._slots[self._slot(self._key_of(fid))] = _TOMB
+        node = self._dirs[self._file_dir[fid]]
+        node.dead += 1
+        if node.dead * 2 > len(node.files):
+            node.files = array("i", [f for f in node.files if f != fid and self._rset[f] != _REMOVED])
+            node.dead = 0
         for field in self._file_fields:
             field.discard(fid)
-        self._lfns[fid] = None
-        self._replicas[fid] = ()
+        self._rset[fid] = _REMOVED
+        self._live -= 1
 
     @metered("addReplica")
     def add_replicas(self, replicas: Mapping[str, str]) -> Bulk:
@@ -495,33 +760,32 @@ class FileCatalog(MeteredStore):
         done: dict[str, Any] = {}
         failed: dict[str, str] = {}
         for lfn, se in replicas.items():
-            fid = self._file_ids.get(lfn)
+            fid = self.file_id(lfn)
             if fid is None:
                 failed[lfn] = NO_SUCH_FILE
             else:
-                self._replicas[fid] = edit(self._replicas[fid], se)
+                self._rset[fid] = self._replica_code(edit(self._replica_sets[self._rset[fid]], se))
                 done[lfn] = True
         return Bulk(done, failed)
 
     @metered("getFileSize")
     def get_file_sizes(self, lfns: Iterable[str] | str) -> Bulk:
-        return self._read_files(lfns, lambda fid: self._sizes[fid])
+        return self._read_files(lfns, lambda fid, lfn: self._sizes[fid])
 
     @metered("getReplicas")
     def get_replicas(self, lfns: Iterable[str] | str) -> Bulk:
         """{lfn: {se: pfn}}; the twin's PFN is the LFN itself."""
-        return self._read_files(lfns, lambda fid: dict.fromkeys(self._replicas[fid], self._lfns[fid]))
+        return self._read_files(lfns, lambda fid, lfn: dict.fromkeys(self._replica_sets[self._rset[fid]], lfn))
 
-    def _read_files(self, lfns: Iterable[str] | str, read: Callable[[int], Any]) -> Bulk:
+    def _read_files(self, lfns: Iterable[str] | str, read: Callable[[int, str], Any]) -> Bulk:
         done: dict[str, Any] = {}
         failed: dict[str, str] = {}
-        ids = self._file_ids
         for lfn in _as_list(lfns):
-            fid = ids.get(lfn)
+            fid = self.file_id(lfn)
             if fid is None:
                 failed[lfn] = NO_SUCH_FILE
             else:
-                done[lfn] = read(fid)
+                done[lfn] = read(fid, lfn)
         return Bulk(done, failed)
 
     # --- metadata fields and values ---------------------------------------------------------------
@@ -542,10 +806,11 @@ class FileCatalog(MeteredStore):
                 f"Metadata field {name!r} already defined as {_LEVEL_NAMES[existing.level]} field "
                 f"of type {existing.ptype.__name__}"
             )
-        field = _Field(name, ptype, meta_type)
-        self._fields[name] = field
         if meta_type == FILE_META:
-            self._file_fields.append(field)
+            self._file_fields.append(_FileField(name, ptype))
+            self._fields[name] = self._file_fields[-1]
+        else:
+            self._fields[name] = _Field(name, ptype, meta_type)
 
     @metered("getMetadataFields", one_row)
     def get_metadata_fields(self) -> dict[str, dict[str, str]]:
@@ -581,7 +846,7 @@ class FileCatalog(MeteredStore):
         return each(path_metadata.items(), self._set_metadata)
 
     def _set_metadata(self, path: str, metadata: Mapping[str, Any]) -> None:
-        fid = self._file_ids.get(path)
+        fid = self.file_id(path)
         if fid is not None:
             for key, value in self._typed(metadata, FILE_META).items():
                 self._fields[key].set(fid, value)
@@ -612,7 +877,7 @@ class FileCatalog(MeteredStore):
 
     @metered("removeMetadata", one_row)
     def remove_metadata(self, path: str, keys: Iterable[str]) -> None:
-        fid = self._file_ids.get(path)
+        fid = self.file_id(path)
         if fid is not None:
             for key in keys:
                 if key in self._fields:
@@ -638,7 +903,7 @@ class FileCatalog(MeteredStore):
     def _file_metadata(self, fid: int) -> dict[str, Any]:
         meta = self._dir_metadata(self._file_dir[fid])
         for field in self._file_fields:
-            value = field.values.get(fid, _MISSING)
+            value = field.get(fid)
             if value is not _MISSING:
                 meta[field.name] = value
         return meta
@@ -685,19 +950,28 @@ class FileCatalog(MeteredStore):
         return field
 
     def _find(self, query: Mapping[str, Any], path: str) -> list[str]:
+        lfn = self.lfn
+        return [lfn(fid) for fid in self._find_ids(query, path).tolist()]
+
+    def _find_ids(self, query: Mapping[str, Any], path: str) -> np.ndarray:
+        """FileIDs (ascending: the DFC returns them by FileID, FileMetadata.findFilesByMetadata) below `path`
+        satisfying `query`: directory terms select subtrees, file terms filter their files column-wise."""
         base = self._did(path)
         dir_terms: list[tuple[_Field, list[Any]]] = []
-        file_terms: list[tuple[_Field, list[Any]]] = []
+        file_terms: list[tuple[_FileField, list[tuple[str, Any]]]] = []
         for key, cond in query.items():
             field = self._field(key)
-            term = (field, field.matching_values(_parse_condition(field, cond)))
-            (file_terms if field.level == FILE_META else dir_terms).append(term)
+            if isinstance(field, _FileField):
+                file_terms.append((field, _parse_condition(field, cond)))
+            else:
+                dir_terms.append((field, field.matching_values(_parse_condition(field, cond))))
         tops = self._matching_tops(dir_terms, base)
-        if not tops:
-            return []
-        if not file_terms:
-            return [self._lfns[f] for f in self._subtree_files(tops)]  # type: ignore[misc]
-        return self._filter_files(tops, file_terms)
+        fids = self._subtree_files(tops) if tops else np.zeros(0, dtype=np.int64)
+        for field, ops in file_terms:
+            if not len(fids):
+                break
+            fids = fids[field.mask(fids, ops)]
+        return fids
 
     def _matching_tops(self, dir_terms: list[tuple[_Field, list[Any]]], base: int) -> list[int]:
         """Disjoint directories whose whole subtrees satisfy every directory term, clipped to `base`.
@@ -732,57 +1006,23 @@ class FileCatalog(MeteredStore):
                 return [base]
         return clipped
 
-    def _subtree_files(self, tops: list[int]) -> Iterable[int]:
+    def _subtree_files(self, tops: list[int]) -> np.ndarray:
+        """Live FileIDs in the subtrees of `tops`, ascending."""
+        live = np.frombuffer(self._rset, dtype=np.uint16) != _REMOVED if len(self._rset) else np.zeros(0, bool)
+        if tops == [_ROOT]:
+            return np.flatnonzero(live)
         dirs = self._dirs
-        stack = list(reversed(tops))
+        stack = list(tops)
+        parts = []
         while stack:
             node = dirs[stack.pop()]
-            yield from node.files
-            stack.extend(reversed(node.children))
-
-    def _filter_files(self, tops: list[int], file_terms: list[tuple[_Field, list[Any]]]) -> list[str]:
-        """Intersect directory scope and file terms, driving from whichever side is smaller."""
-        if not all(values for _, values in file_terms):
-            return []
-        ranked = sorted(((field.estimate(values), field, values) for field, values in file_terms),
-                        key=lambda term: term[0])
-        lead_count, lead_field, lead_values = ranked[0]
-        if sum(self._dirs[t].nfiles for t in tops) <= lead_count:
-            ids = list(self._subtree_files(tops))
-            filters = ranked
-        else:
-            ids = list(lead_field.holders(lead_values))
-            filters = ranked[1:]
-            in_scope = self._scope_test(tops)
-            if in_scope is not None:
-                file_dir = self._file_dir
-                ids = [fid for fid in ids if in_scope(file_dir[fid])]
-        for _, field, values in filters:  # one flat pass per term, most selective first
-            get, allowed = field.values.get, set(values)
-            ids = [fid for fid in ids if get(fid, _MISSING) in allowed]
-        lfns = self._lfns
-        return [lfns[fid] for fid in ids]  # type: ignore[misc]
-
-    def _scope_test(self, tops: list[int]) -> Callable[[int], bool] | None:
-        """Membership test 'directory lies in one of the subtrees', memoised per directory."""
-        if tops == [_ROOT]:
-            return None
-        top_set = set(tops)
-        memo: dict[int, bool] = {}
-        dirs = self._dirs
-
-        def in_scope(did: int) -> bool:
-            walked = []
-            d = did
-            while d != -1 and d not in top_set and d not in memo:
-                walked.append(d)
-                d = dirs[d].parent
-            answer = d in top_set or (d != -1 and memo[d])
-            for w in walked:
-                memo[w] = answer
-            return answer
-
-        return in_scope
+            if len(node.files):
+                parts.append(np.frombuffer(node.files, dtype=np.int32).astype(np.int64))
+            stack.extend(node.children)
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        fids = np.sort(np.concatenate(parts))
+        return fids[live[fids]]
 
     # --- datasets ---------------------------------------------------------------------------------
 
@@ -813,16 +1053,48 @@ class FileCatalog(MeteredStore):
     def get_dataset_parameters(self, name: str) -> dict[str, Any]:
         """{"DatasetName", "MetaQuery", "Path", "NumberOfFiles", "TotalSize"} evaluated now."""
         query, path = self._dataset(name)
-        lfns = self._find(query, path)
-        ids = self._file_ids
-        total = sum(self._sizes[ids[lfn]] for lfn in lfns)
+        fids = self._find_ids(query, path)
+        sizes = self._sizes
+        total = sum(sizes[fid] for fid in fids.tolist())
         return {"DatasetName": name, "MetaQuery": dict(query), "Path": path,
-                "NumberOfFiles": len(lfns), "TotalSize": total}
+                "NumberOfFiles": len(fids), "TotalSize": total}
 
     @metered("getDatasetFiles")
     def get_dataset_files(self, name: str) -> list[str]:
         query, path = self._dataset(name)
         return self._find(query, path)
+
+
+class LfnList:
+    """A list of registered LFNs held as catalog FileIDs (8 bytes each instead of a string), e.g. the
+    outputs a transformation's jobs registered, which the cleaning agent removes; an LFN removed from the
+    catalog since still reads back (FileIDs keep their name), one never registered is kept as text."""
+
+    __slots__ = ("catalog", "fids", "text")
+
+    def __init__(self, catalog: FileCatalog) -> None:
+        self.catalog = catalog
+        self.fids = array("q")
+        self.text: dict[int, str] = {}  # position -> LFN not in the catalog when listed
+
+    def extend(self, lfns: Iterable[str]) -> None:
+        for lfn in lfns:
+            fid = self.catalog.file_id(lfn)
+            if fid is None:
+                self.text[len(self.fids)] = lfn
+                fid = -1
+            self.fids.append(fid)
+
+    def __len__(self) -> int:
+        return len(self.fids)
+
+    def __iter__(self) -> Iterator[str]:
+        lfn, text = self.catalog.lfn, self.text
+        return (text[i] if fid < 0 else lfn(fid) for i, fid in enumerate(self.fids))
+
+    def clear(self) -> None:
+        self.fids = array("q")
+        self.text.clear()
 
 
 # --- DIRAC-shaped facade ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from twin.dirac.catalog import LfnList
 from twin.dirac.transformation import status as st
 from twin.dirac.transformation.plugins import load_plugin_class
 from twin.scenario.schema import Production, Scenario, Step
@@ -57,8 +58,12 @@ class TransformationRuntime:
     parents: list[int] = field(default_factory=list)
     started_at: float | None = None
     flushed: bool = False
-    outputs: list[str] = field(default_factory=list)
+    outputs: LfnList = None  # type: ignore[assignment]  # what its jobs registered (set below)
     _plugin_class: Any = None
+
+    def __post_init__(self) -> None:
+        if self.outputs is None:
+            self.outputs = LfnList(self.world.fc.catalog)
 
     @property
     def name(self) -> str:
