@@ -18,7 +18,7 @@ from twin.dirac.wms.job_status import JOB_FINAL_STATES
 from twin.scenario.loader import load_scenario
 from twin.scenario.schema import Fault
 from twin.summary import summarize
-from twin.invariants import event_chunks, last_states
+from twin.invariants import _sharing_codes, event_chunks, logged_states
 
 WITH_TAPE = Path(__file__).parent / "data" / "with_tape.yaml"
 ACCOUNTED_FILE_STATES = {st.PROCESSED, st.UNUSED, st.PROBLEMATIC, st.MAX_RESET, st.ASSIGNED, st.MISSING_IN_FC}
@@ -200,11 +200,38 @@ def test_records_deleted_after_a_run_break_conservation(mutate, broken):
 
 def test_the_recount_reads_the_event_log_chunk_by_chunk(calm_run):
     world, s = calm_run
-    whole = last_states([world.sim.log.to_frame()])
+    whole = logged_states([world.sim.log.to_frame()], world)
     chunks = list(event_chunks(world, ["job.status", "task.status"]))
     split = [part for chunk in chunks for part in (chunk.iloc[: len(chunk) // 3], chunk.iloc[len(chunk) // 3:])]
-    assert last_states(split)["job.status"] == whole["job.status"]
-    assert len(whole["job.status"]) == s["jobs"]["total"] > 0
+    assert logged_states(split, world, _sharing_codes(whole)).same(whole, "job.status")
+    assert sum(whole.recount("job.status").values()) == s["jobs"]["total"] > 0
+    assert whole.recount("task.status") == {k: v for k, v in world.tsdb.getTransformationTaskStats()["Value"].items()
+                                            if k != "TotalCreated"}
+
+
+def _task_moved_without_a_trail(world) -> None:
+    """A task changes status in the DB, counters and all, but no event row says so."""
+    table = world.tsdb._trans[1].tasks  # noqa: SLF001
+    table.notify = None
+    task = next(t for t in table.all() if t.status == "Done")
+    table.set_status(task, "Failed", world.sim.now)
+
+
+def _file_moved_without_a_trail(world) -> None:
+    tsdb = world.tsdb
+    tsdb.on_file_status = None
+    lfn = next(f["LFN"] for f in tsdb.getTransformationFiles({"Status": st.PROCESSED})["Value"])
+    trans_id = next(f["TransformationID"] for f in tsdb.getTransformationFiles({"LFN": lfn})["Value"])
+    tsdb.setFileStatusForTransformation(trans_id, {lfn: st.UNUSED}, force=True)
+
+
+@pytest.mark.parametrize("mutate, broken", [(_task_moved_without_a_trail, "tasks_conserved"),
+                                            (_file_moved_without_a_trail, "transformation_files_conserved")])
+def test_a_state_the_log_never_saw_breaks_conservation_though_counters_agree(mutate, broken):
+    world, before = run([], seed=3, retain_final=True)
+    assert before["invariants"][broken] is True
+    mutate(world)
+    assert summarize(world)["invariants"][broken] is False
 
 
 @settings(max_examples=3, deadline=None)

@@ -13,7 +13,9 @@ step). So each object is counted in records kept separately:
 
 The flags are true only when the three agree object by object. The event log is read through
 one accessor, as an iterable of DataFrame chunks, so a streamed log is recounted without
-loading it whole. Two more counts name what would stay unfinished for ever: jobs whose pilot is
+loading it whole; both sides are held as dense columns of state codes per object (`StateTable`,
+two bytes per job, task, file or request), never as per-record dictionaries, so the check stays
+bounded for a year of operations. Two more counts name what would stay unfinished for ever: jobs whose pilot is
 gone and that no StalledJobAgent cycle has finalised, and files Assigned to a task that ended
 long ago.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from twin.dirac.datamanager import output_job_name
@@ -52,36 +55,114 @@ def event_chunks(world: "World", kinds: Iterable[str]) -> Iterable[pd.DataFrame]
     return log.chunks(list(kinds), columns=("kind", "entity", "state"))
 
 
-def last_states(chunks: Iterable[pd.DataFrame]) -> dict[str, dict[str, str]]:
-    """{kind: {entity: last logged state}} from time-ordered chunks, one chunk in memory at a time."""
-    out: dict[str, dict[str, str]] = {kind: {} for kind in TRAILS}
+class StateTable:
+    """Object -> state as dense columns of state codes, one per (kind, group): a job is its JobID in
+    group 0, a task its TaskID in its transformation's group, a transformation file its row in the
+    TransformationFiles table, a request its RequestID. Code 0 means "no such object" (also for rows
+    that cleanTransformation dropped), so a year of objects costs two bytes each, not a dict entry."""
+
+    def __init__(self) -> None:
+        self.names: list[str | None] = [None]
+        self._codes: dict[str, int] = {DROPPED: 0}
+        self.columns: dict[tuple[str, int], np.ndarray] = {}
+        #: objects the log names but the databases cannot place (e.g. an LFN the TransformationDB lacks)
+        self.unplaced: dict[tuple[str, str], int] = {}
+
+    def code(self, state: str) -> int:
+        code = self._codes.get(state)
+        if code is None:
+            code = self._codes[state] = len(self.names)
+            self.names.append(state)
+        return code
+
+    def codes(self, states: Iterable[str]) -> np.ndarray:
+        return np.array([self.code(str(state)) for state in states], dtype=np.uint16)
+
+    def put(self, kind: str, group: int, keys: np.ndarray, codes: np.ndarray) -> None:
+        """Set the states of objects `keys` (distinct) of one group."""
+        if not len(keys):
+            return
+        column = self.columns.get((kind, group), np.zeros(0, dtype=np.uint16))
+        top = int(keys.max()) + 1
+        if top > len(column):
+            column = np.concatenate([column, np.zeros(max(top, 2 * len(column)) - len(column), dtype=np.uint16)])
+        column[keys] = codes
+        self.columns[(kind, group)] = column
+
+    def of(self, kind: str) -> dict[int, np.ndarray]:
+        return {group: column for (k, group), column in self.columns.items() if k == kind}
+
+    def recount(self, kind: str) -> dict[str, int]:
+        """{state: objects in it} over every group of `kind`."""
+        counts = np.zeros(len(self.names), dtype=np.int64)
+        for column in self.of(kind).values():
+            counts += np.bincount(column, minlength=len(self.names))[:len(self.names)]
+        return {self.names[code]: int(n) for code, n in enumerate(counts) if code and n}  # type: ignore[misc]
+
+    def same(self, other: "StateTable", kind: str) -> bool:
+        """Object by object, with `other` coding states the same way (see `aligned`)."""
+        if any(code for (k, _), code in self.unplaced.items() if k == kind):
+            return False
+        mine, theirs = self.of(kind), other.of(kind)
+        for group in set(mine) | set(theirs):
+            a, b = mine.get(group, np.zeros(0, np.uint16)), theirs.get(group, np.zeros(0, np.uint16))
+            n = max(len(a), len(b))
+            if not np.array_equal(np.pad(a, (0, n - len(a))), np.pad(b, (0, n - len(b)))):
+                return False
+        return True
+
+
+def logged_states(chunks: Iterable[pd.DataFrame], world: "World", table: StateTable | None = None) -> StateTable:
+    """Each object's last logged state, from time-ordered chunks, one chunk in memory at a time."""
+    table = table or StateTable()
     for chunk in chunks:
         if chunk.empty:
             continue
         for kind, rows in chunk.groupby("kind", observed=True, sort=False):
+            if kind not in TRAILS:
+                continue
             last = rows.drop_duplicates("entity", keep="last")
-            out.setdefault(str(kind), {}).update(zip(last["entity"].astype(str), last["state"].astype(str)))
-    return out
+            _put_logged(table, str(kind), last["entity"].astype(str), table.codes(last["state"]), world)
+    return table
+
+
+def _put_logged(table: StateTable, kind: str, entity: pd.Series, codes: np.ndarray, world: "World") -> None:
+    if kind in ("job.status", "request.status"):
+        table.put(kind, 0, entity.str.slice(len(kind.split(".")[0]) + 1).astype(np.int64).to_numpy(), codes)
+        return
+    head = entity.str.split("/", n=1, expand=True)
+    groups = head[0].str.slice(len("trans:")).astype(np.int64).to_numpy()
+    for group in np.unique(groups).tolist():
+        at = groups == group
+        names = head[1][at]
+        if kind == "task.status":
+            keys = names.str.slice(len("task:")).astype(np.int64).to_numpy()
+        else:
+            keys = world.tsdb.file_rows(group, ["/" + n if not n.startswith("/") else n for n in names])
+        known = keys >= 0
+        table.put(kind, group, keys[known], codes[at][known])
+        for name, code in zip(names[~known], codes[at][~known]):  # the log names a file the DB lacks
+            table.unplaced[(kind, f"{group}/{name}")] = int(code)
 
 
 def conservation(world: "World") -> dict[str, Any]:
     """The `*_conserved` flags (None when the event log is off), plus the stuck counts."""
-    chunks = event_chunks(world, TRAILS)
-    logged = last_states(chunks) if chunks is not None else None
+    db = StateTable()
     with world.services.unmetered():
-        db = {"jobs": _jobs_in_db(world), "tasks": _tasks_in_db(world), "files": _files_in_db(world),
-              "requests": _requests_in_db(world)}
-        counters_ok = {"jobs": _job_counters_agree(world, db["jobs"]), "tasks": _task_counters_agree(world, db["tasks"]),
-                       "files": _file_counters_agree(world, db["files"]),
-                       "requests": _request_counters_agree(world, db["requests"])}
+        _jobs_in_db(world, db)
+        _tasks_and_files_in_db(world, db)
+        _requests_in_db(world, db)
+        counters_ok = {"jobs": _job_counters_agree(world, db), "tasks": _task_counters_agree(world, db),
+                       "files": _file_counters_agree(world, db), "requests": _request_counters_agree(world, db)}
         outputs_ok = _outputs_belong_to_done_jobs(world)
         stuck_files = files_stuck_assigned(world)
+    chunks = event_chunks(world, TRAILS)
+    logged = logged_states(chunks, world, _sharing_codes(db)) if chunks is not None else None
 
     def flag(name: str, kind: str) -> bool | None:
         if logged is None:
             return None
-        trail = {entity: state for entity, state in logged.get(kind, {}).items() if state != DROPPED}
-        return counters_ok[name] and trail == db[name]
+        return counters_ok[name] and logged.same(db, kind)
 
     return {
         "jobs_conserved": flag("jobs", "job.status"),
@@ -95,73 +176,81 @@ def conservation(world: "World") -> dict[str, Any]:
     }
 
 
+def _sharing_codes(db: StateTable) -> StateTable:
+    """An empty table whose state codes are `db`'s, so that columns compare code for code."""
+    table = StateTable()
+    for name in db.names[1:]:
+        table.code(name)  # type: ignore[arg-type]
+    return table
+
+
 # ---------------------------------------------------------------- the databases, record by record
-def _jobs_in_db(world: "World") -> dict[str, str]:
+def _jobs_in_db(world: "World", db: StateTable) -> None:
     """Live records plus the compact columns of the jobs that reached a final state and left them."""
     jobdb = world.wms.jobdb
     finished = jobdb.finished()
-    jobs = {f"job:{job_id}": str(status) for job_id, status in zip(finished["job_id"], finished["status"])}
-    jobs.update((f"job:{job_id}", job.status) for job_id, job in jobdb.jobs.items())
-    return jobs
+    db.put("job.status", 0, finished["job_id"], db.codes(finished["status"]))
+    live = list(jobdb.jobs.items())
+    db.put("job.status", 0, np.array([job_id for job_id, _ in live], dtype=np.int64), db.codes(job.status for _, job in live))
 
 
-def _done_task_names(world: "World") -> Counter[str]:
-    """JobNames ("%08d_%08d") of the Done jobs, live records and retired columns alike."""
+def _done_task_keys(world: "World") -> np.ndarray:
+    """(JobGroup << 32 | TaskID) of the Done jobs, retired columns and live records alike."""
     jobdb = world.wms.jobdb
     finished = jobdb.finished()
     done = finished["status"] == js.DONE
-    names: Counter[str] = Counter(f"{group:08d}_{task:08d}" for group, task in zip(finished["job_group"][done], finished["task_id"][done]))
-    names.update(job.task_name for job in jobdb.jobs.values() if job.status == js.DONE)
-    return names
+    live = [_task_key(job.task_name) for job in jobdb.jobs.values() if job.status == js.DONE]
+    return np.concatenate([(finished["job_group"][done] << 32) | finished["task_id"][done], np.array(live, dtype=np.int64)])
 
 
-def _tasks_in_db(world: "World") -> dict[str, str]:
-    tasks = world.tsdb.getTransformationTasks({})["Value"]
-    return {f"trans:{t['TransformationID']}/task:{t['TaskID']}": t["ExternalStatus"] for t in tasks}
+def _task_key(task_name: str) -> int:
+    """"%08d_%08d" (JobGroup_TaskID) as one int; -1 for any other name."""
+    group, _, task = task_name.partition("_")
+    return int(group) << 32 | int(task) if group.isdigit() and task.isdigit() else -1
 
 
-def _files_in_db(world: "World") -> dict[str, str]:
-    files = world.tsdb.getTransformationFiles({})["Value"]
-    return {f"trans:{f['TransformationID']}/{f['LFN']}": f["Status"] for f in files}
+def _tasks_and_files_in_db(world: "World", db: StateTable) -> None:
+    for kind, table in (("task.status", "TransformationTasks"), ("file.status", "TransformationFiles")):
+        for trans_id, codes, names in world.tsdb.status_columns(table):
+            db.put(kind, trans_id, np.arange(len(codes)) + (kind == "task.status"), db.codes(names)[codes])
 
 
-def _requests_in_db(world: "World") -> dict[str, str]:
-    db = world.rms.db
-    return {f"request:{request_id}": db.status(request_id) for request_id in db.ids()}
+def _requests_in_db(world: "World", db: StateTable) -> None:
+    rms = world.rms.db
+    ids = rms.ids()
+    db.put("request.status", 0, np.array(ids, dtype=np.int64), db.codes(rms.status(request_id) for request_id in ids))
 
 
 def _nonzero(counts: dict[str, int]) -> dict[str, int]:
     return {status: n for status, n in counts.items() if n}
 
 
-def _recount(records: dict[str, str]) -> dict[str, int]:
-    return dict(Counter(records.values()))
-
-
-def _job_counters_agree(world: "World", jobs: dict[str, str]) -> bool:
+def _job_counters_agree(world: "World", db: StateTable) -> bool:
     jobdb = world.wms.jobdb
-    return _nonzero(jobdb.counters()) == _recount(jobs) and len(jobdb) == len(jobs)
+    recount = db.recount("job.status")
+    return _nonzero(jobdb.counters()) == recount and len(jobdb) == sum(recount.values())
 
 
-def _task_counters_agree(world: "World", tasks: dict[str, str]) -> bool:
+def _task_counters_agree(world: "World", db: StateTable) -> bool:
     stats = world.tsdb.getTransformationTaskStats()["Value"]
     total = stats.pop("TotalCreated", 0)
-    return _nonzero(stats) == _recount(tasks) and total == len(tasks)
+    recount = db.recount("task.status")
+    return _nonzero(stats) == recount and total == sum(recount.values())
 
 
-def _file_counters_agree(world: "World", files: dict[str, str]) -> bool:
-    recount: Counter[str] = Counter()
+def _file_counters_agree(world: "World", db: StateTable) -> bool:
+    counted: Counter[str] = Counter()
     for trans_id in world.runtimes:
         counts = world.tsdb.getTransformationStats(trans_id)["Value"]
         total = counts.pop("Total", 0)
         if sum(counts.values()) != total:
             return False
-        recount.update(counts)
-    return _nonzero(dict(recount)) == _recount(files)
+        counted.update(counts)
+    return _nonzero(dict(counted)) == db.recount("file.status")
 
 
-def _request_counters_agree(world: "World", requests: dict[str, str]) -> bool:
-    return _nonzero(dict(world.rms.db.counters)) == _recount(requests)
+def _request_counters_agree(world: "World", db: StateTable) -> bool:
+    return _nonzero(dict(world.rms.db.counters)) == db.recount("request.status")
 
 
 # ---------------------------------------------------------------- the catalog
@@ -170,20 +259,25 @@ def _outputs_belong_to_done_jobs(world: "World") -> bool:
     registered by a Done job of that step, at most `outputs per job` of them, and every Done job
     has at least its `output_files` outputs there or removed by a counted removal (cleaning agent,
     RMS RemoveFile), so an output lost from the catalog shows."""
-    done = _done_task_names(world)
-    done_by_step: dict[str, list[str]] = {}
-    for name in done:
-        done_by_step.setdefault(name.split("_", 1)[0], []).append(name)
+    done = np.unique(_done_task_keys(world))
     removed = world.datamanager.removed_per_job
     for trans_id, runtime in world.runtimes.items():
         if runtime.is_request_type:
             continue
-        registered = Counter(output_job_name(lfn) for lfn in world.catalog.find_files_by_metadata({}, runtime.output_dir))
-        for task_name, n in registered.items():
-            if not done.get(task_name) or n > _max_outputs(runtime):
-                return False
+        keys = np.fromiter((_task_key(output_job_name(lfn)) for lfn in world.catalog.lfns(runtime.output_dir)), np.int64)
+        names, counts = np.unique(keys, return_counts=True)
+        if not np.isin(names, done).all() or (len(counts) and counts.max() > _max_outputs(runtime)):
+            return False
         expected = runtime.step.job.output_files
-        if any(registered[name] + removed[name] < expected for name in done_by_step.get(f"{trans_id:08d}", ())):
+        step_done = done[(done >> 32) == trans_id]
+        registered = np.zeros(len(step_done), dtype=np.int64)
+        at = np.searchsorted(names, step_done)
+        found = at < len(names)
+        found[found] = names[at[found]] == step_done[found]
+        registered[found] = counts[at[found]]
+        short = step_done[registered < expected]  # only these need the removals counted per job
+        if any(registered[i] + removed[f"{int(k) >> 32:08d}_{int(k) & 0xFFFFFFFF:08d}"] < expected
+               for i, k in zip(np.flatnonzero(registered < expected).tolist(), short.tolist())):
             return False
     return True
 

@@ -552,10 +552,10 @@ class FileCatalog(MeteredStore):
     def __contains__(self, lfn: object) -> bool:
         return isinstance(lfn, str) and self.file_id(lfn) is not None
 
-    def lfns(self) -> Iterator[str]:
-        """Every registered LFN, by FileID (registration order)."""
+    def lfns(self, path: str = "/") -> Iterator[str]:
+        """Every LFN registered below `path`, by FileID (registration order), one at a time."""
         lfn = self.lfn
-        return (lfn(fid) for fid in self._subtree_files([_ROOT]).tolist())
+        return (lfn(fid) for fid in self._subtree_files([self._did(path)]).tolist())
 
     def file_id(self, lfn: str) -> int | None:
         """The FileID of a registered LFN, else None."""

@@ -16,7 +16,7 @@ object per task): a task in a final status is only counted, so a year of finishe
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -1098,6 +1098,24 @@ class TransformationDB(MeteredStore):
         stats = dict(sorted(stats.items()))
         stats["TotalCreated"] = sum(stats.values())
         return S_OK(stats)
+
+    # --- the simulation's own reads (not DIRAC calls, not metered): the invariant recount ----------------
+
+    def status_columns(self, table: str) -> Iterator[tuple[int, np.ndarray, list[str]]]:
+        """(TransformationID, status codes per row, code -> status) of "TransformationTasks" (row = TaskID - 1)
+        or "TransformationFiles" (row = the file's row, see `file_rows`): the records, not their counters."""
+        for trans_id, trans in self._trans.items():
+            if table == "TransformationTasks":
+                yield trans_id, np.array(trans.tasks.status, dtype=np.int64), list(trans.tasks.codes.names)
+            else:
+                yield trans_id, np.array(trans.files.status, dtype=np.int64), list(self._status.names)
+
+    def file_rows(self, trans_id: int, lfns: Iterable[str]) -> np.ndarray:
+        """Each LFN's row in the transformation's TransformationFiles, -1 where it has none."""
+        trans = self._trans.get(trans_id)
+        row_of = trans.files.row_of if trans is not None else {}
+        file_ids = self._file_ids
+        return np.fromiter((row_of.get(file_ids.get(lfn, -1), -1) for lfn in lfns), dtype=np.int64)
 
     # --- derived transformations (client logic) ---------------------------------------------------------
 
