@@ -2,6 +2,7 @@
 
     python benchmarks/memory_breakdown.py                       # 1e4 and 3e4 jobs on 400 slots
     python benchmarks/memory_breakdown.py --sizes 20000 60000 --slots 1000 --top 30
+    python benchmarks/memory_breakdown.py --sizes 20000 60000 --slots 1000 --rss 4000   # RSS split, untraced
 
 Both runs use the synthetic scenario of `run_benchmarks.py` with the same slots, so the jobs in
 flight are the same and the difference between the two runs is what the extra finished jobs keep.
@@ -85,16 +86,42 @@ def breakdown(n1: int, n2: int, slots: int) -> dict[str, Any]:
             "by_owner": slopes(a, b, "by_owner"), "by_line": slopes(a, b, "by_line")}
 
 
+def rss_split(n1: int, n2: int, slots: int, slots3: int) -> dict[str, Any]:
+    """Peak RSS of three untraced runs: (n1, slots) and (n2, slots) give bytes per finished job (same jobs
+    in flight); (n1, slots3) has other jobs in flight, and what its RSS adds beyond its extra finished
+    jobs, per extra job in flight, is the bytes per in-flight job, free of the run's fixed cost."""
+    from run_benchmarks import run_in_subprocess
+
+    a, b, c = (run_in_subprocess(n, True, False, slots=s) for n, s in ((n1, slots), (n2, slots), (n1, slots3)))
+    per_finished = (b["peak_rss_mb"] - a["peak_rss_mb"]) * 1e6 / max(1, b["jobs_final"] - a["jobs_final"])
+    extra_finished = (c["jobs_final"] - a["jobs_final"]) * per_finished
+    per_in_flight = ((c["peak_rss_mb"] - a["peak_rss_mb"]) * 1e6 - extra_finished) / max(
+        1, c["peak_in_flight_jobs"] - a["peak_in_flight_jobs"])
+    return {"runs": [a, b, c], "bytes_per_finished_job": per_finished, "bytes_per_in_flight_job": per_in_flight}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=(10_000, 30_000), metavar=("N1", "N2"))
     parser.add_argument("--slots", type=int, default=400)
     parser.add_argument("--top", type=int, default=20, help="lines to print")
     parser.add_argument("--json", type=Path, help="also write the breakdown here")
+    parser.add_argument("--rss", type=int, metavar="SLOTS3", help="instead: the peak-RSS split of three untraced runs, "
+                        "the third with SLOTS3 slots (bytes per finished and per in-flight job)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(snapshot_run(args.one, args.slots)))
+        return 0
+    if args.rss:
+        split = rss_split(*args.sizes, args.slots, args.rss)
+        for run in split["runs"]:
+            print(f"{run['jobs']:>9,} jobs, {run['slots']:>6,} slots: peak RSS {run['peak_rss_mb']:.0f} MB, "
+                  f"{run['jobs_final']:,} final, {run['peak_in_flight_jobs']:,} in flight at peak, "
+                  f"run CPU {run['run_cpu_s']:.0f} s")
+        print(f"{split['bytes_per_finished_job']:.0f} B per finished job, {split['bytes_per_in_flight_job']:.0f} B per in-flight job")
+        if args.json:
+            args.json.write_text(json.dumps(split, indent=1) + "\n")
         return 0
     result = breakdown(*args.sizes, args.slots)
     print(f"traced bytes per finished job: {result['bytes_per_finished_job']:.0f} "

@@ -483,3 +483,19 @@ def test_file_fields_hold_any_value_of_their_type_and_filter_like_applyquery() -
     assert fc.find_files_by_metadata({"tag": {">=": "b"}, "run": {"nin": [5]}}) == ["/f/2"]
     fc.remove_metadata("/f/2", ["tag"])
     assert fc.find_files_by_metadata({"tag": {">=": "b"}}) == ["/f/0"]
+
+
+def test_narrow_columns_widen_when_a_value_needs_it_and_keep_the_others() -> None:
+    fc = FileCatalog()
+    fc.add_metadata_field("run", int, FILE_META)
+    fc.add_file("/w/a", 5, "SE", {"run": 7})
+    fc.add_file("/w/none", 6, "SE")
+    fc.add_file("/w/b", 5 * 2**32, "SE", {"run": -(2**31)})  # a 20 GiB file; the int32 "no value" marker as a value
+    fc.add_file("/w/c", 1, "SE", {"run": 2**40})
+    assert fc.get_file_sizes(["/w/a", "/w/b"]).successful == {"/w/a": 5, "/w/b": 5 * 2**32}
+    assert [fc.get_file_user_metadata(f"/w/{n}").get("run") for n in ("a", "none", "b", "c")] == [7, None, -(2**31), 2**40]
+    assert fc.find_files_by_metadata({"run": {"<": 8}}) == ["/w/a", "/w/b"]
+    for i in range(70_000):  # past 65,535 directories: the directory column widens
+        fc.create_directory(f"/many/{i}")
+    fc.add_file("/many/69999/x", 3, "SE")
+    assert fc.get_file_sizes("/many/69999/x").successful == {"/many/69999/x": 3} and "/many/69998/x" not in fc

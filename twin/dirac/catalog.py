@@ -315,7 +315,19 @@ def _satisfies(value: Any, ops: list[tuple[str, Any]]) -> bool:
 
 
 _NO_INT = -(2**63)
+_NO_INT32 = -(2**31)
 _INT64 = (-(2**63) + 1, 2**63 - 1)
+
+
+def _append(column: array, value: int, wide: str) -> array:
+    """`column` with `value` appended, copied to the wider typecode first if `value` does not fit: columns
+    start narrow (most values are small) and pay for width only once a value needs it."""
+    try:
+        column.append(value)
+    except OverflowError:
+        column = array(wide, column)
+        column.append(value)
+    return column
 
 
 class _FileField:
@@ -332,7 +344,7 @@ class _FileField:
         self.name = name
         self.ptype = ptype
         self.level = FILE_META
-        self.column = array("I" if ptype is str else "q" if ptype is int else "d")
+        self.column = array("I" if ptype is str else "i" if ptype is int else "d")  # int: "q" once needed
         self.extra: dict[int, Any] = {}
         self.labels: list[Any] = [None]  # code 0: no value
         self.label_codes: dict[Any, int] = {}
@@ -340,7 +352,13 @@ class _FileField:
     coerce = _Field.coerce
 
     def _missing(self) -> Any:
-        return 0 if self.ptype is str else _NO_INT if self.ptype is int else math.nan
+        if self.ptype is int:
+            return _NO_INT32 if self.column.typecode == "i" else _NO_INT
+        return 0 if self.ptype is str else math.nan
+
+    def _widen(self) -> None:
+        """int32 -> int64 column (the missing marker moves with it)."""
+        self.column = array("q", (_NO_INT if v == _NO_INT32 else v for v in self.column))
 
     def _raw(self, value: Any) -> Any:
         """The column's representation of `value`, or None when only `extra` can hold it."""
@@ -351,6 +369,8 @@ class _FileField:
                 self.labels.append(value)
             return code
         if self.ptype is int:
+            if self.column.typecode == "i" and not _NO_INT32 < value <= 2**31 - 1:
+                self._widen()
             return value if _INT64[0] <= value <= _INT64[1] else None
         return None if value != value else value
 
@@ -363,14 +383,14 @@ class _FileField:
         if self.ptype is str:
             return self.labels[raw] if raw else _MISSING
         if self.ptype is int:
-            return _MISSING if raw == _NO_INT else raw
+            return _MISSING if raw == self._missing() else raw
         return _MISSING if raw != raw else raw
 
     def set(self, fid: int, value: Any) -> None:
+        raw = self._raw(value)  # first: it may widen the column
         column = self.column
         if fid >= len(column):
             column.extend([self._missing()] * (fid + 1 - len(column)))
-        raw = self._raw(value)
         if raw is None:
             column[fid] = self._missing()
             self.extra[fid] = value
@@ -387,10 +407,13 @@ class _FileField:
         """Which of the (sorted) `fids` hold a value satisfying every (op, operand)."""
         column = self.column
         dtype = np.uint32 if self.ptype is str else np.int64 if self.ptype is int else np.float64
-        values = np.full(len(fids), self._missing(), dtype=dtype)
+        values = np.full(len(fids), _NO_INT if self.ptype is int else self._missing(), dtype=dtype)
         inside = fids < len(column)
         if len(column):
-            values[inside] = np.frombuffer(column, dtype=dtype)[fids[inside]]
+            stored = np.frombuffer(column, dtype=np.dtype(column.typecode))[fids[inside]].astype(dtype)
+            if column.typecode == "i":
+                stored[stored == _NO_INT32] = _NO_INT
+            values[inside] = stored
         if self.ptype is str:
             allowed = [code for code, label in enumerate(self.labels) if code and _satisfies(label, ops)]
             hits = np.isin(values, allowed)
@@ -529,10 +552,10 @@ class FileCatalog(MeteredStore):
         self._dirs: list[_Dir] = [_Dir(_ROOT, "/", -1)]
         self._dir_ids: dict[str, int] = {"/": _ROOT}
         # per FileID: directory, name (shape, number), size, replica-set code (_REMOVED once removed)
-        self._file_dir = array("i")
+        self._file_dir = array("H")  # widened to "i" past 65,535 directories (`_append`)
         self._shape = array("H")
         self._number = array("q")
-        self._sizes = array("q")
+        self._sizes = array("I")  # widened to "q" by the first file of 4 GiB or more
         self._rset = array("H")
         self._names = _NameCodec()
         self._text: dict[int, str] = {}  # FileID -> name kept as text
@@ -692,10 +715,10 @@ class FileCatalog(MeteredStore):
         coded = self._names.encode(name, create=True)
         assert coded is not None
         fid = len(self._rset)
-        self._file_dir.append(did)
+        self._file_dir = _append(self._file_dir, did, "i")
         self._shape.append(coded[0])
         self._number.append(coded[1])
-        self._sizes.append(size)
+        self._sizes = _append(self._sizes, size, "q")
         self._rset.append(self._replica_code(tuple(dict.fromkeys(_as_list(se))) if se else ()))
         if coded[0] == _TEXT:
             self._text[fid] = name
@@ -1074,7 +1097,7 @@ class LfnList:
 
     def __init__(self, catalog: FileCatalog) -> None:
         self.catalog = catalog
-        self.fids = array("q")
+        self.fids = array("i")
         self.text: dict[int, str] = {}  # position -> LFN not in the catalog when listed
 
     def extend(self, lfns: Iterable[str]) -> None:
@@ -1093,7 +1116,7 @@ class LfnList:
         return (text[i] if fid < 0 else lfn(fid) for i, fid in enumerate(self.fids))
 
     def clear(self) -> None:
-        self.fids = array("q")
+        self.fids = array("i")
         self.text.clear()
 
 
