@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 #: Event kinds whose last row per entity is the object's state.
 TRAILS = ("job.status", "task.status", "file.status", "request.status", "fts3.operation")
+#: The trails of a year's worth of objects, recounted as state-code columns (`StateTable`).
+COLUMN_TRAILS = ("job.status", "task.status", "file.status", "request.status")
 #: Non-final job states a job cannot leave by itself once its pilot is gone.
 PILOT_BOUND_STATES = frozenset({js.MATCHED, js.RUNNING, js.COMPLETING, js.STALLED})
 TASK_FINAL = frozenset(st.TASK_FINAL_STATES) | {"Completed"}
@@ -67,6 +69,12 @@ class StateTable:
         self.columns: dict[tuple[str, int], np.ndarray] = {}
         #: objects the log names but the databases cannot place (e.g. an LFN the TransformationDB lacks)
         self.unplaced: dict[tuple[str, str], int] = {}
+        #: trails of few objects (FTS3 operations), kept as {entity: state} for their own checks
+        self.by_entity: dict[str, dict[str, str]] = {}
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        """{entity: last state} of a kind kept by entity (see `COLUMN_TRAILS`), like the old mapping."""
+        return self.by_entity.get(kind, default)
 
     def code(self, state: str) -> int:
         code = self._codes.get(state)
@@ -122,7 +130,10 @@ def logged_states(chunks: Iterable[pd.DataFrame], world: "World", table: StateTa
             if kind not in TRAILS:
                 continue
             last = rows.drop_duplicates("entity", keep="last")
-            _put_logged(table, str(kind), last["entity"].astype(str), table.codes(last["state"]), world)
+            if kind in COLUMN_TRAILS:
+                _put_logged(table, str(kind), last["entity"].astype(str), table.codes(last["state"]), world)
+            else:
+                table.by_entity.setdefault(str(kind), {}).update(zip(last["entity"].astype(str), last["state"].astype(str)))
     return table
 
 
