@@ -27,6 +27,7 @@ simulated grid. Not modelled: multihop and staging jobs, FTS activities/prioriti
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -207,10 +208,10 @@ class FTS3DB:
     the table's size, which the twin does not charge)."""
 
     def __init__(self) -> None:
-        self.operations: dict[int, FTS3Operation] = {}
+        self.operations: dict[int, FTS3Operation] = {}  # live ones, in lastUpdate order (persist moves to the end)
         self.status_of: dict[int, str] = {}
         self.counters: Counter[str] = Counter()
-        self.jobs: dict[int, FTS3Job] = {}
+        self.jobs: dict[int, FTS3Job] = {}  # active ones, in lastMonitor order (a monitor moves to the end)
         self._next_op = self._next_job = 1
 
     def new_operation(self, request_id: int, rms_op: rms.Operation, files: Sequence[FTS3File], now: float) -> FTS3Operation:
@@ -230,6 +231,8 @@ class FTS3DB:
     def persist(self, op: FTS3Operation, now: float) -> str | None:
         """persistOperation: lastUpdate = now, the stored status follows; returns the old status if it changed."""
         op.last_update = now
+        if op.operation_id in self.operations:  # keeps the index in lastUpdate order without sorting
+            self.operations[op.operation_id] = self.operations.pop(op.operation_id)
         old = self.status_of[op.operation_id]
         if old == op.status:
             return None
@@ -242,15 +245,24 @@ class FTS3DB:
 
     def non_finished(self, limit: int) -> list[FTS3Operation]:
         """getNonFinishedOperations: Active or Processed, oldest lastUpdate first."""
-        live = sorted(self.operations.values(), key=lambda op: (op.last_update, op.operation_id))
-        return live[:limit]
+        return list(itertools.islice(self.operations.values(), limit))
 
     def active_jobs(self, limit: int, monitored_before: float) -> list[FTS3Job]:
         """getActiveJobs: non-final jobs of Active operations not monitored since ``monitored_before``,
         least recently monitored first."""
-        due = [job for job in self.jobs.values() if job.last_monitor < monitored_before]
-        due.sort(key=lambda job: (job.last_monitor, job.job_id))
-        return due[:limit]
+        due = []
+        for job in self.jobs.values():
+            if len(due) == limit or job.last_monitor >= monitored_before:
+                break
+            due.append(job)
+        return due
+
+    def monitored(self, job: FTS3Job, now: float) -> None:
+        """updateJobStatus: lastMonitor = now; a final job leaves the active index."""
+        job.last_monitor = now
+        self.jobs.pop(job.job_id, None)
+        if job.status not in JOB_FINAL_STATES:
+            self.jobs[job.job_id] = job
 
     def unfinished_for(self, rms_op: rms.Operation) -> list[FTS3Operation]:
         return [op for op in self.operations.values() if op.rms_op is rms_op]
@@ -328,9 +340,9 @@ class FTS3System:
 
     def _monitor(self, job: FTS3Job) -> Iterator[Any]:
         yield from self.world.services.call("FTS3Manager", "updateFileStatus", len(job.files))
-        job.last_monitor = self.env.now
-        if apply_outcomes(job):
-            self.db.jobs.pop(job.job_id, None)
+        final = apply_outcomes(job)
+        self.db.monitored(job, self.env.now)
+        if final:
             self.world.sim.log.log(self.env.now, "fts3.job", f"ftsjob:{job.job_id}", job.status,
                                    f"fts3op:{job.operation.operation_id} {job.source_se}->{job.target_se}",
                                    float(len(job.files)))
