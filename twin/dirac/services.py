@@ -127,12 +127,13 @@ class ServiceLayer:
                 pool.set_exact(True)
 
     # ------------------------------------------------------------ metering (pure logic)
-    def meter(self, db: str, op: str, rows: int = 1) -> None:
-        """One call served by pure logic (one RPC); paid for by the next `pay` of the running process."""
+    def meter(self, db: str, op: str, rows: int = 1, queries: int | None = None) -> None:
+        """One call served by pure logic (one RPC); paid for by the next `pay` of the running process.
+        `queries`: MySQL round trips of this call when they depend on it (a bulk call looping over its rows)."""
         if not self._muted:
             entry = self._pending[(db, op)]
             entry[0] += 1
-            entry[1] += QUERIES_PER_CALL.get((db, op), 1)
+            entry[1] += QUERIES_PER_CALL.get((db, op), 1) if queries is None else queries
             entry[2] += max(1, rows)
 
     def meter_rpc(self, kind: str, n: int = 1, rows: int = 1) -> None:

@@ -264,29 +264,45 @@ class TransformationAgents:
         return due
 
     def _update_task_status(self, ids: set[int]) -> Iterator[Any]:
-        """MonitorTasks: copy job/request statuses older than 10 min onto the tasks."""
+        """MonitorTasks: copy job/request statuses older than 10 min onto the tasks, as
+        TaskManagerAgentBase.updateTaskStatus does: one setTaskStatus call per transformation and
+        new status with all its TaskIDs, which makes one UPDATE per task (TransformationDB.setTaskStatus)."""
         world = self.world
+        services = world.services
         due = self._due(self.task_updates, ids)
         waiting = sum(len(self.task_updates.get(t, ())) for t in ids)
-        world.services.meter("TransformationDB", "getTransformationTasks", max(1, waiting + len(due)))
+        services.meter("TransformationDB", "getTransformationTasks", max(1, waiting + len(due)))
+        by_status: dict[tuple[int, str], list[int]] = {}
         for trans_id, task_id, status in due:
-            world.tsdb.setTaskStatus(trans_id, task_id, status, now=world.sim.now)
-        yield from world.services.pay(TS)
+            by_status.setdefault((trans_id, status), []).append(task_id)
+        for (trans_id, status), task_ids in by_status.items():
+            with services.unmetered():
+                world.tsdb.setTaskStatus(trans_id, task_ids, status, now=world.sim.now)
+            services.meter("TransformationDB", "setTaskStatus", len(task_ids), queries=len(task_ids))
+        yield from services.pay(TS)
 
     def _update_file_status(self, ids: set[int]) -> Iterator[Any]:
         """MonitorFiles: files still Assigned to a finished task -> Processed (Done) or Unused (Failed);
-        a Killed job's files stay Assigned (only the CTA failover agent's Reassign frees them)."""
+        a Killed job's files stay Assigned (only the CTA failover agent's Reassign frees them).
+        As TaskManagerAgentBase.updateFileStatus: one getTransformationFiles per transformation (its
+        finished tasks' Assigned files), then one setFileStatusForTransformation per new status."""
         world = self.world
         if not self.cfg.monitor_files:
             return
+        finished: dict[int, dict[int, str]] = {}
         for trans_id, task_id, status in self._due(self.finished_jobs, ids):
-            files = world.tsdb.getTransformationFiles({"TransformationID": trans_id, "TaskID": task_id, "Status": st.ASSIGNED})["Value"]
-            if not files:
-                continue
-            new = world.runtime(trans_id).file_status_for_final(status)
-            if new is None:
-                continue
-            world.tsdb.setFileStatusForTransformation(trans_id, new, [f["LFN"] for f in files], now=world.sim.now)
+            finished.setdefault(trans_id, {})[task_id] = status
+        for trans_id, statuses in finished.items():
+            files = world.tsdb.getTransformationFiles(
+                {"TransformationID": trans_id, "TaskID": list(statuses), "Status": st.ASSIGNED})["Value"]
+            runtime = world.runtime(trans_id)
+            by_new: dict[str, list[str]] = {}
+            for record in files:
+                new = runtime.file_status_for_final(statuses[record["TaskID"]])
+                if new is not None:
+                    by_new.setdefault(new, []).append(record["LFN"])
+            for new, lfns in by_new.items():
+                world.tsdb.setFileStatusForTransformation(trans_id, new, lfns, now=world.sim.now)
         yield from world.services.pay(TS)
 
     def _check_reserved(self, ids: set[int]) -> Iterator[Any]:
