@@ -390,8 +390,7 @@ class ServiceLayer:
         cpu = calls * self.cpu_ms_per_call / 1000.0 + plan.rows * self.cpu_us_per_row / 1e6
         server = instance.server
         latency += cpu + server.flow.charge(cpu, calls)
-        server.calls += calls
-        server.cpu_seconds += cpu
+        server.account(cpu, calls)
         threads = instance.threads
         waited = threads.charge(latency, calls)
         instance.calls += calls
