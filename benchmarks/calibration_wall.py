@@ -25,13 +25,13 @@ from twin.calibration.calibrate import calibrate, format_result, parse_fit
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PROD5B_FITS = [  # the Prod5b calibration's parameters (docs/calibration.md)
-    "failure_models.steps[evndisp-gamma-diffuse].failure_prob=0.45:0.65",
-    "failure_models.steps[evndisp-electron].failure_prob=0.05:0.35",
-    "failure_models.steps[evndisp-proton].failure_prob=0.6:0.75",
+    "failure_models.steps[evndisp-gamma-diffuse].failure_prob=0.48:0.6",
+    "failure_models.steps[evndisp-electron].failure_prob=0.05:0.25",
+    "failure_models.steps[evndisp-proton].failure_prob=0.65:0.72",
     "failure_models.steps[evndisp-gamma-diffuse].bad_input_fraction,failure_models.steps[evndisp-electron].bad_input_fraction,"
-    "failure_models.steps[evndisp-proton].bad_input_fraction=0.0001:0.003:log",
-    "dirac.files_max_reset_counter=10:30:int",
-    "failure_models.steps[mc].failure_prob=0.0001:0.006:log"]
+    "failure_models.steps[evndisp-proton].bad_input_fraction=0.0003:0.002:log",
+    "dirac.files_max_reset_counter=12:30:int",
+    "failure_models.steps[mc].failure_prob=0.0001:0.003:log"]
 PROD5B_TOLERANCES = {"processed_pct": 0.5}  # at 1/20 scale one electron file is 1 point, one gamma-diffuse file 0.2
 
 
@@ -50,7 +50,7 @@ def measure(args: argparse.Namespace, workers: int) -> dict:
         started, cpu0 = time.perf_counter(), os.times()
         result = calibrate([Path(o) for o in args.observed], Path(args.scenario), fits, trials=args.trials, seeds=args.seeds,
                            scale=args.scale, progress=not args.no_progress, tolerances=tolerances, pool=pool,
-                           trial_log=out / "trials.jsonl" if out else None)
+                           trial_log=out / "trials.jsonl" if out else None, startup_trials=args.startup_trials)
         wall = time.perf_counter() - started
     if out is not None:
         write_outputs(result, out, Path(args.models) if args.models else None)
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--out", help="also write each study's calibration outputs to OUT/workers-N (trials.jsonl as it runs)")
     parser.add_argument("--models", help="write the calibrated models file here (with --out)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--startup-trials", type=int, help="random trials before TPE models the loss (default min(10, trials))")
     args = parser.parse_args()
     if args.observed is None:
         from twin.scenario.loader import load_scenario

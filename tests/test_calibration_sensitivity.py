@@ -38,6 +38,8 @@ def test_only_numeric_assumptions_are_screened_within_their_bounds(tmp_path):
     assert (by["topology.sites[LCG.PIC.es].ces[pic-ce].slots"].low, by["topology.sites[LCG.PIC.es].ces[pic-ce].slots"].high) == pytest.approx((2, 38))
     assert by["failure_models.steps[processing].failure_prob"].high == pytest.approx(0.38)
     assert any(s.startswith("run.stop_when_done") for s in skipped)
+    only, _ = assumptions(load_scenario(_scenario(tmp_path)), 0.9, only=["topology.sites[LCG.PIC.es].*"])
+    assert [a.key for a in only] == ["topology.sites[LCG.PIC.es].ces[pic-ce].slots"]  # brackets literal, not a class
 
 
 @pytest.mark.slow

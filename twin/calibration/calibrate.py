@@ -194,10 +194,12 @@ class CalibrationResult:
 def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequence[FitParam], trials: int = 20,
               seeds: int = 2, workers: int | None = None, scheduler: str | None = None, scale: float = 1.0,
               sampler_seed: int = 0, tolerances: dict[str, float] | None = None, progress: bool = True,
-              batch: int | None = None, pool: RunPool | None = None, trial_log: Path | None = None) -> CalibrationResult:
+              batch: int | None = None, pool: RunPool | None = None, trial_log: Path | None = None,
+              startup_trials: int | None = None) -> CalibrationResult:
     """The study. `pool`: an open RunPool to use (and leave open: a benchmark starts its cluster before
     timing); else one is opened for the study. `trial_log`: a JSON line per trial as it ends, so a long
-    study that is stopped leaves what it found."""
+    study that is stopped leaves what it found. `startup_trials`: random trials before TPE models the
+    loss (default min(10, trials)); fewer when trial 0 is already a good, analytically derived start."""
     import contextlib
     import time
 
@@ -209,6 +211,8 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
         raise TwinError("--fit: expected at least one KEY=LOW:HIGH to fit")
     if trials < 1 or seeds < 1:
         raise TwinError(f"--trials {trials} --seeds {seeds}: expected at least 1 of each")
+    if startup_trials is not None and startup_trials < 1:
+        raise TwinError(f"--startup-trials {startup_trials}: expected at least 1")
     base = load_scenario(scenario_path)
     for fit in fits:  # every key path must exist and accept the bounds before any run starts
         for value in (fit.low, fit.high):
@@ -217,7 +221,8 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
     seed_list = [base.run.seed + r for r in range(seeds)]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize",
-                                sampler=optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True, n_startup_trials=min(10, trials)))
+                                sampler=optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True,
+                                                                       n_startup_trials=startup_trials or min(10, trials)))
     study.enqueue_trial(_start_values(base, fits))  # trial 0: the scenario as it is, so the fit never ends worse
     done: list[Trial] = []
     bar = _bar(trials * seeds, progress)
@@ -399,6 +404,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tolerance", action="append", default=[], metavar="COLUMN=VALUE",
                         help="error counted as one unit of loss for an observed column, e.g. processed_pct=0.5 (repeatable)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the optimiser's sampler (default 0)")
+    parser.add_argument("--startup-trials", type=int, help="random trials before the sampler models the loss (default min(10, trials))")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>-calibration)")
     parser.add_argument("--models", type=Path, help="calibrated parameter file to write (default: <out>/models.yaml)")
     parser.add_argument("--workers", type=int, help="LocalCluster worker processes (default: cores; 0 = in this process)")
@@ -427,7 +433,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     tolerances = parse_tolerances(args.tolerance)
     result = calibrate(args.observed, args.scenario, fits, trials=args.trials, seeds=args.seeds, workers=args.workers,
                        scheduler=args.scheduler, scale=args.scale, sampler_seed=args.sampler_seed, tolerances=tolerances,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, startup_trials=args.startup_trials)
     out = args.out or Path("runs") / f"{result.scenario}-calibration"
     files = write_outputs(result, out, args.models)
     print(format_result(result))

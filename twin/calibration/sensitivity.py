@@ -47,12 +47,18 @@ class Assumption:
     note: str
 
 
+def key_matches(key: str, pattern: str) -> bool:
+    """fnmatch over key paths, with [ and ] literal: `failure_models.sites[grid].*` means the item named grid
+    (a key path's brackets name list items; as fnmatch classes they would match nothing)."""
+    return fnmatch.fnmatchcase(key, pattern.replace("[", "[[]"))
+
+
 def assumptions(scenario: Scenario, spread: float, only: Sequence[str] = ()) -> tuple[list[Assumption], list[str]]:
     """Numeric values with 'assumption:' provenance (filtered by `only` patterns); and the skipped keys."""
     data = scenario.model_dump(mode="json")
     found, skipped = [], []
     for key, text in sorted(scenario.provenance.items()):
-        if not text.startswith("assumption:") or (only and not any(fnmatch.fnmatchcase(key, p) for p in only)):
+        if not text.startswith("assumption:") or (only and not any(key_matches(key, p) for p in only)):
             continue
         try:
             value = get_path(data, key)
@@ -205,7 +211,8 @@ def add_sensitivity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=LOW:HIGH",
                         help="screen these values instead of the scenario's 'assumption:' values (repeatable)")
     parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
-                        help="screen only the assumptions whose key path matches this fnmatch pattern (repeatable)")
+                        help="screen only the assumptions whose key path matches this pattern (* and ?; brackets are literal, "
+                             "e.g. 'failure_models.sites[grid].*'; repeatable)")
     parser.add_argument("--spread", type=float, default=0.5, help="vary each assumption by ±this fraction (default 0.5)")
     parser.add_argument("--trajectories", type=int, default=4, help="Morris trajectories r: r x (k+1) runs (default 4)")
     parser.add_argument("--top", type=int, default=3, help="assumptions kept for the flip scan and Sobol (default 3)")
