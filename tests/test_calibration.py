@@ -133,6 +133,12 @@ def test_a_tied_integer_fit_runs_and_each_key_reaches_the_scenario(tmp_path):
     assert result.trials[0].params["dirac.files_max_reset_counter"] == 4  # the scenario's 10, clipped into the bounds
 
 
+def test_startup_trials_below_one_is_refused(tmp_path, capsys):
+    code = main(["calibrate", str(_csv(tmp_path, [HEADER, *GOOD_ROWS])), "--scenario", str(SMALL), "--fit", f"{PROC_FP}=0:0.5",
+                 "--startup-trials", "0", "--workers", "0", "--no-progress", "--out", str(tmp_path / "out")])
+    assert code == 2 and "--startup-trials 0: expected at least 1" in capsys.readouterr().err
+
+
 def test_a_fit_key_the_scenario_does_not_accept_is_refused_before_any_run(tmp_path):
     obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
     with pytest.raises(TwinError, match="failure_prob"):
