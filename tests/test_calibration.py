@@ -3,6 +3,7 @@ parameter recovery and the correlated-vs-independent failure check."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -131,6 +132,26 @@ def test_a_tied_integer_fit_runs_and_each_key_reaches_the_scenario(tmp_path):
                        progress=False)
     assert all(isinstance(t.params["dirac.files_max_reset_counter"], int) for t in result.trials)
     assert result.trials[0].params["dirac.files_max_reset_counter"] == 4  # the scenario's 10, clipped into the bounds
+
+
+def test_a_study_is_rebuilt_from_its_trial_log_without_running(tmp_path, capsys):
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+    args = ["calibrate", str(obs), "--scenario", str(SMALL), "--fit", f"{PROC_FP}=0:0.5", "--trials", "2", "--seeds", "1",
+            "--workers", "0", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "study")]) == 0
+    log = tmp_path / "study" / "trials.jsonl"
+    assert len(log.read_text().splitlines()) == 2
+    first = yaml.safe_load((tmp_path / "study" / "models.yaml").read_text())
+    log.write_text(log.read_text().splitlines()[0] + "\n")  # as if stopped after trial 0
+    assert main([*args, "--out", str(tmp_path / "rebuilt"), "--from-log", str(log)]) == 0
+    rebuilt = json.loads((tmp_path / "rebuilt" / "calibration.json").read_text())
+    assert rebuilt["trials"] == 1 and rebuilt["best"]["trial"] == 0
+    assert rebuilt["best"]["params"][PROC_FP] == 0.0  # trial 0 is the scenario as it stands
+    assert first["provenance"][PROC_FP].startswith("derived: calibrated from obs.csv")
+    log.write_text("not json\n")
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--from-log", str(log)]) == 2
+    assert "--from-log" in capsys.readouterr().err
 
 
 def test_startup_trials_below_one_is_refused(tmp_path, capsys):

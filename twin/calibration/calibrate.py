@@ -248,7 +248,9 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
                 if trial_log is not None:
                     with trial_log.open("a", encoding="utf-8") as log:
                         log.write(json.dumps({"trial": trial.number, "params": values, "loss": trial.loss, "means": trial.means,
-                                              "stds": trial.stds, "seed_losses": trial.seed_losses}, default=_json) + "\n")
+                                              "stds": trial.stds, "seed_losses": trial.seed_losses,
+                                              "rows": [{"status": r["status"], "values": r.get("values", {})} for r in trial.rows]},
+                                             default=_json) + "\n")
         where = pool.where
     bar.close()
     result = CalibrationResult(base.name, observed, [str(f) for f in observed_files], list(fits), done, seed_list, scale,
@@ -263,6 +265,35 @@ def expand(fits: Sequence[FitParam], values: dict[str, float]) -> dict[str, floa
     for fit in fits:
         out.update(fit.overrides(values[fit.key]))
     return out
+
+
+def result_from_log(trial_log: Path, observed_files: Sequence[Path], scenario_path: Path, fits: Sequence[FitParam],
+                    seeds: int, scale: float, tolerances: dict[str, float] | None = None) -> CalibrationResult:
+    """The result of a study from its trial log (`calibrate(trial_log=...)`), e.g. one stopped before its last
+    trial: no run is repeated; losses are recomputed from the logged means with today's targets."""
+    from twin.scenario.loader import load_scenario
+
+    base = load_scenario(scenario_path)
+    observed = read_observed(observed_files, base, tolerances)
+    trials = []
+    try:
+        lines = [json.loads(line) for line in trial_log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise TwinError(f"--from-log {trial_log}: not a readable trial log ({exc})") from None
+    for item in lines:
+        missing = [f.key for f in fits if f.key not in item.get("params", {})]
+        if missing:
+            raise TwinError(f"--from-log {trial_log}: trial {item.get('trial')} has no value for --fit {missing[0]}")
+        trial = Trial(int(item["trial"]), item["params"], item.get("rows", []), means=item["means"], stds=item["stds"],
+                      seed_losses=item.get("seed_losses", []))
+        trial.loss = _loss(observed.targets, trial.means) if trial.means else math.inf
+        trials.append(trial)
+    if not trials:
+        raise TwinError(f"--from-log {trial_log}: no trial in the log")
+    result = CalibrationResult(base.name, observed, [str(f) for f in observed_files], list(fits), trials,
+                               [base.run.seed + r for r in range(seeds)], scale, math.nan, f"trial log {trial_log.name}")
+    result.withheld = result.predictions(base)
+    return result
 
 
 def _start_values(scenario: Scenario, fits: Sequence[FitParam]) -> dict[str, float]:
@@ -410,6 +441,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="LocalCluster worker processes (default: cores; 0 = in this process)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running dask scheduler")
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    parser.add_argument("--from-log", type=Path, metavar="TRIALS.jsonl",
+                        help="run nothing: rebuild the outputs from a study's trial log (<out>/trials.jsonl), e.g. of a study stopped early")
 
 
 def parse_tolerances(items: Sequence[str]) -> dict[str, float]:
@@ -431,10 +464,19 @@ def parse_tolerances(items: Sequence[str]) -> dict[str, float]:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     fits = [parse_fit(item) for item in args.fit]
     tolerances = parse_tolerances(args.tolerance)
-    result = calibrate(args.observed, args.scenario, fits, trials=args.trials, seeds=args.seeds, workers=args.workers,
-                       scheduler=args.scheduler, scale=args.scale, sampler_seed=args.sampler_seed, tolerances=tolerances,
-                       progress=not args.no_progress, startup_trials=args.startup_trials)
-    out = args.out or Path("runs") / f"{result.scenario}-calibration"
+    if args.from_log is not None:
+        result = result_from_log(args.from_log, args.observed, args.scenario, fits, args.seeds, args.scale, tolerances)
+        out = args.out or Path("runs") / f"{result.scenario}-calibration"
+    else:
+        from twin.scenario.loader import load_scenario
+
+        out = args.out or Path("runs") / f"{load_scenario(args.scenario).name}-calibration"
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / "trials.jsonl"  # a JSON line per trial as it ends: a study stopped early keeps what it found
+        log.unlink(missing_ok=True)
+        result = calibrate(args.observed, args.scenario, fits, trials=args.trials, seeds=args.seeds, workers=args.workers,
+                           scheduler=args.scheduler, scale=args.scale, sampler_seed=args.sampler_seed, tolerances=tolerances,
+                           progress=not args.no_progress, startup_trials=args.startup_trials, trial_log=log)
     files = write_outputs(result, out, args.models)
     print(format_result(result))
     print(f"calibrated parameters: {files['models']}; details in {out}")
