@@ -44,7 +44,7 @@ def measure(args: argparse.Namespace, workers: int) -> dict:
     tolerances = PROD5B_TOLERANCES if not args.fit else {}
     out = Path(args.out) / f"workers-{workers}" if args.out else None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True)
     with RunPool(workers) as pool:
         load0 = os.getloadavg()[0]
         started, cpu0 = time.perf_counter(), os.times()
@@ -105,6 +105,10 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--startup-trials", type=int, help="random trials before TPE models the loss (default min(10, trials))")
     args = parser.parse_args()
+    if args.models and not args.out:
+        parser.error("--models: needs --out (the models file is written with the study's outputs)")
+    if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        parser.error(f"--out {args.out}: exists and is not empty (trials.jsonl would mix two studies); choose another")
     if args.observed is None:
         from twin.scenario.loader import load_scenario
 

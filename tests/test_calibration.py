@@ -126,12 +126,35 @@ def test_tied_and_integer_fit_parameters_set_every_key_and_whole_numbers():
     assert doc["dirac"]["files_max_reset_counter"] == 17 and set(doc["provenance"]) == {PROC_FP, PROC_BAD, counter.key}
 
 
-def test_a_tied_integer_fit_runs_and_each_key_reaches_the_scenario(tmp_path):
+def test_a_tied_integer_fit_runs_and_each_key_reaches_the_scenario(tmp_path, monkeypatch):
+    import twin.calibration.calibrate as calibration
+
+    ran: list[tuple[int, int]] = []
+    real = calibration._trial_scenario
+
+    def recorded(path, fit_values, scale):
+        scenario = real(path, fit_values, scale)
+        ran.append((scenario.dirac.files_max_reset_counter, scenario.dirac.failover_max_flush))
+        return scenario
+
+    monkeypatch.setattr(calibration, "_trial_scenario", recorded)
     obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
-    result = calibrate([obs], SMALL, [parse_fit("dirac.files_max_reset_counter=2:4:int")], trials=2, seeds=1, workers=0,
-                       progress=False)
-    assert all(isinstance(t.params["dirac.files_max_reset_counter"], int) for t in result.trials)
-    assert result.trials[0].params["dirac.files_max_reset_counter"] == 4  # the scenario's 10, clipped into the bounds
+    tied = parse_fit("dirac.files_max_reset_counter,dirac.failover_max_flush=2:4:int")
+    result = calibrate([obs], SMALL, [tied], trials=3, seeds=1, workers=0, progress=False)
+    values = [t.params[tied.key] for t in result.trials]
+    assert all(isinstance(v, int) and 2 <= v <= 4 for v in values)
+    assert values[0] == 4  # trial 0: the scenario's 10, clipped into the bounds
+    assert ran[-3:] == [(v, v) for v in values]  # the trials' scenarios carry each value on both keys
+
+
+def test_a_key_fitted_by_two_fit_items_is_refused(tmp_path, capsys):
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+    code = main(["calibrate", str(obs), "--scenario", str(SMALL), "--fit", "dirac.files_max_reset_counter=10:30:int",
+                 "--fit", f"{PROC_FP},dirac.files_max_reset_counter=5:8", "--trials", "1", "--seeds", "1", "--workers", "0",
+                 "--no-progress", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "dirac.files_max_reset_counter is already fitted by --fit 'dirac.files_max_reset_counter'" in err
 
 
 def test_a_study_is_rebuilt_from_its_trial_log_without_running(tmp_path, capsys):

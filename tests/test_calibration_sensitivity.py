@@ -65,3 +65,16 @@ def test_too_few_assumptions_is_a_clear_error(tmp_path):
         from twin.calibration.sensitivity import sensitivity
 
         sensitivity(SMALL, workers=0, progress=False)
+
+
+@pytest.mark.parametrize("item, expected", [
+    ("dirac.files_max_reset_counter,dirac.failover_max_flush=2:9", "one key per range"),
+    ("dirac.files_max_reset_counter=2:9:int", "one key per range"),
+    ("dirac.files_max_reset_counter=1:9:log", "one key per range"),
+    ("dirac.files_max_reset_counter=9:2", "--param 'dirac.files_max_reset_counter=9:2': expected LOW < HIGH"),
+])
+def test_bad_sensitivity_params_exit_2_with_one_line(tmp_path, capsys, item, expected):
+    code = main(["sensitivity", str(DATA / "minimal.yaml"), "--param", item, "--param", "dirac.failover_max_flush=1:3",
+                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and expected in err and len(err.splitlines()) == 1 and "--fit" not in err.replace("--fit)", "")

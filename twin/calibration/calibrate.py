@@ -96,6 +96,16 @@ def parse_fit(item: str) -> FitParam:
     return FitParam(key, low, high, kind == "log", kind == "int")
 
 
+def distinct_keys(fits: Sequence[FitParam]) -> None:
+    """Refuse a key fitted by two --fit items: only one of the two sampled values could reach the scenario."""
+    seen: dict[str, str] = {}
+    for fit in fits:
+        for key in fit.keys:
+            if key in seen:
+                raise TwinError(f"--fit {fit.key!r}: {key} is already fitted by --fit {seen[key]!r}; fit each key once")
+            seen[key] = fit.key
+
+
 @dataclass
 class Trial:
     number: int
@@ -209,6 +219,7 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
 
     if not fits:
         raise TwinError("--fit: expected at least one KEY=LOW:HIGH to fit")
+    distinct_keys(fits)
     if trials < 1 or seeds < 1:
         raise TwinError(f"--trials {trials} --seeds {seeds}: expected at least 1 of each")
     if startup_trials is not None and startup_trials < 1:
@@ -463,6 +474,7 @@ def parse_tolerances(items: Sequence[str]) -> dict[str, float]:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     fits = [parse_fit(item) for item in args.fit]
+    distinct_keys(fits)
     tolerances = parse_tolerances(args.tolerance)
     if args.from_log is not None:
         result = result_from_log(args.from_log, args.observed, args.scenario, fits, args.seeds, args.scale, tolerances)

@@ -225,6 +225,19 @@ def add_sensitivity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
 
 
+def parse_param(item: str) -> FitParam:
+    """--param KEY=LOW:HIGH: one key per range (tied keys, :log and :int are `twin calibrate`'s; an integer
+    key is already sampled on whole numbers here)."""
+    try:
+        param = parse_fit(item)
+    except TwinError as exc:  # the same syntax errors, named after this command's option
+        raise TwinError(str(exc).replace("--fit", "--param", 1)) from None
+    if len(param.keys) > 1 or param.log or param.integer:
+        raise TwinError(f"--param {item!r}: expected KEY=LOW:HIGH, one key per range (tied keys, ':log' and ':int' "
+                        "are for twin calibrate --fit)")
+    return param
+
+
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -232,7 +245,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         raise TwinError(f"--spread {args.spread}: expected 0 < spread < 1")
     if args.trajectories < 2 or args.levels < 2 or args.top < 1:
         raise TwinError("--trajectories and --levels: expected at least 2; --top: at least 1")
-    result = sensitivity(args.scenario, [parse_fit(p) for p in args.param], args.spread, args.only, args.trajectories,
+    result = sensitivity(args.scenario, [parse_param(p) for p in args.param], args.spread, args.only, args.trajectories,
                          args.top, args.sobol, args.levels, args.scale, args.workers, args.scheduler, not args.no_progress)
     out = args.out or Path("runs") / f"{result['scenario']}-sensitivity"
     out.mkdir(parents=True, exist_ok=True)
