@@ -86,6 +86,20 @@ def test_files_out_of_attempts_or_gone_from_the_catalog_become_defunct():
     assert op.is_totally_processed() and op.status == fts3.PROCESSED
 
 
+def test_a_file_made_defunct_while_its_last_job_runs_stays_defunct():
+    """FTS3DB.updateFileStatus updates only rows not in FTS3File.FINAL_STATES (Finished, Defunct): the
+    late success of the last job cannot bring a given-up file back (its RMS file stays Failed)."""
+    op = fts_operation(["/vo/a"], ["T1"])
+    (a,) = op.files
+    a.status, a.attempt = fts3.SUBMITTED, 3
+    job = fts3.FTS3Job(1, op, "S1-Disk", "T1", [a], 0.0)
+    a.job = job
+    assert op.files_to_submit(max_attempts_per_file=3) == [] and a.status == fts3.DEFUNCT
+    job.outcomes[0] = type("Outcome", (), {"ok": True, "error": ""})()
+    assert fts3.apply_outcomes(job) and job.status == fts3.FINISHED
+    assert (a.status, a.job) == (fts3.DEFUNCT, None)
+
+
 def test_callback_fails_defunct_files_and_inserts_register_replica_before_the_transfer():
     """_updateRmsOperationStatus + _callback: Finished -> RMS Done, Defunct -> RMS Failed; one RegisterReplica
     per target with its finished files, before the ReplicateAndRegister; the request waits for it."""

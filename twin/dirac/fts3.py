@@ -164,14 +164,17 @@ def select_source(f: FTS3File, allowed: Sequence[str], active_replicas: Callable
 
 def apply_outcomes(job: FTS3Job) -> bool:
     """FTS3Job.monitor + FTS3DB.updateFileStatus: files whose transfer ended are released, Finished
-    or Failed (retried by the next prepareNewJobs); True when the job itself is final."""
+    or Failed (retried by the next prepareNewJobs), except those already final: a file made Defunct
+    (out of attempts) while its last job ran stays Defunct; True when the job itself is final."""
     done = 0
     for f, outcome in zip(job.files, job.outcomes):
         if outcome is None:
             continue
         done += 1
         if f.job is job:
-            f.status, f.error, f.job = (FINISHED, "", None) if outcome.ok else (FAILED, outcome.error, None)
+            f.job = None
+            if f.status not in FILE_FINAL_STATES:  # FTS3DB.updateFileStatus: WHERE status NOT IN FINAL_STATES
+                f.status, f.error = (FINISHED, "") if outcome.ok else (FAILED, outcome.error)
     if done < len(job.files):
         return False
     ok = sum(1 for outcome in job.outcomes if outcome.ok)

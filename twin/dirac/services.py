@@ -40,6 +40,7 @@ SERVICE_DB = {
     "StorageManager": "StorageManagementDB",
     "DataStore": "AccountingDB",
     "PilotManager": "PilotAgentsDB",
+    "FTS3Manager": "FTS3DB",
 }
 
 DEFAULT_MAX_THREADS = 15  # DIRAC Core/DISET/private/ServiceConfiguration.py:getMaxThreads default
