@@ -40,6 +40,7 @@ def place(tmp_path_factory) -> dict[str, Path]:
     places["tampered"] = _damaged(run, root / "tampered", "metrics.parquet", None, keep_manifest=True)
     places["dups"] = _write(root / "dups.yaml", f"extends: {MINIMAL}\nname: d\nrun:\n  seed: 3\n  seed: 4\n")
     (root / "lots.yml").write_text((ROOT / "scenarios/workflows/prod5b_test.yml").read_text().replace("n_shower: 50", "n_shower: lots"))
+    places["no_such_day"] = _write(root / "no-such-day.yaml", f"extends: {MINIMAL}\nname: d\nrun:\n  start_date: 2026-13-01\n")
     places["lots"] = _write(root / "lots.yaml", f"extends: {MINIMAL}\nname: lots\nworkload:\n  workflow_files: [lots.yml]\n")
     return places
 
@@ -108,11 +109,15 @@ SCENARIO_ROWS = [
     ("supply-steps-match-nothing", ["--param", "supply=[{steps: 'nope/*', mode: fixed}]"],
      "--param: supply[0].steps: expected a pattern matching"),
     ("unknown-key", ["--param", "run.sead=3"], "unknown key (did you mean 'seed'?)"),
+    ("start-date-not-iso", ["--param", "run.start_date=2026-3-1"], "--param: run.start_date: expected a calendar date YYYY-MM-DD"),
+    ("start-date-with-time", ["--param", "run.start_date=2026-03-01T06:00"], "run.start_date: expected a calendar date"),
+    ("start-date-number", ["--param", "run.start_date=20260301"], "run.start_date: expected a calendar date"),
 ]
 FILE_ROWS = [
     ("missing-file", "{root}/nope.yaml", "file not found"),
     ("duplicate-key", "{dups}", "duplicate key 'seed' (also on line 4)"),
     ("workflow-n-shower-lots", "{lots}", "job_config.n_shower: expected a positive integer, got 'lots'"),
+    ("start-date-no-such-day", "{no_such_day}", "no-such-day.yaml:4: invalid YAML: '2026-13-01' is not a valid date"),
 ]
 ROWS = [
     *[(f"{cmd}-{name}", [cmd, "{minimal}", *args], expect) for cmd in ("check", "run")

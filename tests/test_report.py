@@ -508,3 +508,39 @@ def test_a_legend_cut_off_or_over_the_plot_is_flagged() -> None:
     fig = Figure(figsize=(4, 3), layout="constrained")
     fig.subplots().plot([0, 1], [0, 1])
     assert "data-clipped" not in figure_html(fig, "x")
+
+
+# ---------------------------------------------------------------- calendar dates (run.start_date)
+def test_time_axes_show_dates_from_the_start_date_and_days_without() -> None:
+    import datetime as dt
+
+    from twin.report import dates as D
+
+    spans = [F.FaultSpan(1, "site_down", "X", 86400.0, 2 * 86400.0)]
+    with D.campaign(dt.date(2026, 3, 1)):
+        ax = F.faults_timeline(spans, 10 * 86400.0).axes[0]
+        assert ax.get_xlabel() == "date (day 0 = 2026-03-01)"
+        assert ax.xaxis.get_major_formatter()(2.0, 0) == "03 Mar"
+        assert ax.xaxis.get_major_formatter()(31.0, 0) == "01 Apr"
+        assert D.when(1.5 * 86400.0) == f"{D.format_duration(1.5 * 86400.0)} (2026-03-02 12:00)"
+    ax = F.faults_timeline(spans, 10 * 86400.0).axes[0]
+    assert ax.get_xlabel() == "simulated time [days]" and D.when(86400.0) == D.format_duration(86400.0)
+
+
+def test_run_report_gives_dates_when_the_scenario_has_a_start_date(baseline: RunResult) -> None:
+    import datetime as dt
+
+    run = load_run(baseline.out)
+    plan = dict(run.summary["plan"], deadline=6 * 3600.0)
+    run.summary = dict(run.summary, plan=plan)
+    run.scenario = dict(run.scenario, run=dict(run.scenario["run"], start_date="2026-03-01"))
+    text = run_report_html(run)
+    cards = dict((k, v) for v, k in re.findall(r'<div class="v">([^<]*)</div><div class="k">([^<]*)</div>', text))
+    assert cards["deadline on"] == "2026-03-01 06:00"
+    finished = plan.get("finished_at")
+    on = dt.datetime(2026, 3, 1) + dt.timedelta(seconds=finished if finished is not None else run.summary["simulated_time"])
+    assert (cards.get("finished on") or cards["stopped on"]) == on.strftime("%Y-%m-%d %H:%M" if on.time() else "%Y-%m-%d")
+    assert "deadline 2026-03-01 06:00 (day 0 = 2026-03-01)." in section(text, "summary")
+    assert re.search(r"started at [^;]+ \(2026-03-01[ 0-9:]*\)", section(text, "finish")), "critical path without dates"
+    plain = run_report_html(load_run(baseline.out))
+    assert "day 0 =" not in plain and "deadline on" not in plain

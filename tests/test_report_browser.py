@@ -90,11 +90,12 @@ def assert_rendered(image: Image.Image, png: Path) -> None:
 
 
 def make_reports(root: Path) -> dict[str, Path]:
-    """A run (with a deadline and a fault), a what-if compare, and a two-parameter sweep with 2 seeds."""
+    """A run (with a deadline, a start date and a fault), a what-if compare, and a two-parameter sweep with 2 seeds."""
     from twin.sweep import run_sweep
 
     base, whatif = root / "base", root / "whatif"
-    run_scenario(minimal(**{"run.sample_interval": "10m", "run.deadline": "4h"}), base, progress=False)
+    run_scenario(minimal(**{"run.sample_interval": "10m", "run.deadline": "4h", "run.start_date": "2026-03-01"}), base,
+                 progress=False)
     run_scenario(minimal(**{"run.sample_interval": "10m", "run.deadline": "4h", "name": "minimal-whatif",
                             SLOTS: 10, "faults": [FAULT]}), whatif, progress=False)
     compare = write_compare_report(base, whatif, root / "compare")

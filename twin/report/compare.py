@@ -21,6 +21,7 @@ import numpy as np
 import yaml
 
 from twin.errors import TwinError
+from twin.report import dates as D
 from twin.report import figures as F
 from twin.report import timeline as TL
 from twin.report.format import duration_keys
@@ -309,8 +310,8 @@ def fault_text(fault: Mapping[str, Any]) -> str:
     """'site_down LCG.PIC.es from 1 d 2 h to 3 d (params)': a fault as a person reads it."""
     end = fault.get("end")
     params = readable(fault.get("params") or {})
-    text = f"{fault.get('kind')} {fault.get('target')} from {duration(fault.get('start'))} " + \
-        (f"to {duration(end)}" if end is not None else "to the end of the run")
+    text = f"{fault.get('kind')} {fault.get('target')} from {D.when(fault.get('start'))} " + \
+        (f"to {D.when(end)}" if end is not None else "to the end of the run")
     return text + (f" ({', '.join(f'{k}={v}' for k, v in params.items())})" if params else "")
 
 
@@ -367,6 +368,12 @@ def write_compare_report(baseline_dir: Path, whatif_dirs: Path | Sequence[Path],
 
 
 def compare_report_html(sides: Sequence[Side]) -> str:
+    """The compare page; times carry the baseline's calendar dates when its scenario gives run.start_date."""
+    with D.campaign(D.start_of(sides[0].first.scenario)):
+        return _compare_page(sides)
+
+
+def _compare_page(sides: Sequence[Side]) -> str:
     labels = side_labels(sides)
     paired = [True] + [sorted(map(str, s.seeds)) == sorted(map(str, sides[0].seeds)) for s in sides[1:]]
     colors = report_colors(*(r for s in sides for r in s.runs))

@@ -6,8 +6,9 @@ failures...), so a report never shows an empty or broken plot. Figures are built
 with `matplotlib.figure.Figure`, not pyplot: nothing is kept in a global registry,
 and `render.figure_uri` clears them once they are encoded.
 
-Time axes are in days; a site has the same colour in every figure of a report
-(`palette`); fault windows are shaded and numbered F1, F2... as in the faults table.
+Time axes are in days since the start, labelled with dates when the scenario gives a start date
+(`dates`); a site has the same colour in every figure of a report (`palette`); fault windows are
+shaded and numbered F1, F2... as in the faults table.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+from twin.report import dates as D  # noqa: E402
 
 DAY = 86400.0
 WIDTH = 11.4
@@ -233,8 +236,7 @@ def time_axes(axes: Sequence[Axes], t_end: float, spans: Sequence[FaultSpan] = (
         if blank(ax):
             mark_empty(ax)
         spec = ax.get_subplotspec()
-        if spec is None or spec.is_last_row():
-            ax.set_xlabel("simulated time [days]")
+        D.date_axis(ax, label=spec is None or spec.is_last_row())
     shade_faults(axes, spans, t_end)
 
 
@@ -618,7 +620,7 @@ def faults_timeline(spans: Sequence[FaultSpan], t_end: float) -> Figure | None:
     ax.set_yticks(range(len(spans)), [s.label for s in spans], fontsize=9.5)
     ax.set_ylim(len(spans) - 0.5, -0.5)
     ax.set_xlim(0, max(t_max / DAY, 1e-3))
-    ax.set_xlabel("simulated time [days]")
+    D.date_axis(ax)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("Fault windows", loc="left", fontsize=11)
     return fig

@@ -23,6 +23,7 @@ import yaml
 from twin.engine.eventlog import read_events
 from twin.errors import TwinError
 from twin.report import accounting as A
+from twin.report import dates as D
 from twin.report import figures as F
 from twin.report import monitor as M
 from twin.report import services as services_report
@@ -145,6 +146,12 @@ def run_sections() -> list[tuple[str, str, Section]]:
 
 
 def run_report_html(run: Run) -> str:
+    """The run page; times carry calendar dates when the scenario gives run.start_date."""
+    with D.campaign(D.start_of(run.scenario)):
+        return _run_page(run)
+
+
+def _run_page(run: Run) -> str:
     s = run.summary
     colors = report_colors(run)
     sections = [(id_, title, body) for id_, title, build in run_sections() if (body := build(run, colors))]
@@ -184,7 +191,16 @@ def report_colors(*runs: Run) -> dict[str, str]:
 # ---------------------------------------------------------------- summary and bottleneck
 def _plan_box(plan: Mapping[str, Any]) -> Html:
     kind, title = verdict_kind(plan)
-    return box(kind, title, plan.get("verdict", "no plan verdict in the summary"))
+    return box(kind, title, " ".join(filter(None, [plan.get("verdict", "no plan verdict in the summary"), _plan_dates(plan)])))
+
+
+def _plan_dates(plan: Mapping[str, Any]) -> str:
+    """'Finished on 2026-03-09 10:00; deadline 2026-03-13.' when the scenario gives a start date, else ''."""
+    if D.start() is None:
+        return ""
+    parts = [f"Finished on {D.date_text(plan['finished_at'])}" if plan.get("finished_at") is not None else "Not finished",
+             f"deadline {D.date_text(plan['deadline'])}" if plan.get("deadline") is not None else "no deadline"]
+    return "; ".join(parts) + f" (day 0 = {D.start():%Y-%m-%d})."
 
 
 def _summary_section(run: Run) -> Html:
@@ -196,6 +212,7 @@ def _summary_section(run: Run) -> Html:
         ("finished after" if plan.get("finished_at") is not None else "still running at",
          duration(plan.get("finished_at") if plan.get("finished_at") is not None else s.get("simulated_time"))),
         ("deadline", duration(plan.get("deadline")) if plan.get("deadline") is not None else "none"),
+        *_date_cards(plan, s.get("simulated_time")),
         ("jobs", num(jobs.get("total", 0))),
         ("jobs Done", num(by_status.get("Done", 0))),
         ("jobs Failed", num(by_status.get("Failed", 0))),
@@ -213,6 +230,15 @@ def _summary_section(run: Run) -> Html:
     if run.scenario.get("description"):
         parts.append(note(run.scenario["description"]))
     return join(parts)
+
+
+def _date_cards(plan: Mapping[str, Any], simulated: float | None) -> list[tuple[str, str]]:
+    """The finish (or where the run stopped) and the deadline as dates, when the scenario gives a start date."""
+    if D.start() is None:
+        return []
+    finished = plan.get("finished_at") is not None
+    cards = [("finished on" if finished else "stopped on", D.date_text(plan["finished_at"] if finished else simulated))]
+    return cards + ([("deadline on", D.date_text(plan["deadline"]))] if plan.get("deadline") is not None else [])
 
 
 def _wasted_fraction(jobs: Mapping[str, Any]) -> float | None:
@@ -435,7 +461,7 @@ def _faults_section(run: Run) -> Html:
     spans = run.spans
     if not spans:
         return note("No faults in this scenario.")
-    rows = [[sp.label, sp.kind, sp.target, duration(sp.start), duration(sp.end) if sp.end is not None else "not ended",
+    rows = [[sp.label, sp.kind, sp.target, D.when(sp.start), D.when(sp.end) if sp.end is not None else "not ended",
              duration((sp.end if sp.end is not None else run.t_end) - sp.start), sp.params] for sp in spans]
     return join([note("Fault windows as they happened (from the event log); shaded and numbered on every time plot."),
                  table(["#", "kind", "target", "start", "end", "duration", "params"], rows),

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from twin.report import dates as D
 from twin.report.render import Html, join, note, table, tag
 
 MONITOR_EVENTS = ("file.status", "job.status")
@@ -79,5 +80,6 @@ def state_at_days(transformations: Sequence[Mapping[str, Any]], events: pd.DataF
     for d in days:
         at = min(d * day, t_end)
         label = f"State at day {d}" if d * day <= t_end else f"State at the end ({at / day:.2f} d)"
+        label += f" ({D.date_text(at)})" if D.start() else ""
         parts.append(tag("details", join([tag("summary", label), monitor_table(transformations, counts_at(events, at))])))
     return join(parts)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from twin.report import dates as D
 from twin.report import figures as F
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def path_text(chain: Sequence[StepSpan], lost: Mapping[str, tuple[str, float]]) 
     for i, step in enumerate(chain):
         parts = [f"{step.name}: started at {_d(step.start)}"]
         if step.delay:
-            parts.append(f"after an assumed delay of {_d(step.delay)} (step start_delay)")
+            parts.append(f"after an assumed delay of {D.format_duration(step.delay)} (step start_delay)")
         if step.busy_from is not None:
             parts.append(f"jobs ran from {_d(step.busy_from)} to {_d(step.busy_to)}")
         parts.append(f"finished at {_d(step.end)}")
@@ -160,9 +161,8 @@ def path_text(chain: Sequence[StepSpan], lost: Mapping[str, tuple[str, float]]) 
 
 
 def _d(seconds: float | None) -> str:
-    from twin.engine.clock import format_duration
-
-    return "–" if seconds is None else format_duration(seconds)
+    """A moment of the run: its time since the start, and its date when the scenario gives a start date."""
+    return D.when(seconds)
 
 
 # ---------------------------------------------------------------- figures
@@ -231,7 +231,7 @@ def _bars(ax: Any, spans: Sequence[StepSpan], colors: Mapping[str, str], rows: S
 def _deadline(ax: Any, deadline: float | None) -> None:
     if deadline is not None:
         ax.axvline(deadline / DAY, color=F.FAULT_COLOR, ls="--", lw=1.3)
-        ax.text(deadline / DAY, 1.0, " deadline", transform=ax.get_xaxis_transform(), va="bottom", ha="left",
+        ax.text(deadline / DAY, 1.0, f" deadline {D.date_text(deadline)}".rstrip(), transform=ax.get_xaxis_transform(), va="bottom", ha="left",
                 fontsize=8.5, color=F.FAULT_COLOR)
 
 

@@ -8,6 +8,7 @@ durations accept seconds or strings such as "6h", "2d", "8w".
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
@@ -60,12 +61,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
+def _calendar_date(value: Any) -> dt.date:
+    """A campaign's day 0: a YAML date (2026-03-01) or the same text from --param; a time of day is refused."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 else _no_date()
+    except ValueError:
+        return _no_date()
+
+
+def _no_date() -> dt.date:
+    raise ValueError("expected a calendar date YYYY-MM-DD (the day simulated time 0 falls on)")
+
+
 # ---------------------------------------------------------------- run settings
 class RunSettings(Strict):
     duration: Annotated[Duration, Field(gt=0.0)] = 8 * 7 * 86400.0
     seed: Seed = 1
     sample_interval: Annotated[Duration, Field(ge=1.0)] = 3600.0
     deadline: Annotated[Duration, Field(gt=0.0)] | None = None
+    start_date: Annotated[dt.date, BeforeValidator(_calendar_date)] | None = None  # reports show dates, not days
     event_log: bool = True
     stop_when_done: bool = True
     min_processed_fraction: Probability = 0.99
