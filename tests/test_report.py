@@ -544,3 +544,47 @@ def test_run_report_gives_dates_when_the_scenario_has_a_start_date(baseline: Run
     assert re.search(r"started at [^;]+ \(2026-03-01[ 0-9:]*\)", section(text, "finish")), "critical path without dates"
     plain = run_report_html(load_run(baseline.out))
     assert "day 0 =" not in plain and "deadline on" not in plain
+
+
+# ---------------------------------------------------------------- throughput per link (transfer events)
+def test_link_throughput_equals_the_bytes_moved() -> None:
+    from test_grid import run_gen, world
+    from twin.grid.units import GB, TB
+    from twin.report import links as L
+
+    sim, grid = world(faults=[{"kind": "link_cut", "target": "B->A", "start": 5000, "end": 6000}])
+    net = grid.network
+    for _ in range(3):
+        assert run_gen(sim, net.copy("A-Disk", "B-Disk", 2 * GB)) is True  # declared link A->B
+    assert run_gen(sim, net.transfer("B", "A", 5 * GB)) is True  # default link, no SE: the channel is the site pair
+    assert run_gen(sim, net.transfer("A", "A", 7 * GB)) is True  # within a site: no link, no record
+    rate = net.link("B", "A").rate  # bytes/s per stream
+    sim.env.run(until=4900)
+    proc = sim.env.process(net.transfer("B", "A", 200 * rate))  # cut while it runs: Failed, not counted as moved
+    sim.env.run(until=proc)
+    acc = L.account(sim.log.chunks(L.LINK_EVENTS), t_end=sim.env.now, bins=10)
+    assert {k: v["Done bytes"] for k, v in acc.links.items()} == {"A->B": 6 * GB, "B->A": 5 * GB}
+    assert acc.links["B->A"]["Failed"] == 1 and acc.links["A->B"]["Failed"] == 0
+    assert {k: v["Done"] for k, v in acc.channels.items()} == {("A->B", "A-Disk->B-Disk"): 3, ("B->A", "B->A"): 1}
+    for link, moved in (("A->B", 6 * GB), ("B->A", 5 * GB)):  # TB/day integrated over the bins = TB moved
+        assert acc.tb_per_day()[link].sum() * acc.days_per_bin == pytest.approx(moved / TB)
+    assert sum(link.bytes for link in net.links.values()) == 11 * GB
+
+
+def test_run_report_shows_throughput_per_link() -> None:
+    """A move to tape (tests/data/with_tape.yaml): the report's TB per link equals what the links counted."""
+    from twin.build import build_world
+    from twin.report.html import REPORT_EVENTS
+    from twin.scenario.loader import load_scenario
+    from twin.summary import summarize
+
+    scenario = load_scenario(Path(__file__).parent / "data" / "with_tape.yaml")
+    world = build_world(scenario)
+    world.run()
+    log = world.sim.log
+    run = Run("t", summarize(world), world.sim.metrics.to_frame(), log.frame(REPORT_EVENTS),
+              scenario.model_dump(mode="json"), None, log.chunks)
+    counted = {link.name: link.bytes for link in world.grid.network.links.values() if link.bytes}
+    assert counted and {k: v["Done bytes"] for k, v in run.links.links.items()} == counted
+    table_rows = {r[0]: r for r in rows(section(run_report_html(run), "accounting")) if len(r) == 6 and r[0] in counted}
+    assert {k: r[3] for k, r in table_rows.items()} == {k: f"{v / 1e12:,.3f}" for k, v in counted.items()}

@@ -156,6 +156,9 @@ class Network:
         duration = (self.wan_latency if link is not None else 0.0) + (nbytes / min(rates) if rates else 0.0)
         yield from hold_all(self.env, pools, duration)
         error = link.outcome(nbytes) if link is not None else ""
+        if link is not None:  # one accounting record per WAN transfer (DIRAC's DataOperation): bytes per link and channel
+            channel = f"{src.name if src is not None else src_site}->{dst.name if dst is not None else dst_site}"
+            self.sim.log.log(self.env.now, "transfer.status", f"link:{link.name}", "Failed" if error else "Done", channel, nbytes)
         if src is not None and not error:
             src.end_read(nbytes)
         if dst is not None:

@@ -15,16 +15,17 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import pandas as pd
 import yaml
 
-from twin.engine.eventlog import read_events
+from twin.engine.eventlog import Selection, iter_events, read_events
 from twin.errors import TwinError
 from twin.report import accounting as A
 from twin.report import dates as D
 from twin.report import figures as F
+from twin.report import links as L
 from twin.report import monitor as M
 from twin.report import services as services_report
 from twin.report import timeline as TL
@@ -49,6 +50,15 @@ class Run:
     events: pd.DataFrame
     scenario: dict[str, Any]
     folder: Path | None = None
+    chunks: Callable[[Selection], Iterator[pd.DataFrame]] | None = None  # the event log read a row group at a time
+
+    def event_chunks(self, select: Selection) -> Iterator[pd.DataFrame]:
+        """The selected events chunk by chunk, for aggregates that must not hold every row (none without a log)."""
+        return iter(()) if self.chunks is None else self.chunks(select)
+
+    @cached_property
+    def links(self) -> L.LinkAccount:
+        return L.account(self.event_chunks(L.LINK_EVENTS), self.t_end)
 
     @cached_property
     def t_end(self) -> float:
@@ -71,7 +81,7 @@ def run_from_result(result: "RunResult") -> Run:
     scenario = result.scenario.model_dump(mode="json")
     summary = dict(result.summary)
     summary.setdefault("event_log_sha256", result.event_digest)
-    return Run(result.scenario.name, summary, result.metrics, _events(result), scenario, result.out)
+    return Run(result.scenario.name, summary, result.metrics, _events(result), scenario, result.out, result.log.chunks)
 
 
 #: The event rows the report draws: job and file statuses (progress, failures, Transformation Monitor, Gantt,
@@ -108,7 +118,9 @@ def load_run(folder: Path) -> Run:
             raise TwinError(f"{folder / name}: not a readable parquet table ({exc})") from None
     scenario = summary.get("scenario") or {}
     label = str(summary.get("scenario_name") or scenario.get("name") or folder.name)
-    return Run(label, summary, tables["metrics.parquet"], tables["events.parquet"], scenario, folder)
+    events = folder / "events.parquet"
+    return Run(label, summary, tables["metrics.parquet"], tables["events.parquet"], scenario, folder,
+               lambda select: iter_events(events, select))
 
 
 # ================================================================ run report
@@ -356,7 +368,9 @@ def _accounting_section(run: Run, colors: Mapping[str, str]) -> Html:
                                   run.spans, run.t_end, 2.8, step=True), "running jobs by transformation") if running else "",
         figure_html(A.final_status_bars(jobs, run.spans, run.t_end), "jobs by final status"),
         figure_html(A.se_rate(run.metrics, colors, run.spans, run.t_end), "TB per day per SE"),
-        note("Throughput per link in bytes is not sampled; the transfers per link (active, queued) are under Data."),
+        tag("h3", "Throughput per network link"),
+        figure_html(L.throughput_figure(run.links, colors, run.spans, run.t_end), "TB per day per link"),
+        L.throughput_tables(run.links, run.t_end),
     ])
 
 
