@@ -95,7 +95,8 @@ def report_text(result: RunResult) -> str:
 
 def assert_self_contained(text: str) -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I), "external reference"
-    assert "<script" not in text.lower() and "<link" not in text.lower() and "@import" not in text
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.I), "script loaded from elsewhere"
+    assert "<link" not in text.lower() and "@import" not in text and "fetch(" not in text
 
 
 # ---------------------------------------------------------------- run report
@@ -188,7 +189,10 @@ def test_figures_skip_what_the_run_does_not_have(baseline: RunResult) -> None:
                  lambda m: F.storage_fill(m, {}, {}, [], 60.0), lambda m: F.server_cpu(m, {}, [], 60.0),
                  lambda m: F.requests(m, [], 60.0), lambda m: F.tape(m, {}, {}, [], 60.0)):
         assert make(bare) is None
-    assert F.transformation_bars({}) is None and F.agents({}) is None and F.failures({}, bare, [], 1.0) is None
+    from twin.report.digest import StatusDigest
+
+    nothing = StatusDigest.build([], 60.0)
+    assert F.transformation_bars({}) is None and F.agents({}) is None and F.failures({}, nothing, [], 1.0) is None
 
 
 def test_fault_spans_pair_start_and_end(whatif: RunResult) -> None:
@@ -390,14 +394,54 @@ def test_critical_path_follows_the_latest_predecessor() -> None:
 
 
 def test_monitor_counts_are_last_states_at_the_time_asked() -> None:
+    from twin.report.digest import StatusDigest
     from twin.report.monitor import counts_at
 
     events = pd.DataFrame({"time": [1.0, 2.0, 3.0, 1.0, 2.0, 5.0], "kind": ["job.status"] * 3 + ["file.status"] * 3,
                            "entity": ["job:1", "job:1", "job:2", "trans:2//a", "trans:2//a", "trans:2//a"],
                            "state": ["Waiting", "Running", "Waiting", "Unused", "Assigned", "Processed"],
-                           "detail": "", "value": [1.0, 1.0, 1.0, None, None, None]})
-    assert counts_at(events, 2.5) == {1: {"jobs Running": 1}, 2: {"files Assigned": 1}}
-    assert counts_at(events, 9.0) == {1: {"jobs Running": 1, "jobs Waiting": 1}, 2: {"files Processed": 1}}
+                           "detail": ["", "", "", "", "Unused", "Assigned"], "value": [1.0, 1.0, 1.0, None, None, None]})
+    events = events.sort_values("time", kind="stable")
+    status = StatusDigest.build([events], 10.0, [2.5, 9.0])
+    assert counts_at(status, 2.5) == {1: {"jobs Running": 1}, 2: {"files Assigned": 1}}
+    assert counts_at(status, 9.0) == {1: {"jobs Running": 1, "jobs Waiting": 1}, 2: {"files Processed": 1}}
+    with pytest.raises(KeyError):
+        counts_at(status, 3.0)  # not a snapshot asked for
+
+
+def test_status_digest_equals_the_rows_it_summed(whatif: RunResult) -> None:
+    """Chunk by chunk (10 rows at a time: a job's statuses span chunks) the digest gives what the whole
+    frame gives: entries per status, jobs Running over time, busy spans, and the monitor at the end equals
+    the TransformationDB's file counts in the summary."""
+    from twin.report import monitor as M
+    from twin.report.digest import STATUS_EVENTS, StatusDigest
+
+    frame = whatif.log.frame(STATUS_EVENTS)
+    t_end = F.end_time(whatif.metrics, whatif.summary)
+    whole = StatusDigest.build([frame], t_end, M.snapshot_times(t_end))
+    status = StatusDigest.build((frame.iloc[i:i + 10] for i in range(0, len(frame), 10)), t_end, M.snapshot_times(t_end))
+    for key, counts in whole.entered.items():
+        assert np.array_equal(status.entered[key], counts) and np.array_equal(status.left.get(key, 0), whole.left.get(key, 0))
+    jobs = frame[frame["kind"] == "job.status"]
+    names = F.trans_names(whatif.summary)
+    done = status.cumulative("job.status", "Done", names)
+    for tid, name in names.items():
+        mine = jobs[jobs["value"] == tid]
+        if (mine["state"] == "Done").any():
+            assert done[name][1][-1] == (mine["state"] == "Done").sum()
+            assert status.last_done[tid] == mine.loc[mine["state"] == "Done", "time"].max()
+            assert status.first_running[tid] == mine.loc[mine["state"] == "Running", "time"].min()
+    prev = jobs.groupby("entity")["state"].shift()  # the row-by-row count of jobs Running, at each interval's end
+    delta = (jobs["state"] == "Running").astype(int) - (prev == "Running").astype(int)
+    for tid, name in names.items():
+        mine = delta[jobs["value"] == tid]
+        times = jobs.loc[mine.index, "time"].to_numpy()
+        expected = [mine[times <= edge].sum() for edge in status.edges[1:]]
+        assert status.level("job.status", "Running", names)[name][1][1:].tolist() == expected
+    end = M.counts_at(status, t_end)
+    for t in whatif.summary["transformations"]:
+        files = {k.removeprefix("files "): v for k, v in end.get(t["id"], {}).items() if k.startswith("files ")}
+        assert files == {k: v for k, v in t["files"].items() if v}, t["name"]
 
 
 def test_db_latency_is_a_gap_where_nothing_was_queried() -> None:
@@ -588,3 +632,45 @@ def test_run_report_shows_throughput_per_link() -> None:
     assert counted and {k: v["Done bytes"] for k, v in run.links.links.items()} == counted
     table_rows = {r[0]: r for r in rows(section(run_report_html(run), "accounting")) if len(r) == 6 and r[0] in counted}
     assert {k: r[3] for k, r in table_rows.items()} == {k: f"{v / 1e12:,.3f}" for k, v in counted.items()}
+
+
+# ---------------------------------------------------------------- interactive charts (zoom, hover)
+def charts(text: str) -> dict[str, dict]:
+    """The interactive charts of a page by title: their data as the page's chart builder reads it."""
+    return {c["title"]: c for c in (json.loads(html.unescape(m)) for m in re.findall(r'<div class="ichart" data-chart="([^"]*)"', text))}
+
+
+def test_interactive_charts_hold_every_series_of_their_figure(baseline: RunResult) -> None:
+    from twin.report import timeline as TL
+
+    run = load_run(baseline.out)
+    text = run_report_html(run)
+    assert text.count("var uPlot=") == 1 and "window.twinCharts" in text  # the library inline, once
+    found = charts(text)
+    assert {"Progress against target", "Running jobs by site", "Storage fill"} <= set(found)
+    target = TL.target_curves(run.status, run.summary)
+    progress = found["Progress against target"]
+    assert [s["label"] for s in progress["series"]] == list(target)
+    for label, (x, y) in target.items():  # hover shows these values: the last point is the curve's end
+        values = next(s["values"] for s in progress["series"] if s["label"] == label)
+        assert len(values) == len(progress["x"]) and values[-1] == pytest.approx(y[-1], rel=1e-3)
+    running = found["Running jobs by site"]
+    assert {s["label"] for s in running["series"]} == set(F.running_curves(run.metrics))
+    assert all(len(s["values"]) == len(running["x"]) and any(v for v in s["values"]) for s in running["series"])
+    assert progress["start"] is None and progress["xlabel"] == "simulated time [days]"
+
+
+def test_interactive_chart_counts_dates_from_the_start_date(baseline: RunResult) -> None:
+    run = load_run(baseline.out)
+    run.scenario = dict(run.scenario, run=dict(run.scenario["run"], start_date="2026-03-01"))
+    progress = charts(run_report_html(run))["Progress against target"]
+    assert progress["start"] == 1772323200.0 and progress["xlabel"] == "date (day 0 = 2026-03-01)"  # 00:00 UTC
+
+
+def test_series_on_different_grids_share_one_in_a_chart() -> None:
+    from twin.report.interactive import common_grid
+
+    x, ys = common_grid({"a": (np.array([0.0, 2.0]), np.array([1.0, 3.0])), "b": (np.array([1.0, 3.0]), np.array([5.0, 6.0]))})
+    assert x.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert ys["a"].tolist() == [1.0, 1.0, 3.0, 3.0]  # holds its value between its points
+    assert np.isnan(ys["b"][0]) and ys["b"][1:].tolist() == [5.0, 5.0, 6.0]  # a gap before its first point

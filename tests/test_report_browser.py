@@ -36,16 +36,34 @@ FAULT = {"kind": "site_down", "target": "LCG.PIC.es", "start": "30m", "end": "90
 # Injected into a copy of the page: record errors as they happen, then measure the laid-out page.
 PROBE_HEAD = """<script>window.__errors=[];window.addEventListener('error',e=>__errors.push(String(e.message)));
 (()=>{const ce=console.error.bind(console);console.error=(...a)=>{__errors.push(a.map(String).join(' '));ce(...a)}})();</script>"""
+# Interactive charts are opened first (each is drawn when its block opens), so they are laid out and measured too;
+# a chart's legend is uPlot's own inline table (it wraps), not a data table.
 PROBE_TAIL = """<script>window.addEventListener('load',()=>{
-const vw=document.documentElement.clientWidth, out={errors:__errors, viewport:vw,
+document.querySelectorAll('details.zoom').forEach(d=>d.open=true); setTimeout(()=>{
+const vw=document.documentElement.clientWidth, out={errors:__errors, viewport:vw, charts:document.querySelectorAll('.uplot').length,
  page_width:document.documentElement.scrollWidth, unscrolled_tables:[], wide_boxes:[], clipped:[], broken_images:[]};
-for(const t of document.querySelectorAll('table')){ if(!t.parentElement.classList.contains('scroll'))
+for(const t of document.querySelectorAll('table:not(.u-legend)')){ if(!t.parentElement.classList.contains('scroll'))
   out.unscrolled_tables.push((t.querySelector('th')||{}).textContent||'table'); }
-for(const b of document.querySelectorAll('.scroll, figure, pre, .cards, .box')){ const r=b.getBoundingClientRect();
+for(const b of document.querySelectorAll('.scroll, figure, pre, .cards, .box, .ichart, .uplot')){ const r=b.getBoundingClientRect();
   if(r.right>vw+1) out.wide_boxes.push(b.className||b.tagName); }
 for(const i of document.querySelectorAll('img')){ if(!(i.complete&&i.naturalWidth>0)) out.broken_images.push(i.alt);
   if(i.dataset.clipped) out.clipped.push(i.alt+': '+i.dataset.clipped); }
-const pre=document.createElement('pre'); pre.id='twin-probe'; pre.textContent=JSON.stringify(out); document.body.appendChild(pre);});
+const pre=document.createElement('pre'); pre.id='twin-probe'; pre.textContent=JSON.stringify(out); document.body.appendChild(pre);},300);});
+</script>"""
+# Hover the middle of the first chart (its legend then shows each series' value there), then drag from 20% to 60%
+# of its width (the time axis must zoom to that span). uPlot applies a zoom in a microtask: read it a tick later.
+INTERACT_TAIL = """<script>window.addEventListener('load',()=>{
+const d=document.querySelector('details.zoom'); d.open=true; setTimeout(()=>{
+ const el=d.querySelector('.ichart'), u=el._uplot, over=el.querySelector('.u-over'), r=over.getBoundingClientRect();
+ const at=f=>({clientX:r.left+f*r.width, clientY:r.top+r.height/2, movementX:5, bubbles:true, view:window, button:0});
+ const out={errors:__errors, title:JSON.parse(el.dataset.chart).title, before:[u.scales.x.min,u.scales.x.max]};
+ over.dispatchEvent(new MouseEvent('mouseenter',at(0.5))); over.dispatchEvent(new MouseEvent('mousemove',at(0.5)));
+ out.hover=[...el.querySelectorAll('.u-legend .u-series')].map(s=>[s.querySelector('.u-label').textContent, s.querySelector('.u-value').textContent]);
+ over.dispatchEvent(new MouseEvent('mousedown',at(0.2))); over.dispatchEvent(new MouseEvent('mousemove',at(0.6)));
+ document.dispatchEvent(new MouseEvent('mouseup',at(0.6)));
+ setTimeout(()=>{ out.after=[u.scales.x.min,u.scales.x.max];
+  const pre=document.createElement('pre'); pre.id='twin-probe'; pre.textContent=JSON.stringify(out); document.body.appendChild(pre);},100);
+},300);});
 </script>"""
 
 
@@ -66,11 +84,11 @@ def screenshot(page: Path, png: Path, width: int = 1400, height: int = 4000) -> 
     return Image.open(png).convert("RGB")
 
 
-def layout(page: Path, width: int, tmp: Path) -> dict:
+def layout(page: Path, width: int, tmp: Path, tail: str = PROBE_TAIL) -> dict:
     """Lay the page out at `width` px and return the probe's measurements (and console errors)."""
     probed = tmp / f"probe-{width}-{page.name}"
     text = page.read_text(encoding="utf-8")
-    probed.write_text(text.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", PROBE_TAIL + "</body>", 1),
+    probed.write_text(text.replace("<head>", "<head>" + PROBE_HEAD, 1).replace("</body>", tail + "</body>", 1),
                       encoding="utf-8")
     dom = chromium(f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", probed.resolve().as_uri()).stdout
     start = dom.index('<pre id="twin-probe">') + len('<pre id="twin-probe">')
@@ -119,6 +137,20 @@ def test_report_lays_out_at_every_width(reports: dict[str, Path], kind: str, wid
     assert probe["wide_boxes"] == [], f"boxes wider than the window: {probe['wide_boxes']}"
     assert probe["clipped"] == [], f"figures with something cut off: {probe['clipped']}"
     assert probe["broken_images"] == []
+    assert probe["charts"] >= (4 if kind == "run" else 0), "interactive charts not drawn"
+
+
+@pytest.mark.parametrize("width", (1400, 400))
+def test_a_chart_zooms_and_shows_values_on_hover(reports: dict[str, Path], width: int, tmp_path: Path) -> None:
+    probe = layout(reports["run"], width, tmp_path, INTERACT_TAIL)
+    assert probe["errors"] == [], f"console errors: {probe['errors']}"
+    assert probe["title"] == "Progress against target"
+    (x_label, when), *series = probe["hover"]
+    assert x_label.startswith("time (UTC)") and when.startswith("2026-03-01 ")  # the run's start date
+    assert series and all(value not in ("", "–", "--") for _, value in series), probe["hover"]
+    (lo, hi), (zoom_lo, zoom_hi) = probe["before"], probe["after"]
+    pixel = 0.01 * (hi - lo)  # the drag is in whole pixels
+    assert zoom_lo == pytest.approx(lo + 0.2 * (hi - lo), abs=pixel) and zoom_hi == pytest.approx(lo + 0.6 * (hi - lo), abs=pixel)
 
 
 @pytest.mark.parametrize("kind", ["run", "compare", "sweep"])

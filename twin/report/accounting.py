@@ -7,14 +7,16 @@ scenario); per transformation the twin has no per-site split in the log, so it s
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from twin.report import figures as F
 
-ACCOUNTING_EVENTS = ("job.status",)
+if TYPE_CHECKING:
+    from twin.report.digest import StatusDigest
+
 FINAL_COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Killed": "#7f7f7f", "Deleted": "#bcbd22"}
 
 
@@ -48,38 +50,26 @@ def cpu_by_site(metrics: pd.DataFrame, scenario: Mapping[str, Any], colors: Mapp
     return fig
 
 
-def running_by_transformation(events: pd.DataFrame, names: Mapping[int, str], t_end: float) -> F.Curves:
-    """Jobs in Running per transformation over time (+1 on entering Running, −1 on leaving it)."""
-    if events is None or events.empty:
-        return {}
-    jobs = events[events["kind"] == "job.status"].sort_values("time", kind="stable")
-    prev = jobs.groupby("entity")["state"].shift()
-    delta = (jobs["state"] == "Running").astype(int) - (prev == "Running").astype(int)
-    moves = jobs.assign(delta=delta)[delta != 0]
-    edges = np.linspace(0.0, max(t_end, 1.0), F.BINS + 1)
-    out: F.Curves = {}
-    for tid, group in moves.groupby("value"):
-        level = np.cumsum(group["delta"].to_numpy())
-        idx = np.searchsorted(group["time"].to_numpy(dtype=float), edges, side="right") - 1
-        out[names.get(int(tid), f"transformation {int(tid)}")] = (edges / F.DAY, np.where(idx >= 0, level[np.maximum(idx, 0)], 0))
-    return out
+def running_by_transformation(status: "StatusDigest", names: Mapping[int, str]) -> F.Curves:
+    """Jobs in Running per transformation over time (entries into Running minus exits from it)."""
+    return status.level("job.status", "Running", names)
 
 
-def final_status_bars(events: pd.DataFrame, spans: Sequence[F.FaultSpan], t_end: float, bins: int = 40) -> "F.Figure | None":
-    """Jobs reaching a final status per interval, stacked by status (Accounting: 'Jobs by FinalMajorStatus')."""
-    if events is None or events.empty:
+def final_status_bars(status: "StatusDigest", spans: Sequence[F.FaultSpan], t_end: float, bins: int = 40) -> "F.Figure | None":
+    """Jobs reaching a final status per interval, stacked by status (Accounting: 'Jobs by FinalMajorStatus'):
+    the digest's intervals merged `bins` at a time."""
+    per_interval = {st: status.entered_per_interval("job.status", st) for st in FINAL_COLORS}
+    if not any(c.any() for c in per_interval.values()):
         return None
-    final = events[(events["kind"] == "job.status") & events["state"].isin(list(FINAL_COLORS))]
-    if final.empty:
-        return None
-    edges = np.linspace(0.0, max(t_end, 1.0), bins + 1)
+    merge = max(1, len(status.edges) // bins)
+    edges = status.edges[::merge]
     width = (edges[1] - edges[0]) / F.DAY
     fig, axes = F.new_figure(1, 1, height=2.8)
-    bottom = np.zeros(bins)
-    for status, color in FINAL_COLORS.items():
-        counts, _ = np.histogram(final.loc[final["state"] == status, "time"].to_numpy(dtype=float), bins=edges)
+    bottom = np.zeros(len(edges) - 1)
+    for st, color in FINAL_COLORS.items():
+        counts = np.add.reduceat(per_interval[st], np.arange(0, len(per_interval[st]), merge))[:len(edges) - 1]
         if counts.any():
-            axes[0].bar(edges[:-1] / F.DAY, counts, width=width, bottom=bottom, align="edge", color=color, label=status)
+            axes[0].bar(edges[:-1] / F.DAY, counts, width=width, bottom=bottom, align="edge", color=color, label=st)
             bottom += counts
     axes[0].set_ylabel(f"jobs per {F.wrap(_interval(width), 20)}")
     axes[0].set_title("Jobs reaching a final status, per interval", loc="left", fontsize=11)

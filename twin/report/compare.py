@@ -392,10 +392,9 @@ def _compare_page(sides: Sequence[Side]) -> str:
         ])),
         ("transformations", "When each transformation finished", join([
             rows_table(transformation_rows(sides), labels, paired),
-            figure_html(TL.gantt_overlay([TL.step_spans(r.summary, r.scenario, events_of(r, *TL.TIMELINE_EVENTS)) for r in firsts],
+            figure_html(TL.gantt_overlay([TL.step_spans(r.summary, r.scenario, r.status, events_of(r, *TL.TIMELINE_EVENTS)) for r in firsts],
                                          labels, colors, spans, t_end), "transformation Gantt per run"),
-            overlay([F.Panel(title, ylabel, [curves[k] for curves in (F.progress_curves(events_of(r, "job.status", "file.status"),
-                                                                                          r.summary, t_end) for r in firsts)])
+            overlay([F.Panel(title, ylabel, [curves[k] for curves in (F.progress_curves(r.status, r.summary) for r in firsts)])
                      for k, (title, ylabel) in enumerate((("Done jobs per transformation (cumulative)", "jobs Done"),
                                                           ("Processed input files per transformation (cumulative)",
                                                            "files Processed")))], "transformation progress overlay"),

@@ -44,6 +44,12 @@ def start() -> dt.date | None:
     return _START.get()
 
 
+def start_epoch() -> float | None:
+    """Day 0 at 00:00 UTC as Unix seconds (what a browser's date axis counts from), None without a start date."""
+    day0 = _START.get()
+    return None if day0 is None else dt.datetime.combine(day0, dt.time(), tzinfo=dt.timezone.utc).timestamp()
+
+
 def date_at(seconds: float) -> dt.datetime | None:
     """The calendar moment of a simulated time, None without a start date."""
     day0 = _START.get()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -30,6 +30,9 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from twin.report import dates as D  # noqa: E402
+
+if TYPE_CHECKING:
+    from twin.report.digest import StatusDigest
 
 DAY = 86400.0
 WIDTH = 11.4
@@ -102,31 +105,6 @@ def palette(names: Iterable[str]) -> dict[str, str]:
 
 def trans_names(summary: Mapping[str, Any]) -> dict[int, str]:
     return {int(t["id"]): str(t.get("name", t["id"])) for t in summary.get("transformations", [])}
-
-
-def event_counts(events: pd.DataFrame, kind: str, state: str, names: Mapping[int, str], t_end: float) -> Curves:
-    """Cumulative count of (kind, state) events over time, per transformation.
-
-    The transformation is the event value for job.status, and the `trans:<id>/` prefix of
-    the entity for file and task events. Counts are binned (BINS points), so a run of
-    millions of events still plots in milliseconds.
-    """
-    if events is None or events.empty or "kind" not in events:
-        return {}
-    sel = events[(events["kind"] == kind) & (events["state"] == state)]
-    if sel.empty:
-        return {}
-    if kind == "job.status":
-        ids = sel["value"]
-    else:
-        ids = pd.to_numeric(sel["entity"].astype(str).str.extract(r"^trans:(\d+)/", expand=False), errors="coerce")
-    edges = np.linspace(0.0, max(t_end, float(sel["time"].max()), 1.0), BINS + 1)
-    out: Curves = {}
-    for value, group in sel.groupby(ids.fillna(-1).astype(int).to_numpy(), sort=True):
-        counts, _ = np.histogram(group["time"].to_numpy(dtype=float), bins=edges)
-        label = names.get(int(value), f"transformation {value}" if value >= 0 else "no transformation")
-        out[label] = (np.concatenate([[0.0], edges[1:] / DAY]), np.concatenate([[0.0], np.cumsum(counts)]))
-    return out
 
 
 def progress_text(pct: float | None) -> str:
@@ -378,17 +356,16 @@ def transformation_bars(summary: Mapping[str, Any]) -> Figure | None:
     return fig
 
 
-def progress_curves(events: pd.DataFrame, summary: Mapping[str, Any], t_end: float) -> tuple[Curves, Curves]:
-    """Cumulative Done jobs and Processed input files per transformation, from the event log."""
+def progress_curves(status: "StatusDigest", summary: Mapping[str, Any]) -> tuple[Curves, Curves]:
+    """Cumulative Done jobs and Processed input files per transformation, from the event log's digest."""
     names = trans_names(summary)
-    return (event_counts(events, "job.status", "Done", names, t_end),
-            event_counts(events, "file.status", "Processed", names, t_end))
+    return status.cumulative("job.status", "Done", names), status.cumulative("file.status", "Processed", names)
 
 
-def progress_over_time(events: pd.DataFrame, summary: Mapping[str, Any], spans: Sequence[FaultSpan],
+def progress_over_time(status: "StatusDigest", summary: Mapping[str, Any], spans: Sequence[FaultSpan],
                        t_end: float, colors: Mapping[str, str] | None = None) -> Figure | None:
     """Done jobs and Processed files per transformation over time: the shape of each step's progress."""
-    done, processed = progress_curves(events, summary, t_end)
+    done, processed = progress_curves(status, summary)
     panels = [(data, ylabel, title) for data, ylabel, title in (
         (done, "jobs Done (cumulative)", "Done jobs per transformation"),
         (processed, "files Processed (cumulative)", "Processed input files per transformation")) if data]
@@ -566,11 +543,11 @@ def agents(summary: Mapping[str, Any]) -> Figure | None:
 
 
 # ---------------------------------------------------------------- failures, requests, faults
-def failures(summary: Mapping[str, Any], events: pd.DataFrame, spans: Sequence[FaultSpan], t_end: float,
+def failures(summary: Mapping[str, Any], status: "StatusDigest", spans: Sequence[FaultSpan], t_end: float,
              colors: Mapping[str, str] | None = None) -> Figure | None:
     """Why jobs failed (minor status), and when (cumulative Failed per transformation)."""
     reasons = summary.get("jobs", {}).get("failures_by_reason", {})
-    over_time = event_counts(events, "job.status", "Failed", trans_names(summary), t_end)
+    over_time = status.cumulative("job.status", "Failed", trans_names(summary))
     if not reasons and not over_time:
         return None
     fig = Figure(figsize=(WIDTH, max(3.4, hbar_height(len(reasons)))), layout="constrained")

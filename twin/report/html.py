@@ -25,10 +25,12 @@ from twin.errors import TwinError
 from twin.report import accounting as A
 from twin.report import dates as D
 from twin.report import figures as F
+from twin.report import interactive as I
 from twin.report import links as L
 from twin.report import monitor as M
 from twin.report import services as services_report
 from twin.report import timeline as TL
+from twin.report.digest import STATUS_EVENTS, StatusDigest
 from twin.report.calibration import calibration_section, sensitivity_section
 from twin.report.render import (Html, box, details, duration, figure_html, join, key_values, note, num, page, pct, pre,
                                 table, tag, verdict_kind)
@@ -61,6 +63,12 @@ class Run:
         return L.account(self.event_chunks(L.LINK_EVENTS), self.t_end)
 
     @cached_property
+    def status(self) -> StatusDigest:
+        """Job and file statuses summed in one chunked pass (up to the deadline if later than the end)."""
+        horizon = max(self.t_end, float(self.summary.get("plan", {}).get("deadline") or 0.0))
+        return StatusDigest.build(self.event_chunks(STATUS_EVENTS), horizon, M.snapshot_times(self.t_end))
+
+    @cached_property
     def t_end(self) -> float:
         return F.end_time(self.metrics, self.summary)
 
@@ -84,9 +92,10 @@ def run_from_result(result: "RunResult") -> Run:
     return Run(result.scenario.name, summary, result.metrics, _events(result), scenario, result.out, result.log.chunks)
 
 
-#: The event rows the report draws: job and file statuses (progress, failures, Transformation Monitor, Gantt,
-#: accounting), fault windows and operator actions; it reads these, never the whole log (no pilot/task/request rows).
-REPORT_EVENTS = {"job.status": None, "file.status": None, "fault.start": None, "fault.end": None, "operator.action": None}
+#: The event rows the report holds: fault windows and operator actions (a few per run). Job and file statuses
+#: (progress, failures, Transformation Monitor, Gantt, accounting) and transfers are summed chunk by chunk
+#: (`Run.status`, `Run.links`), never held row by row.
+REPORT_EVENTS = {"fault.start": None, "fault.end": None, "operator.action": None}
 
 
 def _events(source: "RunResult | Path") -> pd.DataFrame:
@@ -169,7 +178,7 @@ def _run_page(run: Run) -> str:
     sections = [(id_, title, body) for id_, title, build in run_sections() if (body := build(run, colors))]
     sections[-1:-1] = [extra for extra in (calibration_section(run.scenario, s), sensitivity_section(run.folder)) if extra]  # issue 15
     subtitle = f"seed {s.get('seed')} · simulated {duration(s.get('simulated_time'))} · {num(s.get('events'))} events"
-    return page(f"twin run report: {run.label}", subtitle, sections)
+    return page(f"twin run report: {run.label}", subtitle, sections, I.assets())
 
 
 def _write(path: Path, text: str) -> Path:
@@ -289,8 +298,7 @@ def _bottleneck_section(run: Run, shown: int = 12) -> Html:
 
 def _finish_section(run: Run, colors: Mapping[str, str]) -> Html:
     """Gantt of the transformations, the critical path in words, and progress against the target."""
-    events = events_of(run, *TL.TIMELINE_EVENTS, *M.MONITOR_EVENTS)
-    spans = TL.step_spans(run.summary, run.scenario, events)
+    spans = TL.step_spans(run.summary, run.scenario, run.status, events_of(run, *TL.TIMELINE_EVENTS))
     if not spans:
         return Html("")
     chain = TL.critical_path(spans)
@@ -302,6 +310,7 @@ def _finish_section(run: Run, colors: Mapping[str, str]) -> Html:
             lost[step.name] = (f"{ranked[0][0]} of {ranked[0][1]}", ranked[0][2])
     deadline = run.summary.get("plan", {}).get("deadline")
     actions = [(at, f"{what} {s.name}") for s in spans for at, what in s.actions]
+    target = TL.target_curves(run.status, run.summary)
     parts: list[Any] = [
         figure_html(TL.gantt(spans, colors, run.spans, run.t_end, [c.name for c in chain], deadline), "transformation Gantt"),
         tag("h3", "Critical path"),
@@ -309,7 +318,9 @@ def _finish_section(run: Run, colors: Mapping[str, str]) -> Html:
         note("No transformation finished, so no chain set a finish date."),
         note("Read back from the run: from the transformation that finished last, through the predecessor "
              "(parent or start_after step) that finished latest."),
-        figure_html(TL.progress_vs_target(events, run.summary, colors, run.spans, run.t_end, actions), "progress against target"),
+        figure_html(TL.progress_vs_target(run.status, run.summary, colors, run.spans, run.t_end, actions), "progress against target"),
+        I.chart(target, {k: colors[k.split(" (")[0]] for k in target if k.split(" (")[0] in colors},
+                "Progress against target", "% of target", step=False),
     ]
     return join(parts)
 
@@ -324,6 +335,7 @@ def _jobs_section(run: Run, colors: Mapping[str, str]) -> Html:
     spans, t_end = run.spans, run.t_end
     return join([
         figure_html(F.jobs_by_site(run.metrics, colors, spans, t_end), "running and waiting jobs by site"),
+        I.chart(F.running_curves(run.metrics), colors, "Running jobs by site", "running jobs"),
         table(["site", *statuses, "total", "failed %"], rows) if rows else note("No job reached a site."),
         figure_html(F.pilots(run.metrics, colors, spans, t_end), "pilots per site")
         or note("No pilot gauges in this run."),
@@ -346,30 +358,29 @@ def _transformations_section(run: Run, colors: Mapping[str, str]) -> Html:
         classes.append(None if t.get("complete") else "bad")
     headers = ["ID", "name", "type", "plugin", "status", "files", *[f"files {st}" for st in file_statuses], "progress",
                "tasks created", "tasks Done", "tasks Failed", "started", "finished", "complete"]
-    monitor = events_of(run, *M.MONITOR_EVENTS)
     return join([
         table(headers, rows, classes),
         tag("h3", "Transformation Monitor"),
-        M.monitor_table(trans, M.counts_at(monitor, run.t_end)),
-        M.state_at_days(trans, monitor, run.t_end),
+        M.monitor_table(trans, M.counts_at(run.status, run.t_end)),
+        M.state_at_days(trans, run.status, run.t_end),
         figure_html(F.transformation_bars(run.summary), "transformation progress"),
-        figure_html(F.progress_over_time(events_of(run, "job.status", "file.status"), run.summary, run.spans, run.t_end,
-                                         colors), "progress per transformation")
+        figure_html(F.progress_over_time(run.status, run.summary, run.spans, run.t_end, colors), "progress per transformation")
         or note("No job.status events in the event log (run.event_log off?)."),
     ])
 
 
 def _accounting_section(run: Run, colors: Mapping[str, str]) -> Html:
-    jobs = events_of(run, *A.ACCOUNTING_EVENTS)
-    running = A.running_by_transformation(jobs, F.trans_names(run.summary), run.t_end)
+    running = A.running_by_transformation(run.status, F.trans_names(run.summary))
     return join([
         figure_html(A.cpu_by_site(run.metrics, run.scenario, colors, run.spans, run.t_end), "CPU by site"),
         figure_html(F.line_panels([(running, "running jobs", "Running jobs by transformation")], colors, "transformation",
                                   run.spans, run.t_end, 2.8, step=True), "running jobs by transformation") if running else "",
-        figure_html(A.final_status_bars(jobs, run.spans, run.t_end), "jobs by final status"),
+        figure_html(A.final_status_bars(run.status, run.spans, run.t_end), "jobs by final status"),
         figure_html(A.se_rate(run.metrics, colors, run.spans, run.t_end), "TB per day per SE"),
         tag("h3", "Throughput per network link"),
         figure_html(L.throughput_figure(run.links, colors, run.spans, run.t_end), "TB per day per link"),
+        I.chart({k: (run.links.edges[:-1] / F.DAY, v) for k, v in run.links.tb_per_day().items()}, colors,
+                "Data transferred per network link", "TB/day"),
         L.throughput_tables(run.links, run.t_end),
     ])
 
@@ -401,6 +412,7 @@ def _data_section(run: Run, colors: Mapping[str, str]) -> Html:
                         f"≥{SATURATION_PCT:.0f}% full after", "reads", "writes", "refused writes"], rows, classes)
                  if rows else note("No storage elements."))
     parts.append(figure_html(F.storage_fill(run.metrics, s, colors, spans, t_end), "storage fill"))
+    parts.append(I.chart(fill, colors, "Storage fill", "fill [% of capacity]"))
     parts.append(tag("h3", "Transfers"))
     parts.append(figure_html(F.transfers(run.metrics, spans, t_end), "transfers per link")
                  or note("No transfer was active or queued on any link at the sample times."))
@@ -433,6 +445,7 @@ def _services_section(run: Run, colors: Mapping[str, str]) -> Html:
                 pct(v.get("utilization"), 1), ", ".join(f"{k} {c:,}" for k, c in v.get("top_queries", {}).items())]
                for n, v in dbs.items()]) if dbs else note("No databases."),
         figure_html(F.databases(run.metrics, spans, t_end, colors), "database latency, queue and rate"),
+        I.chart(F.db_latency_curves(run.metrics), colors, "Database query latency (gaps: no query)", "latency [ms]"),
         services_report.section(run.metrics, s, spans, t_end),
         tag("h3", "Agents"),
         table(["agent", "cycles", "busy fraction", "overruns"],
@@ -459,7 +472,7 @@ def _failures_section(run: Run, colors: Mapping[str, str]) -> Html:
     if reasons:
         parts.append(table(["failure reason (minor status)", "jobs", "share"],
                            [[r, num(n), pct(n / total_failed, 1)] for r, n in reasons.items()]))
-    parts.append(figure_html(F.failures(s, events_of(run, "job.status"), run.spans, run.t_end, colors), "job failures")
+    parts.append(figure_html(F.failures(s, run.status, run.spans, run.t_end, colors), "job failures")
                  or note("No job failed."))
     if requests.get("by_status"):
         parts.append(tag("h3", "Requests"))

@@ -2,22 +2,24 @@
 (Unused, Assigned, Processed, Problematic, MaxReset...) and the jobs by status (Waiting, Running,
 Stalled, Done, Failed), at the end of the run or as they stood at any simulated time ("state at day X").
 
-Counts are the last status of each file / job at or before the time asked for, read from
-`file.status` (entity `trans:<id>/<lfn>`) and `job.status` (value = transformation id) events that the
-caller selects through its one event accessor.
+Counts are the files / jobs in each status at the time asked for: the net entries into it of the
+`file.status` and `job.status` events, summed by the run's status digest (`digest.py`) at the snapshot
+times `snapshot_times` names, so no per-file or per-job row is held.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 from twin.report import dates as D
 from twin.report.render import Html, join, note, table, tag
 
-MONITOR_EVENTS = ("file.status", "job.status")
+if TYPE_CHECKING:
+    from twin.report.digest import StatusDigest
+
+DAY = 86400.0
 FILE_COLUMNS = ("Unused", "Assigned", "Processed", "Problematic", "MaxReset")
 JOB_COLUMNS = ("Waiting", "Running", "Stalled", "Done", "Failed")
 STATUS_CLASS = {"Done": "st-done", "Processed": "st-done", "Running": "st-running", "Assigned": "st-running",
@@ -26,30 +28,34 @@ STATUS_CLASS = {"Done": "st-done", "Processed": "st-done", "Running": "st-runnin
 WAITING_STATES = {"Received", "Checking", "Waiting", "Staging", "Matched", "Rescheduled"}  # not yet running
 
 
-def last_states(events: pd.DataFrame, kind: str, until: float) -> pd.DataFrame:
-    """Last state of each entity of `kind` at or before `until` (rows: entity, state, value)."""
-    if events is None or events.empty:
-        return pd.DataFrame(columns=["entity", "state", "value"])
-    sel = events[(events["kind"] == kind) & (events["time"] <= until)]
-    return sel.drop_duplicates("entity", keep="last")[["entity", "state", "value"]]
-
-
-def counts_at(events: pd.DataFrame, until: float) -> dict[int, dict[str, int]]:
-    """{transformation id: {status column: count}} at time `until`."""
+def counts_at(status: "StatusDigest", when: float) -> dict[int, dict[str, int]]:
+    """{transformation id: {status column: count}} at time `when` (one of `snapshot_times`): the digest's
+    net entries per status, jobs not yet running shown as Waiting, as the monitor does."""
     out: dict[int, dict[str, int]] = {}
-    files = last_states(events, "file.status", until)
-    if len(files):
-        ids = pd.to_numeric(files["entity"].astype(str).str.extract(r"^trans:(\d+)/", expand=False), errors="coerce")
-        for (tid, state), n in files.groupby([ids, files["state"]]).size().items():
-            if not np.isnan(tid):
-                out.setdefault(int(tid), {})[f"files {state}"] = int(n)
-    jobs = last_states(events, "job.status", until)
-    if len(jobs):
-        states = jobs["state"].map(lambda s: "Waiting" if s in WAITING_STATES else s)
-        for (tid, state), n in jobs.groupby([jobs["value"], states]).size().items():
-            if not pd.isna(tid):
-                out.setdefault(int(tid), {})[f"jobs {state}"] = int(n)
+    for tid, counts in status.counts_at(when).items():
+        if tid < 0:
+            continue
+        mine = out.setdefault(tid, {})
+        for label, n in counts.items():
+            kind, _, state = label.partition(" ")
+            label = f"jobs Waiting" if kind == "jobs" and state in WAITING_STATES else label
+            mine[label] = mine.get(label, 0) + n
     return out
+
+
+def snapshot_days(t_end: float, most: int = 8) -> list[tuple[str, float]]:
+    """("State at day d", time) for up to `most` evenly spaced days, the last one the run's end if it falls short."""
+    if t_end <= 0:
+        return []
+    step = max(1, int(np.ceil(t_end / DAY / most)))
+    days = list(range(step, int(np.ceil(t_end / DAY)) + 1, step)) or [1]
+    return [(f"State at day {d}" if d * DAY <= t_end else f"State at the end ({t_end / DAY:.2f} d)", min(d * DAY, t_end))
+            for d in days]
+
+
+def snapshot_times(t_end: float) -> list[float]:
+    """Every time the report asks the monitor counts for: the days of `snapshot_days` and the end."""
+    return sorted({t_end, *(at for _, at in snapshot_days(t_end))})
 
 
 def _cell(n: int, status: str) -> Any:
@@ -68,18 +74,13 @@ def monitor_table(transformations: Sequence[Mapping[str, Any]], counts: Mapping[
     return table(headers, rows)
 
 
-def state_at_days(transformations: Sequence[Mapping[str, Any]], events: pd.DataFrame, t_end: float,
-                  most: int = 8) -> Html:
-    """"State at day X": the monitor table at up to `most` evenly spaced days, each folded away."""
-    if events is None or events.empty or t_end <= 0:
+def state_at_days(transformations: Sequence[Mapping[str, Any]], status: "StatusDigest", t_end: float) -> Html:
+    """"State at day X": the monitor table at up to 8 evenly spaced days, each folded away."""
+    days = snapshot_days(t_end)
+    if not days:
         return note("No event log: the state over time cannot be shown.")
-    day = 86400.0
-    step = max(1, int(np.ceil(t_end / day / most)))
-    days = list(range(step, int(np.ceil(t_end / day)) + 1, step)) or [1]
     parts = []
-    for d in days:
-        at = min(d * day, t_end)
-        label = f"State at day {d}" if d * day <= t_end else f"State at the end ({at / day:.2f} d)"
+    for label, at in days:
         label += f" ({D.date_text(at)})" if D.start() else ""
-        parts.append(tag("details", join([tag("summary", label), monitor_table(transformations, counts_at(events, at))])))
+        parts.append(tag("details", join([tag("summary", label), monitor_table(transformations, counts_at(status, at))])))
     return join(parts)

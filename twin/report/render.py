@@ -145,13 +145,14 @@ def section(id_: str, title: str, *parts: Any) -> Html:
     return tag("section", join([tag("h2", title), *parts]), id=id_)
 
 
-def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, Html]]) -> str:
-    """The whole document: inline CSS, a table of contents, then the sections (id, title, body)."""
+def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, Html]], assets: Html = Html("")) -> str:
+    """The whole document: inline CSS (and `assets`: inline scripts and styles the sections need), a table of
+    contents, then the sections (id, title, body)."""
     nav = tag("nav", join(tag("a", t, href=f"#{i}") for i, t, _ in sections))
     body = join(section(i, t, b) for i, t, b in sections)
     return ("<!DOCTYPE html>\n" + tag("html", join([
         tag("head", join([Html('<meta charset="utf-8">'), Html('<meta name="viewport" content="width=device-width">'),
-                          tag("title", title), tag("style", Html(CSS))])),
+                          tag("title", title), tag("style", Html(CSS)), assets])),
         tag("body", join([tag("header", join([tag("h1", title), tag("p", subtitle, class_="sub")])), nav, tag("main", body)])),
     ]), lang="en") + "\n")
 

@@ -28,9 +28,11 @@ from twin.report import figures as F
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from twin.report.digest import StatusDigest
+
 DAY = 86400.0
 SATURATION = 0.95
-TIMELINE_EVENTS = ("job.status", "operator.action")  # what the callers' accessors must hand over
+TIMELINE_EVENTS = ("operator.action",)  # what the callers' accessors must hand over (job statuses: the digest)
 
 
 @dataclass
@@ -58,21 +60,17 @@ def step_graph(scenario: Mapping[str, Any]) -> dict[str, tuple[list[str], float]
     return out
 
 
-def step_spans(summary: Mapping[str, Any], scenario: Mapping[str, Any], events: pd.DataFrame) -> list[StepSpan]:
-    """Per transformation: start, busy span (first Running .. last Done job), end, delay, actions."""
+def step_spans(summary: Mapping[str, Any], scenario: Mapping[str, Any], status: "StatusDigest",
+               actions: pd.DataFrame) -> list[StepSpan]:
+    """Per transformation: start, busy span (first Running .. last Done job), end, delay, operator actions."""
     graph = step_graph(scenario)
-    jobs = events[events["kind"] == "job.status"] if len(events) else events
-    actions = events[events["kind"] == "operator.action"] if len(events) else events
+    actions = actions[actions["kind"] == "operator.action"] if len(actions) else actions
     out = []
     for t in summary.get("transformations", []):
-        name = str(t.get("name"))
-        mine = jobs[jobs["value"] == t["id"]] if len(jobs) else jobs
-        running = mine[mine["state"] == "Running"]["time"] if len(mine) else pd.Series(dtype=float)
-        done = mine[mine["state"] == "Done"]["time"] if len(mine) else pd.Series(dtype=float)
+        name, tid = str(t.get("name")), int(t["id"])
         acts = actions[actions["entity"].astype(str) == name] if len(actions) else actions
         preds, delay = graph.get(name, ([], 0.0))
-        out.append(StepSpan(name, float(t.get("started_at") or 0.0),
-                            float(running.min()) if len(running) else None, float(done.max()) if len(done) else None,
+        out.append(StepSpan(name, float(t.get("started_at") or 0.0), status.first_running.get(tid), status.last_done.get(tid),
                             None if t.get("finished_at") is None else float(t["finished_at"]), delay, list(preds),
                             [(float(r.time), str(r.state)) for r in acts.itertuples(index=False)]))
     return out
@@ -235,15 +233,9 @@ def _deadline(ax: Any, deadline: float | None) -> None:
                 fontsize=8.5, color=F.FAULT_COLOR)
 
 
-def progress_vs_target(events: pd.DataFrame, summary: Mapping[str, Any], colors: Mapping[str, str],
-                       faults: Sequence[F.FaultSpan], t_end: float, actions: Sequence[tuple[float, str]] = ()) -> "Figure | None":
-    """Each transformation's cumulative progress as % of its target (MC: jobs Done / max tasks; data steps: files
-    Processed / input files), with the deadline, fault windows and operator actions; the axis reaches the deadline."""
-    names = F.trans_names(summary)
-    deadline = summary.get("plan", {}).get("deadline")
-    horizon = max(t_end, float(deadline or 0.0))
-    done = F.event_counts(events, "job.status", "Done", names, horizon)
-    processed = F.event_counts(events, "file.status", "Processed", names, horizon)
+def target_curves(status: "StatusDigest", summary: Mapping[str, Any]) -> F.Curves:
+    """Per transformation, % of its target over time: MC jobs Done / max tasks, data steps files Processed / input files."""
+    done, processed = F.progress_curves(status, summary)
     curves: F.Curves = {}
     for t in summary.get("transformations", []):
         name = str(t.get("name"))
@@ -253,6 +245,16 @@ def progress_vs_target(events: pd.DataFrame, summary: Mapping[str, Any], colors:
         elif t.get("files_total") and name in processed:
             x, y = processed[name]
             curves[f"{name} (files Processed / {t['files_total']:,})"] = (x, 100.0 * y / t["files_total"])
+    return curves
+
+
+def progress_vs_target(status: "StatusDigest", summary: Mapping[str, Any], colors: Mapping[str, str],
+                       faults: Sequence[F.FaultSpan], t_end: float, actions: Sequence[tuple[float, str]] = ()) -> "Figure | None":
+    """Each transformation's cumulative progress as % of its target (MC: jobs Done / max tasks; data steps: files
+    Processed / input files), with the deadline, fault windows and operator actions; the axis reaches the deadline."""
+    deadline = summary.get("plan", {}).get("deadline")
+    horizon = max(t_end, float(deadline or 0.0))
+    curves = target_curves(status, summary)
     if not curves:
         return None
     fig, axes = F.new_figure(1, 1, height=3.4)
