@@ -566,6 +566,9 @@ def test_time_axes_show_dates_from_the_start_date_and_days_without() -> None:
         assert ax.get_xlabel() == "date (day 0 = 2026-03-01)"
         assert ax.xaxis.get_major_formatter()(2.0, 0) == "03 Mar"
         assert ax.xaxis.get_major_formatter()(31.0, 0) == "01 Apr"
+        assert D.tick_text(1.5, span_days=2.0) == "12:00" and D.tick_text(1.0, span_days=2.0) == "02 Mar 00:00"
+        assert D.tick_text(1.5, span_days=2.0, first=True) == "02 Mar 12:00" and D.tick_step(2.0) == 6 / 24  # <= 8 ticks
+        assert D.tick_step(10.0) == 2.0 and D.tick_step(365.0) == 56.0
         assert D.when(1.5 * 86400.0) == f"{D.format_duration(1.5 * 86400.0)} (2026-03-02 12:00)"
     ax = F.faults_timeline(spans, 10 * 86400.0).axes[0]
     assert ax.get_xlabel() == "simulated time [days]" and D.when(86400.0) == D.format_duration(86400.0)

@@ -77,12 +77,26 @@ def axis_label() -> str:
     return "simulated time [days]" if day0 is None else f"date (day 0 = {day0:%Y-%m-%d})"
 
 
-def tick_text(days: float, span_days: float) -> str:
-    """A time-axis tick (x in days since the start): '03 Mar', with the hour on spans of 3 days or less."""
+HOUR_STEPS = (1, 2, 3, 6, 12, 24)  # tick spacing on spans of up to 3 days
+DAY_STEPS = (1, 2, 7, 14, 28, 56, 91)  # and beyond
+MAX_TICKS = 8
+
+
+def tick_step(span_days: float) -> float:
+    """Days between date ticks: whole hours on spans of up to 3 days, whole days (weeks...) beyond."""
+    steps = [h / 24.0 for h in HOUR_STEPS] if span_days <= 3.0 else [float(d) for d in DAY_STEPS]
+    return next((step for step in steps if span_days / step <= MAX_TICKS), steps[-1])
+
+
+def tick_text(days: float, span_days: float, first: bool = False) -> str:
+    """A time-axis tick (x in days since the start): '03 Mar'; on spans of 3 days or less '14:00', with the
+    date on the first tick and at midnight ('03 Mar 00:00')."""
     moment = date_at(days * DAY)
     if moment is None:
         return f"{days:g}"
-    return f"{moment:%d %b %H:%M}" if span_days <= 3.0 else f"{moment:%d %b}"
+    if span_days > 3.0:
+        return f"{moment:%d %b}"
+    return f"{moment:%d %b %H:%M}" if first or moment.time() == dt.time() else f"{moment:%H:%M}"
 
 
 def date_axis(ax: Any, label: bool = True) -> None:
@@ -91,6 +105,8 @@ def date_axis(ax: Any, label: bool = True) -> None:
         ax.set_xlabel(axis_label())
     if _START.get() is None:
         return
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: tick_text(x, abs(ax.get_xlim()[1] - ax.get_xlim()[0]))))
+    span = abs(ax.get_xlim()[1] - ax.get_xlim()[0])
+    ax.xaxis.set_major_locator(MultipleLocator(tick_step(span)))  # ticks on whole hours / days, not 0.0196 d
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: tick_text(x, span, first=pos == 0)))

@@ -219,7 +219,8 @@ def _plan_dates(plan: Mapping[str, Any]) -> str:
     """'Finished on 2026-03-09 10:00; deadline 2026-03-13.' when the scenario gives a start date, else ''."""
     if D.start() is None:
         return ""
-    parts = [f"Finished on {D.date_text(plan['finished_at'])}" if plan.get("finished_at") is not None else "Not finished",
+    ended = "Finished" if plan.get("complete", True) else "Stopped"
+    parts = [f"{ended} on {D.date_text(plan['finished_at'])}" if plan.get("finished_at") is not None else "Not finished",
              f"deadline {D.date_text(plan['deadline'])}" if plan.get("deadline") is not None else "no deadline"]
     return "; ".join(parts) + f" (day 0 = {D.start():%Y-%m-%d})."
 

@@ -81,6 +81,7 @@ def state_at_days(transformations: Sequence[Mapping[str, Any]], status: "StatusD
         return note("No event log: the state over time cannot be shown.")
     parts = []
     for label, at in days:
-        label += f" ({D.date_text(at)})" if D.start() else ""
+        if D.start():
+            label = f"{label[:-1]}, {D.date_text(at)})" if label.endswith(")") else f"{label} ({D.date_text(at)})"
         parts.append(tag("details", join([tag("summary", label), monitor_table(transformations, counts_at(status, at))])))
     return join(parts)
