@@ -677,3 +677,10 @@ def test_series_on_different_grids_share_one_in_a_chart() -> None:
     assert x.tolist() == [0.0, 1.0, 2.0, 3.0]
     assert ys["a"].tolist() == [1.0, 1.0, 3.0, 3.0]  # holds its value between its points
     assert np.isnan(ys["b"][0]) and ys["b"][1:].tolist() == [5.0, 5.0, 6.0]  # a gap before its first point
+
+
+def test_an_earlier_run_keeps_its_final_count_on_an_overlay() -> None:
+    held = F.held_to({"a": (np.array([0.0, 1.0]), np.array([0.0, 5.0])), "b": (np.array([0.0, 3.0]), np.array([1.0, 2.0]))},
+                     2 * 86400.0)
+    assert held["a"][0].tolist() == [0.0, 1.0, 2.0] and held["a"][1].tolist() == [0.0, 5.0, 5.0]
+    assert held["b"][0].tolist() == [0.0, 3.0]  # already reaches the end

@@ -382,6 +382,7 @@ def _compare_page(sides: Sequence[Side]) -> str:
     overlay = lambda panels, alt: figure_html(F.overlay(panels, labels, t_end, colors, spans), alt)  # noqa: E731
     firsts = [s.first for s in sides]
     necks, changes = bottleneck_rows(sides)
+    progress = [[F.held_to(c, t_end) for c in F.progress_curves(r.status, r.summary)] for r in firsts]  # (Done, Processed)
     sections = [
         ("summary", "Summary", join([
             *[join([tag("h3", f"{'Baseline' if i == 0 else 'What-if'}: {label}"), _side_verdict(side)])
@@ -392,9 +393,9 @@ def _compare_page(sides: Sequence[Side]) -> str:
         ])),
         ("transformations", "When each transformation finished", join([
             rows_table(transformation_rows(sides), labels, paired),
-            figure_html(TL.gantt_overlay([TL.step_spans(r.summary, r.scenario, r.status, events_of(r, *TL.TIMELINE_EVENTS)) for r in firsts],
-                                         labels, colors, spans, t_end), "transformation Gantt per run"),
-            overlay([F.Panel(title, ylabel, [curves[k] for curves in (F.progress_curves(r.status, r.summary) for r in firsts)])
+            figure_html(TL.gantt_overlay([TL.step_spans(r.summary, r.scenario, r.status, events_of(r, *TL.TIMELINE_EVENTS))
+                                          for r in firsts], labels, colors, spans, t_end), "transformation Gantt per run"),
+            overlay([F.Panel(title, ylabel, [curves[k] for curves in progress])
                      for k, (title, ylabel) in enumerate((("Done jobs per transformation (cumulative)", "jobs Done"),
                                                           ("Processed input files per transformation (cumulative)",
                                                            "files Processed")))], "transformation progress overlay"),

@@ -635,6 +635,13 @@ def overlay(panels: Sequence[Panel], run_labels: Sequence[str], t_end: float,
     return fig
 
 
+def held_to(data: Curves, t_end: float) -> Curves:
+    """Cumulative curves held at their last value up to `t_end` (s): a run that ended earlier than the one it
+    is overlaid on keeps its final count on the plot instead of a line that stops."""
+    end = t_end / DAY
+    return {k: (np.append(x, end), np.append(y, y[-1])) if len(x) and x[-1] < end else (x, y) for k, (x, y) in data.items()}
+
+
 def total(data: Curves, label: str = "total") -> Curves:
     """Sum of same-grid curves (e.g. running jobs over all sites)."""
     if not data:
