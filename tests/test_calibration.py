@@ -262,9 +262,20 @@ def test_independent_failures_cannot_fit_input_correlated_data_and_the_new_model
                             tolerances=tolerances, progress=False)
     correlated = calibrate([obs], scenario, [FitParam(PROC_FP, 0.0, 0.3), FitParam(PROC_BAD, 0.0, 0.1)],
                            trials=24, seeds=2, workers=0, tolerances=tolerances, progress=False)
-    print(f"independent loss {independent.best.loss:.3g}, correlated loss {correlated.best.loss:.3g}")
-    assert independent.best.loss > 4.0  # > 2 tolerances of error on average, whatever failure_prob
-    assert correlated.best.loss < independent.best.loss / 4
+    lost, fitted = failure_loss(independent), failure_loss(correlated)
+    print(f"independent loss {lost:.3g}, correlated loss {fitted:.3g} (failure columns)")
+    assert lost > 4.0  # > 2 tolerances of error on average, whatever failure_prob
+    assert fitted < lost / 4
+
+
+def failure_loss(result) -> float:
+    """The best trial's loss over the columns a failure model acts on: tasks per file, Processed %, MaxReset %.
+    Files / parent MC TotalCreated depends on the MC supply only (both models fit it exactly) and would
+    dilute the mean."""
+    from twin.calibration.calibrate import _loss
+
+    targets = [t for t in result.observed.targets if t.column != "inputs_per_parent_task"]
+    return _loss(targets, result.best.means)
 
 
 def _pooled(summaries: list[dict]) -> dict:
