@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 import pandas as pd
 
+from twin.codes import Codes
 from twin.dirac.datamanager import output_job_name
 from twin.dirac.transformation import status as st
 from twin.dirac.transformation.db import DROPPED
@@ -64,8 +65,7 @@ class StateTable:
     that cleanTransformation dropped), so a year of objects costs two bytes each, not a dict entry."""
 
     def __init__(self) -> None:
-        self.names: list[str | None] = [None]
-        self._codes: dict[str, int] = {DROPPED: 0}
+        self.states: Codes[str] = Codes([DROPPED])  # code 0: no such object, or a dropped row
         self.columns: dict[tuple[str, int], np.ndarray] = {}
         #: objects the log names but the databases cannot place (e.g. an LFN the TransformationDB lacks)
         self.unplaced: dict[tuple[str, str], int] = {}
@@ -76,12 +76,12 @@ class StateTable:
         """{entity: last state} of a kind kept by entity (see `COLUMN_TRAILS`), like the old mapping."""
         return self.by_entity.get(kind, default)
 
+    @property
+    def names(self) -> list[str]:
+        return self.states.names
+
     def code(self, state: str) -> int:
-        code = self._codes.get(state)
-        if code is None:
-            code = self._codes[state] = len(self.names)
-            self.names.append(state)
-        return code
+        return self.states.code(state)
 
     def codes(self, states: Iterable[str]) -> np.ndarray:
         return np.array([self.code(str(state)) for state in states], dtype=np.uint16)

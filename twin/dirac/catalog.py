@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from twin.codes import Codes
 from twin.dirac.returnvalues import S_ERROR, S_OK
 
 Meter = Callable[[str, str, int], None]
@@ -560,8 +561,7 @@ class FileCatalog(MeteredStore):
         self._names = _NameCodec()
         self._text: dict[int, str] = {}  # FileID -> name kept as text
         self._odd: dict[str, int] = {}  # LFNs not spelled "<directory path>/<name>" (e.g. "//x") -> FileID
-        self._replica_sets: list[tuple[str, ...]] = [()]
-        self._replica_codes: dict[tuple[str, ...], int] = {(): 0}
+        self._replica_sets: Codes[tuple[str, ...]] = Codes([()])  # code 0: no replica
         # LFN -> FileID: open addressing over FileIDs, keyed by (directory, shape, number or text name)
         self._slots = array("i", [_EMPTY]) * 8
         self._used_slots = 0
@@ -735,13 +735,9 @@ class FileCatalog(MeteredStore):
             listener(lfn)
 
     def _replica_code(self, ses: tuple[str, ...]) -> int:
-        code = self._replica_codes.get(ses)
-        if code is None:
-            if len(self._replica_sets) >= _REMOVED:
-                raise ValueError("More than 65,534 distinct replica sets")
-            code = self._replica_codes[ses] = len(self._replica_sets)
-            self._replica_sets.append(ses)
-        return code
+        if ses not in self._replica_sets and len(self._replica_sets) >= _REMOVED:
+            raise ValueError("More than 65,534 distinct replica sets")
+        return self._replica_sets.code(ses)
 
     @metered("removeFile")
     def remove_files(self, lfns: Iterable[str] | str) -> Bulk:
@@ -787,7 +783,7 @@ class FileCatalog(MeteredStore):
             if fid is None:
                 failed[lfn] = NO_SUCH_FILE
             else:
-                self._rset[fid] = self._replica_code(edit(self._replica_sets[self._rset[fid]], se))
+                self._rset[fid] = self._replica_code(edit(self._replica_sets.names[self._rset[fid]], se))
                 done[lfn] = True
         return Bulk(done, failed)
 
@@ -798,7 +794,7 @@ class FileCatalog(MeteredStore):
     @metered("getReplicas")
     def get_replicas(self, lfns: Iterable[str] | str) -> Bulk:
         """{lfn: {se: pfn}}; the twin's PFN is the LFN itself."""
-        return self._read_files(lfns, lambda fid, lfn: dict.fromkeys(self._replica_sets[self._rset[fid]], lfn))
+        return self._read_files(lfns, lambda fid, lfn: dict.fromkeys(self._replica_sets.names[self._rset[fid]], lfn))
 
     def _read_files(self, lfns: Iterable[str] | str, read: Callable[[int, str], Any]) -> Bulk:
         done: dict[str, Any] = {}

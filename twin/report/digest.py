@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from twin.codes import Codes
 from twin.report import figures as F
 
 STATUS_EVENTS = {"job.status": None, "file.status": None}
@@ -37,7 +38,7 @@ class StatusDigest:
     at: dict[tuple[str, int, str], np.ndarray] = field(default_factory=dict)  # net count at each snapshot
     first_running: dict[int, float] = field(default_factory=dict)
     last_done: dict[int, float] = field(default_factory=dict)
-    _codes: dict[str, int] = field(default_factory=lambda: {"": 0})
+    _codes: Codes[str] = field(default_factory=lambda: Codes([""]))
     _job_state: np.ndarray = field(default_factory=lambda: np.zeros(1024, dtype=np.uint8))
 
     # ------------------------------------------------------------ building
@@ -78,7 +79,7 @@ class StatusDigest:
         prev = np.where(order.isna(), self._job_state[ids], order.fillna(0).to_numpy()).astype(np.uint8)
         last = pd.Series(codes).groupby(ids).last()
         self._job_state[last.index.to_numpy()] = last.to_numpy(dtype=np.uint8)
-        names = np.array(list(self._codes), dtype=object)
+        names = np.array(self._codes.names, dtype=object)
         tid = jobs["value"].fillna(-1).to_numpy(dtype=float).astype(np.int64)
         times = jobs["time"].to_numpy(dtype=float)
         self._count(JOB, tid, times, states, names[prev])
@@ -88,9 +89,7 @@ class StatusDigest:
                 into[int(t)] = pick(into.get(int(t), when), float(when))
 
     def _code(self, state: str) -> int:
-        if state not in self._codes:
-            self._codes[state] = len(self._codes)
-        return self._codes[state]
+        return self._codes.code(state)
 
     def _count(self, kind: str, tid: np.ndarray, times: np.ndarray, new: np.ndarray, old: np.ndarray) -> None:
         """Histogram entries into `new` and exits from `old` per transformation, on the grid and at the snapshots."""

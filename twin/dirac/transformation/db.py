@@ -24,6 +24,7 @@ import numpy as np
 from twin.dirac.catalog import Meter, MeteredStore, metered, one_row
 from twin.dirac.clients import FileCatalogAPI
 from twin.dirac.returnvalues import S_ERROR, S_OK
+from twin.codes import Codes
 from twin.dirac.transformation import status as st
 
 Result = dict[str, Any]
@@ -75,23 +76,6 @@ def next_file_status(current: str, proposed: str, error_count: int, force: bool,
 def file_was_in_error(current: str, new: str) -> bool:
     """TransformationClient._wasFileInError: an Assigned file that ends anywhere but Processed failed."""
     return current == st.ASSIGNED and new != st.PROCESSED
-
-
-class _Codes:
-    """Interning table str <-> small int so per-file columns store numbers, not strings."""
-
-    __slots__ = ("codes", "names")
-
-    def __init__(self) -> None:
-        self.codes: dict[str, int] = {}
-        self.names: list[str] = []
-
-    def code(self, name: str) -> int:
-        code = self.codes.get(name)
-        if code is None:
-            code = self.codes[name] = len(self.names)
-            self.names.append(name)
-        return code
 
 
 class _FileTable:
@@ -218,9 +202,9 @@ class _TaskTable:
                  "last_update_time", "inputs_end", "inputs", "by_status", "unindexed", "seen", "notify")
 
     def __init__(self, notify: Callable[[int, "str | None", str, float], None] | None = None,
-                 se_codes: "_Codes | None" = None) -> None:
-        self.codes = _Codes()
-        self.se_codes = se_codes if se_codes is not None else _Codes()
+                 se_codes: "Codes[str] | None" = None) -> None:
+        self.codes = Codes()
+        self.se_codes = se_codes if se_codes is not None else Codes()
         self.status = array("B")
         self.external_id = array("i")
         self.external_text: dict[int, str] = {}  # TaskID -> an ExternalID that is not an int32 in canonical form
@@ -403,8 +387,8 @@ class TransformationDB(MeteredStore):
         self._next_id = 1
         self._file_ids: dict[str, int] = {}  # DataFiles: LFN -> FileID, global
         self._lfns: list[str] = [""]  # FileID -> LFN (FileIDs start at 1)
-        self._status = _Codes()
-        self._se = _Codes()
+        self._status = Codes()
+        self._se = Codes()
         self._unknown_se = self._se.code(st.UNKNOWN_SE)
         self._unused = self._status_code(st.UNUSED)
         self._assigned = self._status_code(st.ASSIGNED)
