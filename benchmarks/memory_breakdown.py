@@ -43,28 +43,51 @@ def owner(filename: str) -> str:
     return path.name
 
 
-def snapshot_run(jobs: int, slots: int) -> dict[str, Any]:
-    """One traced run: final jobs and traced bytes per owner and per line at the end of the run."""
+class _Snapshot(Exception):
+    """Raised from the progress callback to stop a run once its mid-run snapshot is taken."""
+
+
+def snapshot_run(jobs: int, slots: int, at_hours: float | None = None) -> dict[str, Any]:
+    """One traced run: final jobs and traced bytes per owner and per line at the end of the run, or,
+    with `at_hours`, at the first progress slice past that simulated time (jobs in flight then)."""
     from run_benchmarks import FINAL, load
 
     from twin.build import build_world
 
     scenario = load(jobs, True, slots)
+    snap: list[tracemalloc.Snapshot] = []
     with tempfile.TemporaryDirectory() as tmp:
         tracemalloc.start(1)
         world = build_world(scenario, events_path=Path(tmp) / "events.parquet")
-        world.run()
-        world.sim.log.close()
-        snap = tracemalloc.take_snapshot()
+
+        def mid_run(now: float) -> None:
+            if at_hours is not None and now >= at_hours * 3600.0:
+                snap.append(tracemalloc.take_snapshot())
+                raise _Snapshot
+
+        try:
+            world.run(progress=mid_run)
+            world.sim.log.close()
+        except _Snapshot:
+            pass
+        if not snap:
+            snap.append(tracemalloc.take_snapshot())
         tracemalloc.stop()
     by_owner: Counter[str] = Counter()
     by_line: Counter[str] = Counter()
-    for stat in snap.statistics("lineno"):
+    for stat in snap[0].statistics("lineno"):
         frame = stat.traceback[0]
         by_owner[owner(frame.filename)] += stat.size
         by_line[f"{owner(frame.filename)}:{frame.lineno}"] += stat.size
     final = sum(n for status, n in world.wms.jobdb.counters().items() if status in FINAL)
-    return {"jobs": jobs, "slots": slots, "final_jobs": final, "by_owner": dict(by_owner), "by_line": dict(by_line)}
+    return {"jobs": jobs, "slots": slots, "final_jobs": final, "in_flight": len(world.wms.jobdb.jobs),
+            "simulated_h": world.sim.now / 3600.0, "pilots": _pilots(world),
+            "by_owner": dict(by_owner), "by_line": dict(by_line)}
+
+
+def _pilots(world: Any) -> int:
+    """Pilots waiting or running at the snapshot."""
+    return sum(ce.waiting + ce.running for site in world.grid.sites.values() for ce in site.ces)
 
 
 def slopes(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, float]:
@@ -74,16 +97,36 @@ def slopes(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, float]:
     return {name: (b[key].get(name, 0) - a[key].get(name, 0)) / n for name in names}
 
 
+def traced_run(jobs: int, slots: int, at_hours: float | None = None) -> dict[str, Any]:
+    """`snapshot_run` in a fresh subprocess (tracemalloc sees only that run)."""
+    cmd = [sys.executable, __file__, "--one", str(jobs), "--slots", str(slots)]
+    cmd += ["--at", str(at_hours)] if at_hours is not None else []
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def breakdown(n1: int, n2: int, slots: int) -> dict[str, Any]:
-    runs = []
-    for n in (n1, n2):
-        out = subprocess.run([sys.executable, __file__, "--one", str(n), "--slots", str(slots)],
-                             check=True, capture_output=True, text=True, cwd=ROOT)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    a, b = runs
+    a, b = runs = [traced_run(n, slots) for n in (n1, n2)]
     return {"runs": [{k: r[k] for k in ("jobs", "slots", "final_jobs")} for r in runs],
             "bytes_per_finished_job": sum(slopes(a, b, "by_owner").values()),
             "by_owner": slopes(a, b, "by_owner"), "by_line": slopes(a, b, "by_line")}
+
+
+def in_flight(jobs: int, slots: int, slots2: int, at_hours: float, per_finished: float) -> dict[str, Any]:
+    """Traced bytes per job in flight: two runs of `jobs` jobs on `slots` and `slots2` slots, each
+    snapshotted at `at_hours` of simulated time (both saturated, mid-run); the difference, less the
+    extra finished jobs x `per_finished`, per extra job in flight. The extra jobs come with their
+    slots: pilots, JobAgent processes and CE bookkeeping are in the figure (read the lines)."""
+    a, b = runs = [traced_run(jobs, s, at_hours) for s in (slots, slots2)]
+    extra = max(1, b["in_flight"] - a["in_flight"])
+    by_line = {name: v * (b["final_jobs"] - a["final_jobs"]) / extra
+               for name, v in slopes(a, b, "by_line").items()}  # slopes() divides by the final-job difference
+    by_owner = {name: v * (b["final_jobs"] - a["final_jobs"]) / extra
+                for name, v in slopes(a, b, "by_owner").items()}
+    finished_part = (b["final_jobs"] - a["final_jobs"]) * per_finished / extra
+    return {"runs": [{k: r[k] for k in ("jobs", "slots", "final_jobs", "in_flight", "pilots", "simulated_h")} for r in runs],
+            "bytes_per_in_flight_job": sum(by_owner.values()) - finished_part, "finished_part": finished_part,
+            "by_owner": by_owner, "by_line": by_line}
 
 
 def rss_split(n1: int, n2: int, slots: int, slots3: int) -> dict[str, Any]:
@@ -108,10 +151,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the breakdown here")
     parser.add_argument("--rss", type=int, metavar="SLOTS3", help="instead: the peak-RSS split of three untraced runs, "
                         "the third with SLOTS3 slots (bytes per finished and per in-flight job)")
+    parser.add_argument("--in-flight", type=int, metavar="SLOTS2", help="instead: traced bytes per job in flight, "
+                        "from two runs of N1 jobs on --slots and SLOTS2 slots snapshotted at --at hours")
+    parser.add_argument("--at", type=float, help="simulated hours of the --in-flight snapshots (default 24)")
+    parser.add_argument("--per-finished", type=float, default=100.0,
+                        help="--in-flight: traced bytes per finished job, to take off the extra finished jobs")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(snapshot_run(args.one, args.slots)))
+        print(json.dumps(snapshot_run(args.one, args.slots, args.at)))
+        return 0
+    if args.in_flight:
+        result = in_flight(args.sizes[0], args.slots, args.in_flight, 24.0 if args.at is None else args.at, args.per_finished)
+        for run in result["runs"]:
+            print(f"{run['jobs']:>9,} jobs, {run['slots']:>6,} slots at {run['simulated_h']:.1f} h: "
+                  f"{run['in_flight']:,} in flight, {run['pilots']:,} pilots, {run['final_jobs']:,} final")
+        print(f"traced bytes per in-flight job (with its slot): {result['bytes_per_in_flight_job']:.0f} "
+              f"(after {result['finished_part']:.0f} B for the extra finished jobs)")
+        _print_top(result, args.top)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1) + "\n")
         return 0
     if args.rss:
         split = rss_split(*args.sizes, args.slots, args.rss)
@@ -126,15 +185,19 @@ def main(argv: list[str] | None = None) -> int:
     result = breakdown(*args.sizes, args.slots)
     print(f"traced bytes per finished job: {result['bytes_per_finished_job']:.0f} "
           f"(runs: {result['runs']})")
-    print("\nby owner (B per finished job):")
-    for name, size in sorted(result["by_owner"].items(), key=lambda kv: -abs(kv[1]))[:args.top]:
-        print(f"  {size:8.1f}  {name}")
-    print("\nby line:")
-    for name, size in sorted(result["by_line"].items(), key=lambda kv: -abs(kv[1]))[:args.top]:
-        print(f"  {size:8.1f}  {name}")
+    _print_top(result, args.top)
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def _print_top(result: dict[str, Any], top: int) -> None:
+    print("\nby owner (B per job):")
+    for name, size in sorted(result["by_owner"].items(), key=lambda kv: -abs(kv[1]))[:top]:
+        print(f"  {size:8.1f}  {name}")
+    print("\nby line:")
+    for name, size in sorted(result["by_line"].items(), key=lambda kv: -abs(kv[1]))[:top]:
+        print(f"  {size:8.1f}  {name}")
 
 
 if __name__ == "__main__":

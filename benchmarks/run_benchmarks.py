@@ -390,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-sizes", type=int, nargs=2, default=(50_000, 200_000), metavar=("N1", "N2"))
     parser.add_argument("--split-slots", type=int, default=2_000)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--slots", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--slots", type=int, help="slots of every size (default: N/50 each, see bench_slots); "
+                        "a fixed count keeps the jobs in flight fixed, e.g. 10^7 jobs on 20,000 slots")
     parser.add_argument("--reference", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-event-log", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tracemalloc", action="store_true", help=argparse.SUPPRESS)
@@ -404,8 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [] if args.sizes == [] else args.sizes or ([10_000, 100_000] + ([1_000_000] if args.full else []))
     rows = []
     for n in sizes:
-        row = run_in_subprocess(n, True, False)
-        row.update(run_in_subprocess(n, True, False, reference=True))
+        row = run_in_subprocess(n, True, False, slots=args.slots)
+        row.update(run_in_subprocess(n, True, False, slots=args.slots, reference=True))
         row["reference_ratio"] = row["jobs_per_cpu_s"] / row["reference_jobs_per_cpu_s"]
         rows.append(row)
         _say(rows[-1])

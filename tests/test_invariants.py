@@ -83,8 +83,8 @@ def mc_outputs(world) -> list[str]:
 
 def test_a_pilot_that_dies_mid_upload_registers_no_output():
     world, s = run(SITE_DOWN_DURING_UPLOADS, seed=0)
-    finished = world.wms.jobdb.finished()  # final jobs leave the JobDB's records; their columns stay
-    done = {f"{1:08d}_{task:08d}" for task in finished["task_id"][(finished["job_group"] == 1) & (finished["status"] == "Done")]}
+    keys = world.wms.jobdb.finished_done_tasks()  # final jobs leave the JobDB's records; their Done tasks stay
+    done = {f"{1:08d}_{key & 0xFFFFFFFF:08d}" for key in keys[(keys >> 32) == 1].tolist()}
     registered = [lfn.rsplit("/", 1)[1].rsplit("_", 2)[0] for lfn in mc_outputs(world)]
     assert sorted(registered) == sorted(done)
     assert s["transformations"][0]["tasks"].get("Done", 0) == len(done)
@@ -105,9 +105,9 @@ def check_nothing_is_lost(schedule: list[Fault], seed: int, replication_mode: st
     for t in s["transformations"]:
         assert set(t["files"]) <= ACCOUNTED_FILE_STATES, t
     # CPU accounting: used = the work of the Done jobs, nothing counted twice.
-    finished = world.wms.jobdb.finished()  # final jobs leave the JobDB's records; their columns stay
-    done_work = finished["cpu_work"][finished["status"] == "Done"].sum()
-    assert len(finished["job_id"]) + len(world.wms.jobdb.jobs) == s["jobs"]["total"]
+    jobdb = world.wms.jobdb  # final jobs leave the JobDB's records; their status and work per status stay
+    done_work = jobdb.finished_cpu_work("Done") + sum(j.cpu_work for j in jobdb.jobs.values() if j.status == "Done")
+    assert len(jobdb.finished()["job_id"]) + len(jobdb.jobs) == s["jobs"]["total"]
     assert world.wms.cpu_used_hs06s == pytest.approx(done_work)
     # Every successful MC job registered its output exactly once.
     mc_done = s["transformations"][0]["tasks"].get("Done", 0)

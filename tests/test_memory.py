@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
 
 from tests.conftest import minimal
 from twin.build import build_world
@@ -26,26 +29,51 @@ def test_retiring_final_jobs_changes_no_event_and_no_count():
     assert s_lean["jobs"]["by_status"].get("Failed", 0) > 0
     # the records left memory; the compact columns hold what the records held
     assert len(lean.wms.jobdb.jobs) == 0 and len(kept.wms.jobdb.jobs) == s_kept["jobs"]["total"]
+    # the compact columns hold what the invariants read of the records: status by job, Done tasks, work
     finished = lean.wms.jobdb.finished()
     records = sorted(kept.wms.jobdb.jobs.values(), key=lambda j: j.job_id)
-    order = np.argsort(finished["job_id"])
-    assert list(finished["job_id"][order]) == [j.job_id for j in records]
-    assert list(finished["status"][order]) == [j.status for j in records]
-    assert np.allclose(finished["cpu_work"][order], [j.cpu_work for j in records])
-    assert np.allclose(finished["end_time"][order], [j.end_time for j in records])
-    assert [f"{g:08d}_{t:08d}" for g, t in zip(finished["job_group"][order], finished["task_id"][order])] == [j.task_name for j in records]
+    assert list(finished["job_id"]) == [j.job_id for j in records]
+    assert list(finished["status"]) == [j.status for j in records]
+    done_tasks = lean.wms.jobdb.finished_done_tasks()
+    assert [f"{k >> 32:08d}_{k & 0xFFFFFFFF:08d}" for k in done_tasks.tolist()] == sorted(
+        {j.task_name for j in records if j.status == "Done"})
+    for status in ("Done", "Failed"):
+        assert lean.wms.jobdb.finished_cpu_work(status) == pytest.approx(sum(j.cpu_work for j in records if j.status == status))
 
 
 def test_a_retired_job_forced_back_is_a_record_again_and_counted_once():
     db = JobDB(retain_final=False)
-    job = db.submit(0.0, job_type="MCSimulation")
+    job = db.submit(0.0, job_type="MCSimulation", cpu_work=5.0)
     db.set_status(job, "Failed", "boom", 1.0, force=True)
     assert db.get(job.job_id) is None and db.counters() == {"Failed": 1} and len(db) == 1
     assert db.reschedule(job, 2.0)
     assert db.get(job.job_id) is job and db.counters() == {"Received": 1} and len(db) == 1
-    assert len(db.finished()["job_id"]) == 0
+    assert len(db.finished()["job_id"]) == 0 and db.finished_cpu_work("Failed") == 0.0
     db.set_status(job, "Killed", "stop", 3.0)
     assert db.counters() == {"Killed": 1} and list(db.finished()["status"]) == ["Killed"]
+    assert (db.finished_cpu_work("Failed"), db.finished_cpu_work("Killed")) == (0.0, 5.0)
+
+
+def _task_job(db: JobDB, group: int | str, task: int):
+    return db.submit(0.0, job_type="MCSimulation", job_group=group, task_name=f"{int(group):08d}_{task:08d}")
+
+
+def test_done_tasks_are_a_multiset_of_bits_that_forgets_jobs_forced_back():
+    db = JobDB(retain_final=False)
+    first, second, other, user = _task_job(db, 3, 17), _task_job(db, 3, 17), _task_job(db, "4", 9), db.submit(0.0, job_type="User")
+    for job in (first, second, other, user):
+        db.set_status(job, "Done", None, 1.0, force=True)
+    assert db.finished_done_tasks().tolist() == [-1, 3 << 32 | 17, 4 << 32 | 9]
+    db.set_status(first, "Received", None, 2.0, force=True)  # forced back: its Done no longer counts...
+    assert db.finished_done_tasks().tolist() == [-1, 3 << 32 | 17, 4 << 32 | 9]  # ...but `second` still is Done
+    db.set_status(second, "Received", None, 2.0, force=True)
+    assert db.finished_done_tasks().tolist() == [-1, 4 << 32 | 9]  # while live again, no Done job for task 17
+    db.set_status(first, "Failed", None, 3.0, force=True)  # retires again: the stale Done is taken back
+    assert db.finished_done_tasks().tolist() == [-1, 4 << 32 | 9]
+    assert list(db.finished()["status"]) == ["Failed", "Done", "Done"] and list(db.finished()["job_id"]) == [1, 3, 4]
+    db.set_status(second, "Done", None, 4.0, force=True)
+    assert db.finished_done_tasks().tolist() == [-1, 3 << 32 | 17, 4 << 32 | 9]
+    assert db._finished.done_extra == {-1: 1}  # noqa: SLF001 - one bit per task, no per-job rows
 
 
 # ---------------------------------------------------------------- TransformationDB tasks as columns
@@ -100,3 +128,21 @@ def test_task_inputs_are_one_flat_column():
     assert vectors == {1: "/vo/f0;/vo/f1", 2: "/vo/f2", 3: "/vo/f3;/vo/f4"}
     table = db._trans[trans_id].tasks  # noqa: SLF001
     assert list(table.inputs_end) == [2, 3, 5] and len(table.inputs) == 5
+
+
+@settings(deadline=None)
+@given(values=hs.lists(hs.sampled_from([0.0, 1.5, 30.0, 31.0]), max_size=40), cut=hs.integers(0, 40))
+def test_creation_times_as_runs_read_back_row_by_row(values, cut):
+    from twin.dirac.transformation.db import _Runs
+
+    column = _Runs()
+    for value in values:
+        column.append(value)
+    assert len(column) == len(values) and [column[i] for i in range(len(values))] == values
+    assert len(column.values) == sum(1 for i, v in enumerate(values) if not i or values[i - 1] != v)  # one per run
+    cut = min(cut, len(values))
+    del column[cut:]
+    column.append(99.0)
+    assert [column[i] for i in range(len(column))] == values[:cut] + [99.0]
+    with pytest.raises(IndexError):
+        column[len(column)]

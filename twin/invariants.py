@@ -208,10 +208,8 @@ def _jobs_in_db(world: "World", db: StateTable) -> None:
 def _done_task_keys(world: "World") -> np.ndarray:
     """(JobGroup << 32 | TaskID) of the Done jobs, retired columns and live records alike."""
     jobdb = world.wms.jobdb
-    finished = jobdb.finished()
-    done = finished["status"] == js.DONE
     live = [_task_key(job.task_name) for job in jobdb.jobs.values() if job.status == js.DONE]
-    return np.concatenate([(finished["job_group"][done] << 32) | finished["task_id"][done], np.array(live, dtype=np.int64)])
+    return np.concatenate([jobdb.finished_done_tasks(), np.array(live, dtype=np.int64)])
 
 
 def _task_key(task_name: str) -> int:

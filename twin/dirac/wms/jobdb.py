@@ -10,7 +10,7 @@ jobs" pays for the answer, not for the table. Time is the caller's ``now`` (seco
 
 from __future__ import annotations
 
-from array import array
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
@@ -156,7 +156,7 @@ class JobDB:
         self.jobs: dict[int, Job] = {}
         self._retired: dict[str, int] = {state: 0 for state in RETIRED_STATES}
         self._retired_total = 0  # sum of _retired: len() is on the service layer's hot path
-        self._finished = _FinishedColumns()
+        self._finished = _FinishedColumns(first_job_id)
         self._next_id = first_job_id
         self._by_status: dict[str, dict[int, Job]] = {state: {} for state in JOB_STATES}
         self._site_counts: dict[tuple[str, str], int] = {}
@@ -226,9 +226,17 @@ class JobDB:
         return {status: n for status in self._by_status if (n := self.count(status))}
 
     def finished(self) -> dict[str, np.ndarray]:
-        """The retired jobs as columns (job_id, status, job_group, task_id, cpu_work, start_time, end_time), one row per job
-        in its last final status; empty with ``retain_final=True`` (the records are in ``jobs``)."""
+        """The retired jobs as columns (job_id, status), by job ID, in their last final status; empty
+        with ``retain_final=True`` (the records are in ``jobs``). Their other fields are not kept."""
         return self._finished.columns(self.jobs)
+
+    def finished_done_tasks(self) -> np.ndarray:
+        """Distinct JobGroup << 32 | TaskID of the retired Done jobs (-1 for jobs of no task), sorted."""
+        return self._finished.done_task_keys(self.jobs)
+
+    def finished_cpu_work(self, status: str) -> float:
+        """CPU work (HS06 s) of the retired jobs whose last final status is ``status``."""
+        return self._finished.work_of(status, self.jobs)
 
     def count_at(self, site: str, status: str) -> int:
         return self._site_counts.get((site, status), 0)
@@ -346,41 +354,112 @@ class JobDB:
 
 
 class _FinishedColumns:
-    """Append-only columns of retired jobs: 41 bytes per job instead of a ~1 KB record.
+    """What the run still needs of retired jobs, in about one byte per job ever created.
 
-    ``job_group`` is the JobGroup when it is an integer (the TransformationID), else -1;
-    ``task_id`` the TaskID of a "%08d_%08d" task name (WorkflowTasks), else -1."""
+    Read by the invariant recount only (``twin/invariants.py``): each retired job's last final
+    status, the tasks (JobGroup, TaskID) that have a Done job, and the CPU work per final status.
+    Job IDs are dense (JobDB numbers them from ``first``), so the status is a byte at the job's
+    offset (0: not retired); the Done tasks are one bit per TaskID per JobGroup. A retired job
+    forced back (Failed -> rescheduled) keeps its stale byte while it is live again; queries skip
+    live jobs, and its next retirement first takes back what the stale byte counted.
+    Keys that are not (JobGroup >= 0, TaskID >= 0) (user jobs: -1) are counted in a small dict."""
 
-    __slots__ = ("job_id", "status", "job_group", "task_id", "cpu_work", "start_time", "end_time")
+    __slots__ = ("first", "status", "done_bits", "done_extra", "work")
 
-    def __init__(self) -> None:
-        self.job_id = array("q")
-        self.status = array("b")
-        self.job_group = array("i")
-        self.task_id = array("i")
-        self.cpu_work = array("d")
-        self.start_time = array("d")
-        self.end_time = array("d")
+    def __init__(self, first: int = 1) -> None:
+        self.first = first
+        self.status = bytearray()  # 1 + index in RETIRED_STATES at job_id - first; 0: not retired
+        self.done_bits: dict[int, bytearray] = {}  # JobGroup -> bit per TaskID with a Done job
+        self.done_extra: dict[int, int] = {}  # task key -> Done jobs beyond the bit (or irregular keys)
+        self.work = [0.0] * len(RETIRED_STATES)  # CPU work (HS06 s) of the retired jobs, per final status
 
     def add(self, job: Job) -> None:
-        self.job_id.append(job.job_id)
-        self.status.append(RETIRED_STATES.index(job.status))
-        group, name = job.job_group, job.task_name
-        self.job_group.append(group if isinstance(group, int) else int(group) if str(group).isdigit() else -1)
-        self.task_id.append(int(name[9:]) if len(name) == 17 and name[8] == "_" and name[9:].isdigit() else -1)
-        self.cpu_work.append(job.cpu_work)
-        self.start_time.append(job.start_time if job.start_time is not None else np.nan)
-        self.end_time.append(job.end_time if job.end_time is not None else np.nan)
+        at = job.job_id - self.first
+        if at >= len(self.status):
+            self.status.extend(bytes(at + 1 - len(self.status)))
+        elif self.status[at]:
+            self._forget(job, self.status[at] - 1)
+        code = RETIRED_STATES.index(job.status)
+        self.status[at] = code + 1
+        self.work[code] += job.cpu_work
+        if job.status == DONE:
+            self._count_done(_task_key(job), +1)
+
+    def _forget(self, job: Job, code: int) -> None:
+        """Take back a previous retirement of ``job`` (it was forced back and retires again)."""
+        self.work[code] -= job.cpu_work
+        if RETIRED_STATES[code] == DONE:
+            self._count_done(_task_key(job), -1)
+
+    def _count_done(self, key: int, delta: int) -> None:
+        group, task = key >> 32, key & 0xFFFFFFFF
+        if key < 0:
+            self._count_extra(key, delta)
+            return
+        bits = self.done_bits.setdefault(group, bytearray())
+        byte, mask = task >> 3, 1 << (task & 7)
+        if byte >= len(bits):
+            bits.extend(bytes(byte + 1 - len(bits)))
+        if delta > 0 and not bits[byte] & mask:
+            bits[byte] |= mask
+        elif delta < 0 and not self.done_extra.get(key):
+            bits[byte] &= ~mask
+        else:
+            self._count_extra(key, delta)
+
+    def _count_extra(self, key: int, delta: int) -> None:
+        n = self.done_extra.get(key, 0) + delta
+        if n:
+            self.done_extra[key] = n
+        else:
+            self.done_extra.pop(key, None)
 
     def nbytes(self) -> int:
-        return sum(getattr(self, name).itemsize * len(getattr(self, name)) for name in self.__slots__)
+        return len(self.status) + sum(len(bits) for bits in self.done_bits.values()) + 16 * len(self.done_extra)
+
+    def _stale(self, live: dict[int, Job]) -> list[Job]:
+        """Live jobs that still have a byte from an earlier retirement."""
+        n = len(self.status)
+        return [job for job in live.values() if 0 <= job.job_id - self.first < n and self.status[job.job_id - self.first]]
 
     def columns(self, live: dict[int, Job]) -> dict[str, np.ndarray]:
-        """Last row per job, minus jobs revived since (back in ``live``), in retirement order."""
-        ids = np.array(self.job_id, dtype=np.int64)
-        last = len(ids) - 1 - np.unique(ids[::-1], return_index=True)[1]
-        keep = np.sort(last[~np.isin(ids[last], np.fromiter(live, np.int64, len(live)))])
-        status = np.array(RETIRED_STATES, dtype=object)[np.array(self.status, dtype=np.int8)]
-        return {"job_id": ids[keep], "status": status[keep], "job_group": np.array(self.job_group, dtype=np.int64)[keep],
-                "task_id": np.array(self.task_id, dtype=np.int64)[keep], "cpu_work": np.array(self.cpu_work)[keep],
-                "start_time": np.array(self.start_time)[keep], "end_time": np.array(self.end_time)[keep]}
+        """Job IDs and last final status of the retired jobs not live again, by job ID."""
+        codes = np.frombuffer(bytes(self.status), dtype=np.uint8).copy()
+        for job in self._stale(live):
+            codes[job.job_id - self.first] = 0
+        at = np.flatnonzero(codes)
+        return {"job_id": at.astype(np.int64) + self.first,
+                "status": np.array(("",) + RETIRED_STATES, dtype=object)[codes[at]]}
+
+    def done_task_keys(self, live: dict[int, Job]) -> np.ndarray:
+        """Distinct JobGroup << 32 | TaskID of the retired Done jobs not live again, sorted."""
+        keys = [np.int64(group) << 32 | np.flatnonzero(np.unpackbits(np.frombuffer(bytes(bits), np.uint8), bitorder="little"))
+                for group, bits in self.done_bits.items()]
+        keys.append(np.array(list(self.done_extra), dtype=np.int64))
+        found = np.unique(np.concatenate(keys).astype(np.int64))
+        stale = Counter(_task_key(job) for job in self._stale(live)
+                        if RETIRED_STATES[self.status[job.job_id - self.first] - 1] == DONE)
+        gone = [key for key, n in stale.items() if self._done_count(key) <= n]
+        return found[~np.isin(found, gone)] if gone else found
+
+    def _done_count(self, key: int) -> int:
+        """Retired Done jobs counted for a task key."""
+        group, task = key >> 32, key & 0xFFFFFFFF
+        bits = self.done_bits.get(group, b"") if key >= 0 else b""
+        bit = (task >> 3) < len(bits) and bool(bits[task >> 3] & (1 << (task & 7)))
+        return int(bit) + self.done_extra.get(key, 0)
+
+    def work_of(self, status: str, live: dict[int, Job]) -> float:
+        """CPU work of the retired jobs whose last final status is ``status`` (not live again)."""
+        code = RETIRED_STATES.index(status)
+        stale = [job.cpu_work for job in self._stale(live) if self.status[job.job_id - self.first] - 1 == code]
+        return self.work[code] - sum(stale)
+
+
+def _task_key(job: Job) -> int:
+    """JobGroup << 32 | TaskID: JobGroup when an integer (the TransformationID) else -1, TaskID from a
+    "%08d_%08d" task name (WorkflowTasks) else -1 (so -1 << 32 | -1 == -1 for user jobs)."""
+    group, name = job.job_group, job.task_name
+    group_id = group if isinstance(group, int) else int(group) if str(group).isdigit() else -1
+    task_id = int(name[9:]) if len(name) == 17 and name[8] == "_" and name[9:].isdigit() else -1
+    return group_id << 32 | task_id
