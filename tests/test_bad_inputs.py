@@ -128,6 +128,7 @@ ROWS = [
     ("run-out-under-a-file", ["run", "{minimal}", "--out", "{file}/sub"], "is a file"),
     ("run-out-not-writable", ["run", "{minimal}", "--out", "/proc/x"], "--out /proc/x: cannot create"),
     ("run-force-not-twins", ["run", "{minimal}", "--out", "{full}", "--force"], "the folder was not written by twin"),
+    ("run-scale-above-one", ["run", "{minimal}", "--scale", "2"], "--scale 2.0: expected 0 < scale <= 1"),
     ("compare-force-not-twins", ["compare", "{run}", "{run}", "--out", "{full}", "--force"], "not written by twin"),
     ("compare-out-is-an-input", ["compare", "{run}", "{run}", "--out", "{run}", "--force"], "apart from the input"),
     ("report-out-inside-the-run", ["report", "{run}", "--out", "{run}/sub"], "outside the run folder"),

@@ -214,6 +214,12 @@ def test_scaled_scenario_shrinks_work_and_slots_but_not_below_one():
     assert [ce.slots for site in small.topology.sites for ce in site.ces] == [2, 1]
 
 
+def test_twin_run_scale_runs_the_scaled_scenario(tmp_path):
+    assert main(["run", str(SMALL), "--scale", "0.05", "--no-report", "-q", "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["transformations"][0]["tasks_created"] == 3
+
+
 def test_calibrate_cli_writes_a_models_file_with_provenance_that_merges_into_the_scenario(tmp_path, capsys):
     obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
     models = tmp_path / "models" / "calibrated.yaml"

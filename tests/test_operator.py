@@ -37,6 +37,29 @@ def test_operator_flush_emits_the_partial_group():
     assert proc["finished_at"] > 86400
 
 
+@pytest.mark.parametrize("reflush, files", [(False, {"Processed": 49, "Unused": 11}), (True, {"Processed": 60})])
+def test_files_failed_after_the_flush_wait_for_the_operator_to_flush_again(reflush, files):
+    # Half the processing tasks fail; GroupSize 7 over two SEs. DIRAC's Flush is one-shot: the files of a task
+    # failed after it stay Unused in partial groups (per SE) unless the operator flushes again.
+    from twin.scenario.schema import FailureModels
+
+    scenario = minimal(**{"run.seed": 1, "run.duration": "6d", "workload.productions[test].operator_flush": True,
+                          "workload.productions[test].operator_reflush": reflush,
+                          "workload.productions[test].steps[Processing].group_size": 7})
+    scenario.failure_models = FailureModels.model_validate({"steps": [{"name": "p", "steps": "test/Processing", "failure_prob": 0.5}]})
+    world = build_world(scenario)
+    world.run()
+    s = summarize(world)
+    flushes = world.sim.log.to_frame().query("kind == 'transformation.status' and state == 'Flush' and detail == 'test/Processing'")
+    assert s["transformations"][1]["files"] == files and s["plan"]["complete"] is reflush
+    assert (len(flushes) > 1) is reflush and s["invariants"]["transformation_files_conserved"]
+
+
+def test_reflush_without_a_flush_is_a_scenario_error():
+    with pytest.raises(ScenarioErrors, match="operator_reflush: .* no step of this production has operator_flush"):
+        minimal(**{"workload.productions[test].operator_reflush": True})
+
+
 def test_clean_kills_jobs_and_removes_outputs():
     world, s = run([OperatorAction(at=5000, action="clean", target="test/MCSimulation")],
                    **{"workload.productions[test].steps[MCSimulation].max_tasks": 200, "run.duration": "2d"})

@@ -78,6 +78,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_quiet(parser)
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
     parser.add_argument("--fail-on-deadline", action="store_true", help="exit 1 when the plan misses run.deadline")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="run at this fraction of the scenario's size: MC tasks, initial files, CE slots (default 1; as twin calibrate --scale)")
     from twin.replicas import add_replica_arguments
 
     add_replica_arguments(parser)
@@ -95,7 +97,12 @@ def load(args: argparse.Namespace):
     overrides = parse_params(args.param)
     if args.seed is not None:
         overrides["run.seed"] = args.seed
-    return load_scenario(args.scenario, overrides)
+    scenario = load_scenario(args.scenario, overrides)
+    if getattr(args, "scale", 1.0) != 1.0:
+        from twin.calibration.runs import scaled
+
+        scenario = scaled(scenario, args.scale)
+    return scenario
 
 
 def cmd_run(args: argparse.Namespace) -> int:

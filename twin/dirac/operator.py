@@ -92,9 +92,31 @@ class Operator:
         yield env.timeout(world.scenario.dirac.operator_reaction)
         trans_id = self.trans_ids[key]
         world.runtime(trans_id).flushed = True
-        if world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
-            world.set_transformation_status(trans_id, st.FLUSH)
+        yield from self._flush(trans_id)
+        while production.operator_reflush and not self._settled(trans_id):
+            yield env.timeout(self.check_interval)
+            if self._stranded(trans_id):
+                yield env.timeout(world.scenario.dirac.operator_reaction)
+                if self._stranded(trans_id):
+                    yield from self._flush(trans_id)
+
+    def _flush(self, trans_id: int) -> Iterator[Any]:
+        if self.world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
+            self.world.set_transformation_status(trans_id, st.FLUSH)
             yield from self._pay()
+
+    def _stranded(self, trans_id: int) -> bool:
+        """Files Unused while nothing is Assigned: their tasks failed after the last flush, and DIRAC's Flush is
+        one-shot (TransformationAgent.processTransformation sets the status back to Active), so a partial
+        group of them waits for another flush. The operator reads the Transformation Monitor: not metered."""
+        with self.world.services.unmetered():
+            stats = self.world.tsdb.getTransformationStats(trans_id)["Value"]
+        return stats.get(st.UNUSED, 0) > 0 and stats.get(st.ASSIGNED, 0) == 0
+
+    def _settled(self, trans_id: int) -> bool:
+        """Nothing more can happen to the step's files (judged now, nothing recorded)."""
+        with self.world.services.unmetered():
+            return self.world.is_finished(trans_id)
 
     def _act(self, action: OperatorAction) -> None:
         """A scheduled manual intervention; logged, and refused (logged) if the step is not submitted yet."""

@@ -310,11 +310,14 @@ class Production(Strict):
 
     `operator_flush` (default for every step; a step may override it) models the operator's
     habit of flushing a step once its parents have finished, so held partial groups run.
+    `operator_reflush`: the operator flushes such a step again whenever it is idle (no file Assigned)
+    with files Unused, i.e. files whose task failed after the last flush: DIRAC's Flush is one-shot.
     """
 
     name: str
     start: Duration = 0.0
     operator_flush: bool = False
+    operator_reflush: bool = False
     priority: JobPriority | None = None
     steps: Annotated[list[Step], Field(min_length=1), AfterValidator(_unique_names)]
 
@@ -333,6 +336,13 @@ class Production(Strict):
         if self.priority is not None and all(step.body != "workflow" for step in self.steps):
             raise ValueError("priority applies to the jobs of workflow steps, but every step of this production "
                              "creates requests")
+        return self
+
+    @model_validator(mode="after")
+    def _reflush_needs_a_flush(self) -> "Production":
+        if self.operator_reflush and not any(self.flushes(step) for step in self.steps):
+            raise ValueError("operator_reflush: flushes again after the operator's flush, but no step of this "
+                             "production has operator_flush")
         return self
 
     @model_validator(mode="after")

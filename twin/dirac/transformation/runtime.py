@@ -100,7 +100,7 @@ class TransformationRuntime:
     def awaits_flush(self) -> bool:
         """A Flush is still to come (operator or failover agent), so held partial groups are not final."""
         if self.production.flushes(self.step):
-            return not self.flushed
+            return not self.flushed or self.production.operator_reflush
         failover = self.world.failover
         return self.step.type in failover.flush_types and failover.flushes[self.trans_id] < failover.max_flush
 
