@@ -237,12 +237,10 @@ class TransformationAgents:
 
         Re-inserting keeps each queue in time order, so a pass pops due entries from the front only.
         """
-        now = self.world.sim.now
-        for queue, wanted in ((self.task_updates, True), (self.finished_jobs, final)):
-            if wanted:
-                pending = queue.setdefault(trans_id, {})
-                pending.pop(task_id, None)
-                pending[task_id] = (status, now)
+        seen = (status, self.world.sim.now)
+        _requeue(self.task_updates, trans_id, task_id, seen)
+        if final:
+            _requeue(self.finished_jobs, trans_id, task_id, seen)
 
     def forget(self, trans_id: int) -> None:
         """A transformation reached a final status: no agent looks at it again, drop its agent memory."""
@@ -255,12 +253,16 @@ class TransformationAgents:
         due = []
         for trans_id in sorted(ids):
             queue = pending.get(trans_id)
-            while queue:
-                task_id, (status, when) = next(iter(queue.items()))
+            if not queue:
+                continue
+            taken = []  # one pass over the front (a fresh iterator per entry rescans the deleted ones)
+            for task_id, (status, when) in queue.items():
                 if when > cutoff:
                     break
-                del queue[task_id]
+                taken.append(task_id)
                 due.append((trans_id, task_id, status))
+            for task_id in taken:
+                del queue[task_id]
         return due
 
     def _update_task_status(self, ids: set[int]) -> Iterator[Any]:
@@ -347,3 +349,13 @@ class TransformationAgents:
         if stats.get(st.TASK_DONE, 0) >= max_tasks or stats.get(st.TASK_WAITING, 0) > cfg.mc_max_waiting_jobs:
             return 0
         return max(0, min(cfg.mc_tasks_per_iteration, max_tasks - (total - failed)))
+
+
+def _requeue(queues: dict[int, dict[int, tuple[str, float]]], trans_id: int, task_id: int, seen: tuple[str, float]) -> None:
+    """Put a task's latest (status, time) at the end of its transformation's queue (one entry per task)."""
+    pending = queues.get(trans_id)
+    if pending is None:
+        pending = queues[trans_id] = {}
+    elif task_id in pending:
+        del pending[task_id]
+    pending[task_id] = seen

@@ -316,13 +316,14 @@ class JobDB:
 
     # ------------------------------------------------------------------ internals
     def _move(self, job: Job, old: str, new: str, now: float) -> None:
-        if self._by_status[old].pop(job.job_id, None) is None:  # a retired job forced back (Failed -> rescheduled)
+        job_id = job.job_id
+        by_status = self._by_status
+        if by_status[old].pop(job_id, None) is None:  # a retired job forced back (Failed -> rescheduled)
             self._retired[old] -= 1
             self._retired_total -= 1
-            self.jobs[job.job_id] = job
-        self._by_status[new][job.job_id] = job
-        self._count_site(job.site, old, job.job_type, -1)
-        self._count_site(job.site, new, job.job_type, +1)
+            self.jobs[job_id] = job
+        by_status[new][job_id] = job
+        self._recount_site(job.site, old, new, job.job_type)
         job.status = new
         if new == RUNNING:
             # setStartExecTime: StartExecTime and HeartBeatTime, only if not set yet
@@ -344,6 +345,20 @@ class JobDB:
         self._retired[job.status] += 1
         self._retired_total += 1
         self._finished.add(job)
+
+    def _recount_site(self, site: str, old: str, new: str, job_type: str) -> None:
+        """A job at `site` moved from `old` to `new`: `_count_site` -1 then +1, in one call (six per job)."""
+        counts = self._site_counts
+        key = (site, old)
+        counts[key] = counts.get(key, 0) - 1
+        key = (site, new)
+        counts[key] = counts.get(key, 0) + 1
+        if old in ACTIVE_STATES or new in ACTIVE_STATES:
+            by_type = self._active.setdefault(site, {})
+            if old in ACTIVE_STATES:
+                by_type[job_type] = by_type.get(job_type, 0) - 1
+            if new in ACTIVE_STATES:
+                by_type[job_type] = by_type.get(job_type, 0) + 1
 
     def _count_site(self, site: str, status: str, job_type: str, delta: int) -> None:
         key = (site, status)

@@ -25,6 +25,7 @@ from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_job_type, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
 from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_job
+from twin.engine.wakeup import TimeoutOr
 
 if TYPE_CHECKING:
     from twin.dirac.transformation.runtime import TransformationRuntime
@@ -245,7 +246,7 @@ class WorkloadManagement:
                 fails += 1
                 if fails > self.cfg.stop_after_failed_matches:  # JobAgent: matchFailedCount > StopAfterFailedMatches
                     break
-                yield self.env.any_of([self.env.timeout(self.cfg.job_agent_polling * (fails + 1) * 2), pilot.killed])
+                yield TimeoutOr(self.env, self.cfg.job_agent_polling * (fails + 1) * 2, pilot.killed)
                 continue
             fails = 0
             jobs += 1
@@ -340,7 +341,7 @@ class WorkloadManagement:
         """Occupy the slot for `seconds`; False if the pilot died meanwhile (the job then stalls),
         or if the job was killed meanwhile (the wrapper stops it)."""
         if seconds > 0:
-            yield self.env.any_of([self.env.timeout(seconds), pilot.killed])
+            yield TimeoutOr(self.env, seconds, pilot.killed)
         return pilot.running and (job is None or job.status in (js.RUNNING, js.COMPLETING))
 
     def _fail(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None) -> Iterator[Any]:
@@ -412,9 +413,8 @@ class WorkloadManagement:
         if not self._alive(job, pilot):
             return False
         with world.services.unmetered():  # paid just above
-            for lfn, se, file_size, meta in placed:
-                world.catalog.add_file(lfn, int(file_size), se, meta)
-        runtime.outputs.extend(lfn for lfn, *_ in placed)
+            fids = [world.catalog.add_file(lfn, int(file_size), se, meta) for lfn, se, file_size, meta in placed]
+        runtime.outputs.extend_ids(fids)
         self.outputs_registered += len(placed)
         self.bytes_uploaded += sum(file_size for _, _, file_size, _ in placed)
         return True

@@ -55,6 +55,7 @@ JOBS_PER_TRY = 50
 QUEUES_PER_TRY = 10
 MAX_MATCH_RETRY = 3
 _JOB_PRIORITY_BOUNDS = (0.001, 10)
+_ONLY_FIRST = (0,)  # the draw order of a single candidate TQ
 _FRONT_MAX = 512  # a priority class's sorted front list spills its tail back to the heap beyond this
 
 
@@ -226,11 +227,12 @@ class TQDefinition:
 class TaskQueue:
     """One TQ: its definition, its jobs by priority class, its job count and its share priority."""
 
-    __slots__ = ("tq_id", "definition", "classes", "count", "_priority", "_db")
+    __slots__ = ("tq_id", "definition", "classes", "count", "_priority", "_db", "holder")
 
     def __init__(self, tq_id: int, definition: TQDefinition, db: TaskQueueDB) -> None:
         self.tq_id = tq_id
         self.definition = definition
+        self.holder: _Definition | None = None  # the TQs of its definition (set by the TaskQueueDB)
         self.classes: dict[int, _PriorityClass] = {}
         self.count = 0
         self._priority = 1.0
@@ -363,6 +365,8 @@ class TaskQueueDB:
         self._version = 0
         self._dirty_groups: set[str] = set()
         self._candidates_cache: dict[_ResourceShape, tuple[int, list[TaskQueue], np.ndarray]] = {}
+        self._shapes: dict[tuple[Any, ...], _ResourceShape] = {}
+        self._definition_of: dict[tuple[Any, ...], TQDefinition] = {}
 
     # ------------------------------------------------------------------ contents
     def __len__(self) -> int:
@@ -372,7 +376,19 @@ class TaskQueueDB:
         return self._queued.get(job.job_id) is job
 
     def definition_for(self, job: Job, sites: Iterable[str] | None = None) -> TQDefinition:
-        """The TQ definition JobScheduling builds for ``job`` (``sites`` overrides the job's Site list)."""
+        """The TQ definition JobScheduling builds for ``job`` (``sites`` overrides the job's Site list).
+
+        Built once per distinct requirement set (a frozen dataclass costs more to make than a tuple key)."""
+        key = (job.owner_group, job.sites if sites is None else tuple(sites), job.banned_sites, job.job_type,
+               job.cpu_time, job.processors, job.memory_mb)
+        definition = self._definition_of.get(key)
+        if definition is None:
+            if len(self._definition_of) > 4096:
+                self._definition_of.clear()
+            definition = self._definition_of[key] = self._new_definition(job, sites)
+        return definition
+
+    def _new_definition(self, job: Job, sites: Iterable[str] | None) -> TQDefinition:
         return TQDefinition(
             owner_group=job.owner_group,
             sites=job.sites if sites is None else frozenset(sites),
@@ -487,7 +503,8 @@ class TaskQueueDB:
         tq = TaskQueue(self._next_tq_id, definition, self)
         self._next_tq_id += 1
         self.tqs[tq.tq_id] = tq
-        self._definitions.setdefault(definition, _Definition()).add(tq)
+        tq.holder = self._definitions.setdefault(definition, _Definition())
+        tq.holder.add(tq)
         self._by_group.setdefault(definition.owner_group, {})[tq.tq_id] = tq
         if definition.sites:
             for site in definition.sites:
@@ -524,7 +541,7 @@ class TaskQueueDB:
             del tq.classes[cls.prio]
         elif cls.bloated():
             cls.compact(self._liveness(tq, cls))
-        self._definitions[tq.definition].note(tq)
+        tq.holder.note(tq)
 
     def _liveness(self, tq: TaskQueue, cls: _PriorityClass) -> Callable[[int], bool]:
         queued, tq_id, prio = self._queued, tq.tq_id, cls.prio
@@ -559,8 +576,11 @@ class TaskQueueDB:
         keys = [-math.expm1(math.log(v) / c.count) / c.real for v, c in zip(draws, classes)]
         return classes[keys.index(min(keys))]
 
-    def _draw_order(self, priorities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _draw_order(self, priorities: np.ndarray, rng: np.random.Generator) -> np.ndarray | tuple[int]:
         """ORDER BY RAND()/Priority LIMIT queues_per_try."""
+        if len(priorities) == 1:  # one candidate TQ (the usual case): the same draw, without the array work
+            rng.random()
+            return _ONLY_FIRST
         keys = rng.random(len(priorities)) / priorities
         k = self.queues_per_try
         if len(keys) <= k:
@@ -573,18 +593,26 @@ class TaskQueueDB:
             raise ValueError("Missing mandatory field 'CPUTime' in match request definition")
         site = resource["Site"]
         index = bisect.bisect_right(self.cpu_segments, resource["CPUTime"]) - 1
-        job_types = _as_set(resource.get("JobType"))
-        if apply_mask and self.site_mask is not None and site not in self.site_mask:
-            job_types = frozenset({"Test"})  # banned destinations only take Test jobs
+        masked = apply_mask and self.site_mask is not None and site not in self.site_mask
+        job_type, group = resource.get("JobType"), resource.get("OwnerGroup")
+        cacheable = job_type is None and group is None  # a pilot's request: a few shapes, asked once per match
+        if cacheable:
+            key = (site, index, masked, resource.get("NumberOfProcessors"), resource.get("MaxRAM"))
+            shape = self._shapes.get(key)
+            if shape is not None:
+                return shape
         max_ram = resource.get("MaxRAM")
-        return _ResourceShape(
+        shape = _ResourceShape(
             site=site,
             cpu_cap=self.cpu_segments[index] if index >= 0 else -1,
             processors=int(resource.get("NumberOfProcessors") or 1),
             max_ram=None if max_ram is None else int(max_ram),
-            job_types=job_types,
-            groups=_as_set(resource.get("OwnerGroup")),
+            job_types=frozenset({"Test"}) if masked else _as_set(job_type),  # banned destinations only take Test jobs
+            groups=_as_set(group),
         )
+        if cacheable:
+            self._shapes[key] = shape
+        return shape
 
     def _candidates(self, shape: _ResourceShape, blocked: frozenset[str]) -> tuple[list[TaskQueue], np.ndarray]:
         cached = self._candidates_cache.get(shape)
