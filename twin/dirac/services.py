@@ -23,10 +23,10 @@ import itertools
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generator, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Generator, Iterable, Iterator, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
-from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool
+from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, any_hot
 
 #: Which database each service reads (DIRAC's default layout), for `call(service, op)`.
 SERVICE_DB = {
@@ -52,13 +52,18 @@ DEFAULT_MAX_WAITING = 100  # DIRAC ServiceConfiguration.getMaxWaitingPetitions d
 ABANDONED_HANDSHAKE_S = 0.002
 
 Batch = dict[tuple[str, str], list[int]]  # (db, op) -> [rpcs, queries, rows]
+METERED_ROUTES = 4096  # metered batch shapes kept resolved (a cycle's batch varies with its rows)
 
 
 def _batch() -> Batch:
-    return defaultdict(lambda: [0, 0, 0])
+    return defaultdict(_no_calls)
 
 
-@dataclass
+def _no_calls() -> list[int]:
+    return [0, 0, 0]
+
+
+@dataclass(eq=False)  # identity: a route keys the pools it checks by instance
 class ServiceInstance:
     """One running copy of a DIRAC service on a host, with its thread pool (MaxThreads)."""
 
@@ -82,15 +87,38 @@ class Stream:
     rates: list[tuple[FlowPool, float]]
 
 
-class _Plan(NamedTuple):
-    """A batch resolved on the topology: `parts` per (database, op) for exact queueing, `flows` per database
-    [db, [(op, queries, rows)], queries, rows beyond one per query] for fluid charging, the databases'
-    pools to check for heat, and the rows in all."""
+class _Route:
+    """A batch of `calls` RPCs to one service resolved on the topology, once for a footprint phase:
+    `parts` per (database, op) for exact queueing, `flows` per database (db, [(op, queries, rows)],
+    queries, rows beyond one per query) for fluid charging, the databases' pools, the service CPU,
+    and per service instance the pools a call asks for heat, in the order it meets them."""
 
-    parts: list[tuple[Any, str, int, int]]
-    flows: list[list[Any]]
-    pools: Sequence[FlowPool]
-    rows: int
+    __slots__ = ("service", "calls", "batch", "parts", "flows", "pools", "rows", "cpu", "_checks")
+
+    def __init__(self, service: str, calls: int, batch: Batch, parts: list[tuple[Any, str, int, int]],
+                 flows: list[tuple[Any, list[tuple[str, int, int]], int, int]], pools: Sequence[FlowPool],
+                 rows: int, cpu: float) -> None:
+        self.service = service
+        self.calls = calls
+        self.batch = batch
+        self.parts = parts
+        self.flows = flows
+        self.pools = pools
+        self.rows = rows
+        self.cpu = cpu
+        self._checks: dict[ServiceInstance | None, tuple[FlowPool, ...]] = {}
+
+    def checks(self, instance: ServiceInstance | None) -> tuple[FlowPool, ...]:
+        """The service's threads and host, then the databases' pools not on that host."""
+        checks = self._checks.get(instance)
+        if checks is None:
+            if instance is None:
+                checks = tuple(self.pools)
+            else:
+                host = instance.server.flow
+                checks = (instance.threads, host, *(pool for pool in self.pools if pool is not host))
+            self._checks[instance] = checks
+        return checks
 
 
 class ServiceLayer:
@@ -115,14 +143,16 @@ class ServiceLayer:
                 pool = ServerPool(server.env, max_threads, f"threads:{service}@{server.name}")
                 self.instances[service].append(ServiceInstance(service, server, FlowPool(pool)))
         self._round_robin = {service: itertools.cycle(range(len(hosts))) for service, hosts in self.instances.items()}
+        self._sole = {service: hosts[0] for service, hosts in self.instances.items() if len(hosts) == 1}
         self.calls: dict[str, int] = defaultdict(int)
         self.calls_by_kind: dict[str, int] = defaultdict(int)
         self._muted = 0
         self._deferred: dict[str, Batch] = {}
         self._streams_open = 0
         self._background: list[Stream | None] = []
-        self._batch_cache: dict[tuple[tuple[str, int], ...], list[tuple[str, int, Batch]]] = {}
-        self._parts_cache: dict[int, tuple[Batch, _Plan]] = {}
+        self._route_cache: dict[tuple[tuple[str, int], ...], list[_Route]] = {}
+        self._metered_routes: dict[tuple[Any, ...], _Route] = {}
+        self._stream_queries: dict[str, list[tuple[Any, str, int]]] = {}
         if not flow:
             for pool in self.flow_pools():
                 pool.set_exact(True)
@@ -160,7 +190,9 @@ class ServiceLayer:
 
     def defer(self, service: str) -> None:
         """Work metered in a callback (no process to pay now) is billed to `service` at its next `pay`."""
-        deferred = self._deferred.setdefault(service, _batch())
+        deferred = self._deferred.get(service)
+        if deferred is None:
+            deferred = self._deferred[service] = _batch()
         for key, entry in self._pending.items():
             _add(deferred[key], entry)
         self._pending = _batch()
@@ -169,12 +201,14 @@ class ServiceLayer:
     def pay(self, service: str) -> Generator[Any, Any, None]:
         """Charge the pending metered work (and what was deferred to `service`) as RPCs to `service`."""
         pending = self._pending
-        for key, entry in self._deferred.pop(service, {}).items():
-            _add(pending[key], entry)
+        deferred = self._deferred.pop(service, None)
+        if deferred:
+            for key, entry in deferred.items():
+                _add(pending[key], entry)
         if not pending:
             return
         self._pending = _batch()
-        yield from self._charge(service, max(1, sum(entry[0] for entry in pending.values())), pending)
+        yield from self._pay((self._metered_route(service, pending),))
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""
@@ -186,24 +220,23 @@ class ServiceLayer:
 
         Work the caller metered since it last yielded rides with the first service's batch
         (as `call` does), so it is paid by its own process, also inside an agent's thread pool."""
-        batches = self._batches(kinds)
-        if self._pending and batches:
-            service, calls, batch = batches[0]
+        routes = self._routes(kinds)
+        if self._pending and routes:
+            first = routes[0]
             merged = _batch()
-            for source in (batch, self._pending):
+            for source in (first.batch, self._pending):
                 for key, entry in source.items():
                     _add(merged[key], entry)
-            calls += sum(entry[0] for entry in self._pending.values())
+            calls = first.calls + sum(entry[0] for entry in self._pending.values())
             self._pending = _batch()
-            batches = [(service, calls, merged), *batches[1:]]
-        for service, calls, batch in batches:
-            yield from self._charge(service, calls, batch)
+            routes = [self._route(first.service, calls, merged), *routes[1:]]
+        yield from self._pay(routes)
 
     def charge_async(self, kinds: Iterable[tuple[str, int]]) -> float:
         """Footprint RPCs whose latency no simulated caller waits for (fluid in every mode); returns it."""
         latency = 0.0
-        for service, calls, batch in self._batches(kinds):
-            latency += self._charge_fluid(service, calls, batch, self._instance(service), self._plan_of(batch))
+        for route in self._routes(kinds):
+            latency += self._charge_fluid(route, self._instance(route.service))
         return latency
 
     def start_stream(self, kind: str, period: float) -> Stream | None:
@@ -214,11 +247,8 @@ class ServiceLayer:
         by_pool: dict[FlowPool, float] = {}  # one rate per pool: a stream's queries to one DB share its pools
         instance = self._instance(rpc.service)
         total_db = 0.0
-        for db_name, _table, queries in rpc.queries:
-            db = self._database(db_name)
-            if db is None:
-                continue
-            demand = db.demand(_table, queries, queries) / period
+        for db, table, queries in self._resolved_queries(kind):
+            demand = db.demand(table, queries, queries) / period
             total_db += demand
             for pool in db.pools:
                 by_pool[pool] = by_pool.get(pool, 0.0) + demand
@@ -256,21 +286,23 @@ class ServiceLayer:
         self._count_stream(stream, self.env.now)
 
     # ------------------------------------------------------------ internals
-    def _batches(self, kinds: Iterable[tuple[str, int]]) -> list[tuple[str, int, Batch]]:
+    def _routes(self, kinds: Iterable[tuple[str, int]]) -> list[_Route]:
         if self._muted:
             return []
-        if isinstance(kinds, tuple):  # the footprint's constant phases: build their batches once
-            cached = self._batch_cache.get(kinds)
-            if cached is None:
-                cached = self._batch_cache[kinds] = self._build_batches(kinds)
-                for _service, _calls, batch in cached:
-                    self._parts_cache[id(batch)] = (batch, self._plan(batch))
+        by_kind = self.calls_by_kind
+        if isinstance(kinds, tuple):  # the footprint's constant phases: resolve them once
+            routes = self._route_cache.get(kinds)
+            if routes is None:
+                routes = self._route_cache[kinds] = self._build_routes(kinds)
             for kind, n in kinds:
-                self.calls_by_kind[kind] += n
-            return cached
+                by_kind[kind] += n
+            return routes
         for kind, n in kinds:
-            self.calls_by_kind[kind] += n
-        return self._build_batches(kinds)
+            by_kind[kind] += n
+        return self._build_routes(kinds)
+
+    def _build_routes(self, kinds: Iterable[tuple[str, int]]) -> list[_Route]:
+        return [self._route(service, calls, batch) for service, calls, batch in self._build_batches(kinds)]
 
     def _build_batches(self, kinds: Iterable[tuple[str, int]]) -> list[tuple[str, int, Batch]]:
         by_service: dict[str, tuple[list[int], Batch]] = {}
@@ -288,22 +320,28 @@ class ServiceLayer:
         n = int((until - stream.start) / stream.period)
         if n <= 0:
             return
-        rpc = RPCS[stream.kind]
         self.calls_by_kind[stream.kind] += n
-        self.calls[rpc.service] += n
-        for db_name, table, queries in rpc.queries:
-            db = self._database(db_name)
-            if db is not None:
-                db.queries += n * queries
-                db.queries_by_op[table] += n * queries
+        self.calls[RPCS[stream.kind].service] += n
+        for db, table, queries in self._resolved_queries(stream.kind):
+            db.queries += n * queries
+            db.queries_by_op[table] += n * queries
+
+    def _resolved_queries(self, kind: str) -> list[tuple[Any, str, int]]:
+        """(database, table, round trips) of an RPC kind, on the databases the topology has."""
+        resolved = self._stream_queries.get(kind)
+        if resolved is None:
+            resolved = self._stream_queries[kind] = [
+                (db, table, queries) for name, table, queries in RPCS[kind].queries if (db := self._database(name)) is not None]
+        return resolved
 
     def _instance(self, service: str) -> ServiceInstance | None:
         """Client-side failover over the service's URLs: round-robin, skipping hosts that are down."""
+        sole = self._sole.get(service)
+        if sole is not None:
+            return sole
         hosts = self.instances.get(service)
         if not hosts:
             return None
-        if len(hosts) == 1:
-            return hosts[0]
         turn = self._round_robin[service]
         for _ in range(len(hosts)):
             instance = hosts[next(turn)]
@@ -315,40 +353,30 @@ class ServiceLayer:
         databases = self.grid.databases
         return databases.get(name) or databases.get(DB_HOME.get(name, ""))
 
-    def _charge(self, service: str, calls: int, batch: Batch) -> Generator[Any, Any, None]:
-        """A caller's batch of `calls` RPCs to `service`: flow (<= 1 timeout) unless a pool is hot."""
-        instance = self._instance(service)
-        plan = self._plan_of(batch)
-        if self.flow and not self._any_hot(instance, plan.pools):
-            latency = self._charge_fluid(service, calls, batch, instance, plan)
-            if latency > 0.0:
-                yield self.env.timeout(latency)
-            return
-        yield from self._charge_exact(service, calls, instance, plan.parts)
+    def _pay(self, routes: Iterable[_Route]) -> Generator[Any, Any, None]:
+        """A caller's batches, one after the other: each flow (<= 1 timeout) unless a pool it meets is hot."""
+        env = self.env
+        for route in routes:
+            instance = self._instance(route.service)
+            if self.flow and not any_hot(route.checks(instance), env.now):
+                latency = self._charge_fluid(route, instance)
+                if latency > 0.0:
+                    yield env.timeout(latency)
+            else:
+                yield from self._charge_exact(route, instance)
 
-    @staticmethod
-    def _any_hot(instance: ServiceInstance | None, pools: tuple[FlowPool, ...]) -> bool:
-        """Is any pool of the call hot? Each pool is asked once, in the order the call meets them."""
-        if instance is not None:
-            host = instance.server.flow
-            if instance.threads.is_hot() or host.is_hot():
-                return True
-            for pool in pools:
-                if pool is not host and pool.is_hot():
-                    return True
-            return False
-        for pool in pools:
-            if pool.is_hot():
-                return True
-        return False
+    def _metered_route(self, service: str, batch: Batch) -> _Route:
+        """The route of a metered batch; batches of the same shape recur (one output's registration per job),
+        so routes are kept by shape, at most `METERED_ROUTES` of them."""
+        shape = (service, *((key, *entry) for key, entry in batch.items()))
+        route = self._metered_routes.get(shape)
+        if route is None:
+            if len(self._metered_routes) >= METERED_ROUTES:
+                self._metered_routes.clear()
+            route = self._metered_routes[shape] = self._route(service, max(1, sum(entry[0] for entry in batch.values())), batch)
+        return route
 
-    def _plan_of(self, batch: Batch) -> "_Plan":
-        cached = self._parts_cache.get(id(batch))
-        if cached is not None and cached[0] is batch:  # a footprint phase's constant batch
-            return cached[1]
-        return self._plan(batch)
-
-    def _plan(self, batch: Batch) -> "_Plan":
+    def _route(self, service: str, calls: int, batch: Batch) -> _Route:
         """How a batch is charged: per (database, op) for the exact path, per database for the flow path."""
         parts: list[tuple[Any, str, int, int]] = []
         flows: dict[Any, list[Any]] = {}
@@ -370,40 +398,37 @@ class ServiceLayer:
             pools = next(iter(flows)).pools
         else:
             pools = tuple(dict.fromkeys(pool for db in flows for pool in db.pools))
-        return _Plan(parts, list(flows.values()), pools, total_rows)
+        cpu = calls * self.cpu_ms_per_call / 1000.0 + total_rows * self.cpu_us_per_row / 1e6
+        return _Route(service, calls, batch, parts, [tuple(flow) for flow in flows.values()], pools, total_rows, cpu)
 
-    def _cpu(self, calls: int, parts: list[tuple[Any, str, int, int]]) -> float:
-        rows = sum(rows for _, _, _, rows in parts)
-        return calls * self.cpu_ms_per_call / 1000.0 + rows * self.cpu_us_per_row / 1e6
-
-    def _charge_fluid(self, service: str, calls: int, batch: Batch, instance: ServiceInstance | None,
-                      plan: "_Plan") -> float:
+    def _charge_fluid(self, route: _Route, instance: ServiceInstance | None) -> float:
         """The batch as fluid: one flow entry per database it touches and one on the service's threads and host.
 
         The calls and queries counted, the service demand and the M/M/c waits are those of the
         calls one by one; what is saved is the Python bookkeeping of one entry per (database, table)."""
         latency = 0.0
-        for db, ops, queries, extra_rows in plan.flows:
+        for db, ops, queries, extra_rows in route.flows:
             latency += db.flow_entry(ops, queries, extra_rows)
-        self.calls[service] += calls
+        calls = route.calls
+        self.calls[route.service] += calls
         if instance is None:
             return latency
-        cpu = calls * self.cpu_ms_per_call / 1000.0 + plan.rows * self.cpu_us_per_row / 1e6
+        cpu = route.cpu
         server = instance.server
         latency += cpu + server.flow.charge(cpu, calls)
-        server.account(cpu, calls)
+        server.calls += calls
+        server.cpu_seconds += cpu
         threads = instance.threads
         waited = threads.charge(latency, calls)
         instance.calls += calls
-        cache = threads._wait_cache
-        instance.latency.add_queued(latency / calls, waited / calls, cache[1] if cache else 0.0, calls)
+        instance.latency.add_queued(latency / calls, waited / calls, threads._wait_cache[1], calls)  # type: ignore[index]
         return latency + waited
 
-    def _charge_exact(self, service: str, calls: int, instance: ServiceInstance | None,
-                      parts: list[tuple[Any, str, int, int]]) -> Generator[Any, Any, None]:
+    def _charge_exact(self, route: _Route, instance: ServiceInstance | None) -> Generator[Any, Any, None]:
         """Per-call queueing: a service thread (connected as DIRAC's client does), host CPU, then each query in turn."""
         env = self.env
         start = env.now
+        service, calls, parts = route.service, route.calls, route.parts
         self.calls[service] += calls
         grant = None
         if instance is not None:
@@ -411,7 +436,7 @@ class ServiceLayer:
         try:
             held = env.now
             if instance is not None:
-                yield from instance.server.call(self._cpu(calls, parts))
+                yield from instance.server.call(route.cpu)
                 instance.server.calls += calls - 1
             for db, op, queries, rows in parts:
                 yield from db.query(op, rows, queries)
@@ -494,9 +519,10 @@ class ServiceLayer:
         return pools
 
 
-def _add(entry: list[int], other: Iterable[int]) -> None:
-    for i, value in enumerate(other):
-        entry[i] += value
+def _add(entry: list[int], other: Sequence[int]) -> None:
+    entry[0] += other[0]
+    entry[1] += other[1]
+    entry[2] += other[2]
 
 
 def _env_of(grid: Any) -> Any:

@@ -292,6 +292,7 @@ class FlowPool:
         self._prev_load = self._prev_async = 0.0
         self._prev_service = 0.0
         self._wait_cache: tuple[float, float, float] | None = None
+        self._wait_ok = False  # the cached wait holds until the offered load moves (a slice ends, a stream starts or stops)
         self.bg_rate = 0.0  # server-seconds per second of background streams
         self._bg_last = self.env.now
         self.fluid_busy = 0.0  # server-seconds charged as fluid (flow calls, async work, streams)
@@ -332,6 +333,7 @@ class FlowPool:
         """Start (rate > 0) or stop (rate < 0) a background stream of `rate` server-seconds per second."""
         self._advance_bg()
         self.bg_rate = max(0.0, self.bg_rate + rate)
+        self._wait_ok = False
         self._update_hot_demand()
         if self.hot:
             self.pool.set_capacity(self._exact_capacity())
@@ -355,6 +357,7 @@ class FlowPool:
         if self.env._now >= self._slice_end:
             self._roll()
         s = self._prev_service
+        self._wait_ok = bool(s)  # `a` then moves only when the slice rolls or a stream starts or stops
         if s:
             a = self._prev_load + self.bg_rate
         elif self._slice_calls:  # no full slice measured yet: the rate so far in this one
@@ -382,7 +385,10 @@ class FlowPool:
 
     def charge(self, demand: float, calls: float = 1.0, asynchronous: bool = False) -> float:
         """Account `calls` calls needing `demand` server-seconds; returns their total waiting time (flow)."""
-        wq = self.wait()  # rolls the slice first
+        if self._wait_ok and self.env._now < self._slice_end:
+            wq = self._wait_cache[0]  # type: ignore[index]  # what wait() would return: same slice, same load
+        else:
+            wq = self.wait()  # rolls the slice first
         self._slice_demand += demand
         self._slice_calls += calls
         self.fluid_calls += calls
@@ -450,6 +456,7 @@ class FlowPool:
         self._slice_end = self._slice_start + self.slice_s
         self._slice_demand = self._slice_calls = self._slice_async = 0.0
         self._wait_cache = None
+        self._wait_ok = False
         self._decide()
 
     def _decide(self) -> None:
@@ -479,6 +486,15 @@ class FlowPool:
         return self.hot_time + (self.env.now - self._hot_since if self.hot else 0.0)
 
 
+def any_hot(pools: Iterable[FlowPool], now: float) -> bool:
+    """`FlowPool.is_hot` of each pool in turn until one is hot, without a call for the pools that
+    plainly are not (same slice, cold, slice demand below the hot bound): a charge asks three or four."""
+    for pool in pools:
+        if (now >= pool._slice_end or pool.hot or pool._slice_demand >= pool._hot_demand) and pool.is_hot():
+            return True
+    return False
+
+
 class LatencyHistogram:
     """Latencies in log-spaced bins (50 per decade, 10 us .. 3 h): percentiles within ~2.3 %.
 
@@ -496,12 +512,13 @@ class LatencyHistogram:
         self.counts = [0.0] * (self.BINS + 1)
         self.total = 0.0
         self.sum = 0.0
+        self._last = (-1.0, 0)  # (latency, bin) of the last add: flow calls repeat a service time until a table grows
 
     def add(self, latency: float, weight: float = 1.0) -> None:
-        if latency <= self.LOW:
-            index = 0
-        else:
-            index = min(self.BINS, int(math.log10(latency / self.LOW) * self.PER_DECADE) + 1)
+        last, index = self._last
+        if latency != last:
+            index = 0 if latency <= self.LOW else min(self.BINS, int(math.log10(latency / self.LOW) * self.PER_DECADE) + 1)
+            self._last = (latency, index)
         self.counts[index] += weight
         self.total += weight
         self.sum += latency * weight

@@ -173,29 +173,21 @@ class Database:
         Demand is the sum of the operations' demands and every round trip meets the same M/M/c
         wait, so this equals one entry per operation up to the order of floating-point sums; the
         latency histogram still gets each operation's own service time."""
-        scale = self.slowdown * self._slow_factor / 1000.0
+        demand, services = self._flow_demand(ops, queries, extra_rows)
         by_op = self.queries_by_op
-        if self._size_by_op or len(ops) == 1:
-            services = [(self.service_mean(op, 1) + self.ms_per_row * max(0, rows - n) * scale / n, n) for op, n, rows in ops]
-            demand = 0.0
-            for service, n in services:
-                demand += service * n
-        else:
-            one = self.service_mean(ops[0][0], 1)
-            demand = queries * one + self.ms_per_row * extra_rows * scale
-            services = [(one, queries)] if not extra_rows else [
-                (one + self.ms_per_row * max(0, rows - n) * scale / n, n) for _, n, rows in ops]
         for op, n, _ in ops:
             by_op[op] += n
         waited = 0.0
         prob = 0.0
         for pool in self._pools:
             waited += pool.charge(demand, queries)
-            cache = pool._wait_cache
-            if cache is not None and cache[1] > prob:
-                prob = cache[1]
-        if self.server is not None:
-            self.server.account(demand, queries)
+            pool_prob = pool._wait_cache[1]  # type: ignore[index]  # set by charge
+            if pool_prob > prob:
+                prob = pool_prob
+        server = self.server
+        if server is not None:
+            server.calls += queries
+            server.cpu_seconds += demand
         latency = demand + waited
         self.queries += queries
         self.total_latency += latency
@@ -206,6 +198,29 @@ class Database:
         for service, n in services:
             add(service, wait, prob, n)
         return latency
+
+    def _flow_demand(self, ops: Sequence[tuple[str, int, int]], queries: int,
+                     extra_rows: int) -> tuple[float, Sequence[tuple[float, int]]]:
+        """(server-seconds of the round trips, [(service time, round trips)] for the histogram).
+
+        With one table size per database the service time is asked once; an operation without rows
+        beyond one per round trip adds exactly nothing (0.0), so its sums are those of the general case."""
+        scale = self.slowdown * self._slow_factor / 1000.0
+        if self._size_by_op:
+            services = [(self.service_mean(op, 1) + self.ms_per_row * max(0, rows - n) * scale / n, n) for op, n, rows in ops]
+            demand = 0.0
+            for service, n in services:
+                demand += service * n
+            return demand, services
+        one = self.service_mean(ops[0][0], 1)
+        if len(ops) == 1:
+            _, n, rows = ops[0]
+            service = one + self.ms_per_row * (rows - n) * scale / n if rows > n else one
+            return service * n, ((service, n),)
+        demand = queries * one + self.ms_per_row * extra_rows * scale
+        if not extra_rows:
+            return demand, ((one, queries),)
+        return demand, [(one + self.ms_per_row * max(0, rows - n) * scale / n, n) for _, n, rows in ops]
 
     def _record(self, op: str, latency: float, queries: int = 1) -> None:
         self.queries += queries
