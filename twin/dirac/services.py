@@ -162,10 +162,11 @@ class ServiceLayer:
         """One call served by pure logic (one RPC); paid for by the next `pay` of the running process.
         `queries`: MySQL round trips of this call when they depend on it (a bulk call looping over its rows)."""
         if not self._muted:
-            entry = self._pending[(db, op)]
+            key = (db, op)
+            entry = self._pending[key]
             entry[0] += 1
-            entry[1] += QUERIES_PER_CALL.get((db, op), 1) if queries is None else queries
-            entry[2] += max(1, rows)
+            entry[1] += QUERIES_PER_CALL.get(key, 1) if queries is None else queries
+            entry[2] += rows if rows > 1 else 1
 
     def meter_rpc(self, kind: str, n: int = 1, rows: int = 1) -> None:
         """`n` calls of a footprint RPC (`Service.method`), paid with the caller's next `pay`."""
@@ -198,17 +199,18 @@ class ServiceLayer:
         self._pending = _batch()
 
     # ------------------------------------------------------------ paying
-    def pay(self, service: str) -> Generator[Any, Any, None]:
-        """Charge the pending metered work (and what was deferred to `service`) as RPCs to `service`."""
+    def pay(self, service: str) -> Iterable[Any]:
+        """Charge the pending metered work (and what was deferred to `service`) as RPCs to `service`
+        (`yield from` it: it charges when called; nothing pending, nothing to wait for and no generator)."""
         pending = self._pending
         deferred = self._deferred.pop(service, None)
         if deferred:
             for key, entry in deferred.items():
                 _add(pending[key], entry)
         if not pending:
-            return
+            return ()
         self._pending = _batch()
-        yield from self._pay((self._metered_route(service, pending),))
+        return self._pay((self._metered_route(service, pending),))
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""
@@ -356,9 +358,10 @@ class ServiceLayer:
     def _pay(self, routes: Iterable[_Route]) -> Generator[Any, Any, None]:
         """A caller's batches, one after the other: each flow (<= 1 timeout) unless a pool it meets is hot."""
         env = self.env
+        sole = self._sole
         for route in routes:
-            instance = self._instance(route.service)
-            if self.flow and not any_hot(route.checks(instance), env.now):
+            instance = sole.get(route.service) or self._instance(route.service)
+            if self.flow and not any_hot(route._checks.get(instance) or route.checks(instance), env.now):
                 latency = self._charge_fluid(route, instance)
                 if latency > 0.0:
                     yield env.timeout(latency)

@@ -8,6 +8,7 @@ component never builds its own clock or RNG and a run is reproducible from
 from __future__ import annotations
 
 import gc
+from operator import attrgetter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -53,9 +54,8 @@ class Simulation:
         self.sample_interval = sample_interval
         self._finalizers: list[Callable[[], None]] = []
 
-    @property
-    def now(self) -> float:
-        return self.env.now
+    #: simpy's clock, read in C (`Environment.now` is a Python property: one call fewer per read, ~10 per job).
+    now = property(attrgetter("env._now"), doc="The simulated time (seconds).")
 
     def agent(self, name: str, polling_time: float, cycle: Cycle, first_offset: float = 0.0, enabled: bool = True) -> PeriodicAgent:
         """Start a periodic agent owned by this run."""
