@@ -71,6 +71,8 @@ def test_done_tasks_are_a_multiset_of_bits_that_forgets_jobs_forced_back():
     db.set_status(first, "Failed", None, 3.0, force=True)  # retires again: the stale Done is taken back
     assert db.finished_done_tasks().tolist() == [-1, 4 << 32 | 9]
     assert list(db.finished()["status"]) == ["Failed", "Done", "Done"] and list(db.finished()["job_id"]) == [1, 3, 4]
+    codes, first = db.finished_codes()  # the same, one byte per job ID (second is live: 0)
+    assert first == 1 and codes.tolist() == [2, 0, 1, 1]
     db.set_status(second, "Done", None, 4.0, force=True)
     assert db.finished_done_tasks().tolist() == [-1, 3 << 32 | 17, 4 << 32 | 9]
     assert db._finished.done_extra == {-1: 1}  # noqa: SLF001 - one bit per task, no per-job rows

@@ -33,6 +33,7 @@ from twin.dirac.datamanager import output_job_name
 from twin.dirac.transformation import status as st
 from twin.dirac.transformation.db import DROPPED
 from twin.dirac.wms import job_status as js
+from twin.dirac.wms.jobdb import RETIRED_STATES
 from twin.dirac.wms.stalled import latest_update
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 TRAILS = ("job.status", "task.status", "file.status", "request.status", "fts3.operation")
 #: The trails of a year's worth of objects, recounted as state-code columns (`StateTable`).
 COLUMN_TRAILS = ("job.status", "task.status", "file.status", "request.status")
+#: Job IDs put into the recount per slice.
+_SLICE = 1 << 20
 #: Non-final job states a job cannot leave by itself once its pilot is gone.
 PILOT_BOUND_STATES = frozenset({js.MATCHED, js.RUNNING, js.COMPLETING, js.STALLED})
 TASK_FINAL = frozenset(st.TASK_FINAL_STATES) | {"Completed"}
@@ -199,8 +202,11 @@ def _sharing_codes(db: StateTable) -> StateTable:
 def _jobs_in_db(world: "World", db: StateTable) -> None:
     """Live records plus the compact columns of the jobs that reached a final state and left them."""
     jobdb = world.wms.jobdb
-    finished = jobdb.finished()
-    db.put("job.status", 0, finished["job_id"], db.codes(finished["status"]))
+    codes, first = jobdb.finished_codes()
+    to_db = np.array([0, *(db.code(state) for state in RETIRED_STATES)], dtype=np.uint16)
+    for start in range(0, len(codes), _SLICE):  # by slices: no 10^7-row temporaries at 10^7 jobs
+        at = np.flatnonzero(codes[start:start + _SLICE])
+        db.put("job.status", 0, at + (start + first), to_db[codes[start + at]])
     live = list(jobdb.jobs.items())
     db.put("job.status", 0, np.array([job_id for job_id, _ in live], dtype=np.int64), db.codes(job.status for _, job in live))
 

@@ -230,6 +230,12 @@ class JobDB:
         with ``retain_final=True`` (the records are in ``jobs``). Their other fields are not kept."""
         return self._finished.columns(self.jobs)
 
+    def finished_codes(self) -> tuple[np.ndarray, int]:
+        """The retired jobs' last final status as one byte per job ID from the returned first ID on:
+        0 not retired (or live again), else 1 + its index in RETIRED_STATES. What ``finished()`` says,
+        without a row per job (a recount at 10^7 jobs reads 10 MB instead of building 10^7 rows)."""
+        return self._finished.codes(self.jobs), self._finished.first
+
     def finished_done_tasks(self) -> np.ndarray:
         """Distinct JobGroup << 32 | TaskID of the retired Done jobs (-1 for jobs of no task), sorted."""
         return self._finished.done_task_keys(self.jobs)
@@ -437,11 +443,16 @@ class _FinishedColumns:
         n = len(self.status)
         return [job for job in live.values() if 0 <= job.job_id - self.first < n and self.status[job.job_id - self.first]]
 
-    def columns(self, live: dict[int, Job]) -> dict[str, np.ndarray]:
-        """Job IDs and last final status of the retired jobs not live again, by job ID."""
+    def codes(self, live: dict[int, Job]) -> np.ndarray:
+        """The status bytes, with those of jobs live again cleared."""
         codes = np.frombuffer(bytes(self.status), dtype=np.uint8).copy()
         for job in self._stale(live):
             codes[job.job_id - self.first] = 0
+        return codes
+
+    def columns(self, live: dict[int, Job]) -> dict[str, np.ndarray]:
+        """Job IDs and last final status of the retired jobs not live again, by job ID."""
+        codes = self.codes(live)
         at = np.flatnonzero(codes)
         return {"job_id": at.astype(np.int64) + self.first,
                 "status": np.array(("",) + RETIRED_STATES, dtype=object)[codes[at]]}
