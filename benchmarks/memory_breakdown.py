@@ -3,6 +3,7 @@
     python benchmarks/memory_breakdown.py                       # 1e4 and 3e4 jobs on 400 slots
     python benchmarks/memory_breakdown.py --sizes 20000 60000 --slots 1000 --top 30
     python benchmarks/memory_breakdown.py --sizes 20000 60000 --slots 1000 --rss 4000   # RSS split, untraced
+    python benchmarks/memory_breakdown.py --sizes 20000 0 --slots 400 --in-flight --at 24  # per job in flight
 
 Both runs use the synthetic scenario of `run_benchmarks.py` with the same slots, so the jobs in
 flight are the same and the difference between the two runs is what the extra finished jobs keep.
@@ -10,6 +11,9 @@ Each run happens in its own subprocess under tracemalloc (one frame per allocati
 taken when the run ends (the event log closed, before the summary). Allocations are grouped by
 owner (the module that allocated them) and by line; the report gives bytes per finished job for
 each, i.e. (bytes in run 2 - bytes in run 1) / (final jobs in run 2 - final jobs in run 1).
+
+`--in-flight`: one traced run, snapshotted after the build and mid-run (`--at` simulated hours);
+what it holds then beyond the built model, less its finished jobs x `--per-finished`, per job in flight.
 
 Allocation sites name where an object was created, not who holds it: an LFN built in the WMS upload
 code and kept by the catalog is counted under the WMS. Read the lines, not only the owners.
