@@ -49,7 +49,7 @@ def measure(args: argparse.Namespace, workers: int) -> dict:
         load0 = os.getloadavg()[0]
         started, cpu0 = time.perf_counter(), os.times()
         result = calibrate([Path(o) for o in args.observed], Path(args.scenario), fits, trials=args.trials, seeds=args.seeds,
-                           scale=args.scale, progress=not args.no_progress, tolerances=tolerances, pool=pool,
+                           scale=args.scale, progress=not args.no_progress, tolerances=tolerances, pool=pool, batch=args.batch,
                            trial_log=out / "trials.jsonl" if out else None, startup_trials=args.startup_trials)
         wall = time.perf_counter() - started
     if out is not None:
@@ -57,7 +57,7 @@ def measure(args: argparse.Namespace, workers: int) -> dict:
         (out / "result.txt").write_text(format_result(result) + "\n", encoding="utf-8")
     runs = [r for t in result.trials for r in t.rows]
     return {"scenario": args.scenario, "scale": args.scale, "trials": args.trials, "seeds": args.seeds, "params": len(fits),
-            "workers": workers, "runs": len(runs), "wall_s": round(wall, 1),
+            "workers": workers, "batch": args.batch, "runs": len(runs), "wall_s": round(wall, 1),
             "mean_run_s": round(sum(r["wall_s"] for r in runs) / max(1, len(runs)), 2),
             "parent_cpu_s": round(os.times().user - cpu0.user, 1), "best_loss": round(result.best.loss, 4),
             "load_avg_1m_start": round(load0, 2), "load_avg_1m": round(os.getloadavg()[0], 2), "host": platform.node(),
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--startup-trials", type=int, help="random trials before TPE models the loss (default min(10, trials))")
     args = parser.parse_args()
+    args.batch = max(args.workers)  # the same trials for every worker count: proposals depend on the batch, not the workers
     if args.models and not args.out:
         parser.error("--models: needs --out (the models file is written with the study's outputs)")
     if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):

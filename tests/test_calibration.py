@@ -177,6 +177,33 @@ def test_a_study_is_rebuilt_from_its_trial_log_without_running(tmp_path, capsys)
     assert "--from-log" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_the_trials_of_a_study_depend_on_its_batch_not_on_its_workers(tmp_path):
+    # TPE proposes a batch at a time (constant liar): what it proposes depends on which trials were told,
+    # i.e. on the batch; runs are deterministic. So the same batch gives the same study in-process or on dask.
+    from twin.calibration.runs import RunPool
+
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+
+    def study(workers: int, batch: int) -> list[tuple[dict, float]]:
+        with RunPool(workers) as pool:
+            result = calibrate([obs], SMALL, [parse_fit(f"{PROC_FP}=0:0.5")], trials=4, seeds=1, startup_trials=1,
+                               pool=pool, batch=batch, progress=False)
+        return [(t.params, t.loss) for t in result.trials]
+
+    two = study(0, 2)
+    assert study(1, 2) == two
+    one = study(0, 1)
+    assert one[0] == two[0] and one != two  # trial 0 is the scenario as it stands; the proposals after it differ
+
+
+def test_batch_below_one_is_refused(tmp_path, capsys):
+    obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
+    assert main(["calibrate", str(obs), "--scenario", str(SMALL), "--fit", f"{PROC_FP}=0:0.5", "--batch", "0",
+                 "--workers", "0", "--no-progress", "--out", str(tmp_path / "o")]) == 2
+    assert "--batch 0: expected at least 1" in capsys.readouterr().err
+
+
 def test_startup_trials_below_one_is_refused(tmp_path, capsys):
     code = main(["calibrate", str(_csv(tmp_path, [HEADER, *GOOD_ROWS])), "--scenario", str(SMALL), "--fit", f"{PROC_FP}=0:0.5",
                  "--startup-trials", "0", "--workers", "0", "--no-progress", "--out", str(tmp_path / "out")])

@@ -2,7 +2,8 @@
 the real system reported.
 
 Method (docs/calibration.md): optuna's TPE sampler (seeded, so a study is reproducible) proposes
-`batch` trials at a time (ask/tell, constant liar); every trial runs the scenario with `--seeds`
+`batch` trials at a time (ask/tell, constant liar; default one per worker: the proposals depend on the
+batch, so the same batch gives the same study whatever the workers); every trial runs the scenario with `--seeds`
 replications on dask (common random numbers: replication r of every trial uses seed run.seed + r);
 the loss is the mean over observed targets of (error / tolerance)^2, the error taken on the
 twin's mean over seeds. Afterwards, from the trials already run (no extra runs):
@@ -224,6 +225,8 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
         raise TwinError(f"--trials {trials} --seeds {seeds}: expected at least 1 of each")
     if startup_trials is not None and startup_trials < 1:
         raise TwinError(f"--startup-trials {startup_trials}: expected at least 1")
+    if batch is not None and batch < 1:
+        raise TwinError(f"--batch {batch}: expected at least 1")
     base = load_scenario(scenario_path)
     for fit in fits:  # every key path must exist and accept the bounds before any run starts
         for value in (fit.low, fit.high):
@@ -447,6 +450,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="error counted as one unit of loss for an observed column, e.g. processed_pct=0.5 (repeatable)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the optimiser's sampler (default 0)")
     parser.add_argument("--startup-trials", type=int, help="random trials before the sampler models the loss (default min(10, trials))")
+    parser.add_argument("--batch", type=int, help="trials asked of the sampler at a time (default: the number of workers); the trials a "
+                                                  "study tries depend on it, not on the workers: the same --batch gives the same study on any cluster")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>-calibration)")
     parser.add_argument("--models", type=Path, help="calibrated parameter file to write (default: <out>/models.yaml)")
     parser.add_argument("--workers", type=int, help="LocalCluster worker processes (default: cores; 0 = in this process)")
@@ -488,7 +493,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         log.unlink(missing_ok=True)
         result = calibrate(args.observed, args.scenario, fits, trials=args.trials, seeds=args.seeds, workers=args.workers,
                            scheduler=args.scheduler, scale=args.scale, sampler_seed=args.sampler_seed, tolerances=tolerances,
-                           progress=not args.no_progress, startup_trials=args.startup_trials, trial_log=log)
+                           progress=not args.no_progress, startup_trials=args.startup_trials, trial_log=log, batch=args.batch)
     files = write_outputs(result, out, args.models)
     print(format_result(result))
     print(f"calibrated parameters: {files['models']}; details in {out}")
