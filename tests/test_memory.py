@@ -78,6 +78,17 @@ def test_done_tasks_are_a_multiset_of_bits_that_forgets_jobs_forced_back():
     assert db._finished.done_extra == {-1: 1}  # noqa: SLF001 - one bit per task, no per-job rows
 
 
+def test_a_job_id_below_the_first_is_refused_not_written_over_another_job():
+    from twin.dirac.wms.jobdb import _FinishedColumns
+
+    columns = _FinishedColumns(first=5)
+    job = JobDB(retain_final=False).submit(0.0, job_type="User")  # job id 1 < first: would index from the end
+    job.status = "Done"
+    with pytest.raises(ValueError, match="below the first job id 5"):
+        columns.add(job)
+    assert not columns.status
+
+
 # ---------------------------------------------------------------- TransformationDB tasks as columns
 def _mc_db(n: int):
     from twin.dirac.transformation.db import TransformationDB

@@ -182,6 +182,34 @@ def test_a_fault_makes_the_pool_exact_and_callers_wait_for_it():
     assert done and done[0] == pytest.approx(100.0, abs=1.0)
 
 
+def test_a_capacity_change_mid_slice_refreshes_the_flow_wait():
+    """A fault that removes servers mid-slice must not leave the wait of the old servers cached."""
+    sim = Simulation(seed=1)
+    flow = FlowPool(ServerPool(sim.env, 10, "db"), slice_s=60.0)
+    flow.charge(7.5 * 60.0, calls=6000)  # offered load 7.5 of 10 in the first slice
+    sim.env.run(until=61.0)  # the next slice: its wait reads the previous one
+    before = flow.charge(0.0, calls=0)
+    assert 0 < flow.wait() < math.inf and before == 0.0
+    flow.set_capacity(6)  # 7.5 erlangs on 6 servers: no finite M/M/c wait
+    assert flow.wait() == math.inf
+    flow.set_capacity(10)
+    assert flow.wait() == pytest.approx(0.075 * erlang_c(10, 7.5) / (10 - 7.5))  # s = 450 s / 6000 calls
+
+
+def test_a_pay_not_iterated_keeps_its_work_pending(layer):
+    """`pay` takes the pending work only when the caller runs it: forgetting `yield from` loses nothing."""
+    sim, grid, services = layer
+    services.meter("JobDB", "setJobStatus", 1)
+    services.pay("JobStateUpdate")  # not iterated: charges nothing, keeps the work
+
+    def agent():
+        yield from services.pay("JobStateUpdate")
+
+    sim.env.process(agent())
+    sim.env.run()
+    assert grid.databases["JobDB"].queries == 1 and services.calls["JobStateUpdate"] == 1
+
+
 def _exact_layer(hosts: int = 1, threads: int = 15, cpu_s: float = 100.0, **kwargs):
     """`hosts` copies of JobMonitoring, exact queueing, every call `cpu_s` of host CPU (no DB)."""
     sim = Simulation(seed=1)

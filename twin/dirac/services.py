@@ -201,7 +201,7 @@ class ServiceLayer:
     # ------------------------------------------------------------ paying
     def pay(self, service: str) -> Iterable[Any]:
         """Charge the pending metered work (and what was deferred to `service`) as RPCs to `service`
-        (`yield from` it: it charges when called; nothing pending, nothing to wait for and no generator)."""
+        (`yield from` it; nothing pending: nothing to wait for and no generator)."""
         pending = self._pending
         deferred = self._deferred.pop(service, None)
         if deferred:
@@ -209,8 +209,12 @@ class ServiceLayer:
                 _add(pending[key], entry)
         if not pending:
             return ()
-        self._pending = _batch()
-        return self._pay((self._metered_route(service, pending),))
+        return self._pay_pending(service)
+
+    def _pay_pending(self, service: str) -> Generator[Any, Any, None]:
+        """Take the pending work only when the caller iterates: a `pay` not `yield from`-ed keeps it pending."""
+        pending, self._pending = self._pending, _batch()
+        yield from self._pay((self._metered_route(service, pending),))
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""

@@ -292,7 +292,7 @@ class FlowPool:
         self._prev_load = self._prev_async = 0.0
         self._prev_service = 0.0
         self._wait_cache: tuple[float, float, float] | None = None
-        self._wait_ok = False  # the cached wait holds until the offered load moves (a slice ends, a stream starts or stops)
+        self._wait_ok = False  # the cached wait holds until the offered load or the servers change (slice end, stream, fault)
         self.bg_rate = 0.0  # server-seconds per second of background streams
         self._bg_last = self.env.now
         self.fluid_busy = 0.0  # server-seconds charged as fluid (flow calls, async work, streams)
@@ -320,6 +320,7 @@ class FlowPool:
         """A fault changes the servers: the pool runs exact while below nominal."""
         self._roll()
         self._down_to = int(capacity)
+        self._wait_cache, self._wait_ok = None, False  # the cached wait was for the old servers
         self._update_hot_demand()
         self.pool.set_capacity(self._exact_capacity())
         self._decide()

@@ -396,6 +396,8 @@ class _FinishedColumns:
 
     def add(self, job: Job) -> None:
         at = job.job_id - self.first
+        if at < 0:  # would index from the end and overwrite another job's byte
+            raise ValueError(f"job {job.job_id} below the first job id {self.first}")
         if at >= len(self.status):
             self.status.extend(bytes(at + 1 - len(self.status)))
         elif self.status[at]:
