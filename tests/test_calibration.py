@@ -185,14 +185,14 @@ def test_the_trials_of_a_study_depend_on_its_batch_not_on_its_workers(tmp_path):
 
     obs = _csv(tmp_path, [HEADER, *GOOD_ROWS])
 
-    def study(workers: int, batch: int) -> list[tuple[dict, float]]:
+    def study(workers: int, batch: int | None) -> list[tuple[dict, float]]:
         with RunPool(workers) as pool:
             result = calibrate([obs], SMALL, [parse_fit(f"{PROC_FP}=0:0.5")], trials=4, seeds=1, startup_trials=1,
                                pool=pool, batch=batch, progress=False)
         return [(t.params, t.loss) for t in result.trials]
 
     two = study(0, 2)
-    assert study(1, 2) == two
+    assert study(1, 2) == two and study(1, None) == two  # the default batch does not follow the workers
     one = study(0, 1)
     assert one[0] == two[0] and one != two  # trial 0 is the scenario as it stands; the proposals after it differ
 
@@ -239,6 +239,15 @@ def test_scaled_scenario_shrinks_work_and_slots_but_not_below_one():
     small = scaled(load_scenario(SMALL), 0.05)
     assert small.workload.productions[0].steps[0].max_tasks == 3
     assert [ce.slots for site in small.topology.sites for ce in site.ces] == [2, 1]
+
+
+def test_a_scaled_scenario_says_so_in_its_provenance_and_description():
+    scenario = load_scenario(DATA.parent.parent / "scenarios" / "ctao-operations-2021.yaml")
+    key = "workload.initial_data[paranal-proton-north].count"
+    small = scaled(scenario, 0.05)
+    assert small.provenance[key].startswith("derived: 0.05 x the scenario's value (--scale); was source:")
+    assert small.description.endswith("[run at 0.05 of its size]")
+    assert scenario.provenance[key].startswith("source:")  # the loaded scenario is untouched
 
 
 def test_twin_run_scale_runs_the_scaled_scenario(tmp_path):

@@ -55,6 +55,27 @@ def test_files_failed_after_the_flush_wait_for_the_operator_to_flush_again(reflu
     assert (len(flushes) > 1) is reflush and s["invariants"]["transformation_files_conserved"]
 
 
+def test_reflush_waits_for_a_reopened_parent_to_finish_again():
+    # The MC parent is extended at 9000 s (reopened): flushing its child while it still produces files would
+    # cut full groups into partial tasks; the operator (as CTADIRAC's agent) waits for the parent to finish.
+    from twin.scenario.schema import FailureModels, SupplyModel
+
+    scenario = minimal(**{"run.seed": 1, "run.duration": "6d", "workload.productions[test].operator_flush": True,
+                          "workload.productions[test].operator_reflush": True,
+                          "workload.productions[test].steps[Processing].group_size": 7})
+    scenario.failure_models = FailureModels.model_validate({"steps": [{"name": "p", "steps": "test/Processing", "failure_prob": 0.5}]})
+    scenario.supply = [SupplyModel.model_validate({"steps": "test/MCSimulation", "mode": "fixed", "extensions": [{"at": 9000, "tasks": 40}]})]
+    world = build_world(scenario)
+    world.run()
+    log = world.sim.log.to_frame()
+    flushes = log.query("kind == 'transformation.status' and state == 'Flush' and detail == 'test/Processing'").time
+    parent = log.query("kind in ('transformation.finished', 'transformation.reopened') and detail == 'test/MCSimulation'")
+    reopened, refinished = parent.query("kind == 'transformation.reopened'").time.min(), parent.time.max()
+    assert reopened < refinished and len(flushes) >= 2
+    assert not flushes.between(reopened, refinished).any()  # no flush while the parent runs again
+    assert summarize(world)["invariants"]["transformation_files_conserved"]
+
+
 def test_reflush_without_a_flush_is_a_scenario_error():
     with pytest.raises(ScenarioErrors, match="operator_reflush: .* no step of this production has operator_flush"):
         minimal(**{"workload.productions[test].operator_reflush": True})

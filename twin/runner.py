@@ -78,7 +78,7 @@ def run_scenario(scenario: Scenario, out: Path, progress: bool = True, report: b
     out = Path(out)
     check_out(out, force)
     info = {"scenario": scenario.name, "scenario_sha256": scenario_hash(scenario.model_dump(mode="json")),
-            "seed": scenario.run.seed}
+            "seed": scenario.run.seed, **({"description": scenario.description} if scenario.description else {})}
     with Staging(out, "run", force, info) as staging:
         try:
             result = simulate(scenario, progress=progress, events_path=staging.path / "events.parquet")

@@ -2,8 +2,8 @@
 the real system reported.
 
 Method (docs/calibration.md): optuna's TPE sampler (seeded, so a study is reproducible) proposes
-`batch` trials at a time (ask/tell, constant liar; default one per worker: the proposals depend on the
-batch, so the same batch gives the same study whatever the workers); every trial runs the scenario with `--seeds`
+`batch` trials at a time (ask/tell, constant liar; default DEFAULT_BATCH = 2, not the worker count: the
+proposals depend on the batch, so a study is the same whatever the workers); every trial runs the scenario with `--seeds`
 replications on dask (common random numbers: replication r of every trial uses seed run.seed + r);
 the loss is the mean over observed targets of (error / tolerance)^2, the error taken on the
 twin's mean over seeds. Afterwards, from the trials already run (no extra runs):
@@ -39,6 +39,7 @@ NEAR_OPTIMAL_ABS, NEAR_OPTIMAL_REL = 1.0, 0.10
 IDENTIFIED_SHARE = 0.5   # near-optimal values spanning more than this share of the bounds: not identified
 TRADE_OFF_R = 0.8
 MIN_NEAR = 3        # fewer near-optimal trials than this: too few to tell whether a parameter is identified
+DEFAULT_BATCH = 2   # trials asked at a time; fixed so that the worker count never changes a study's result
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ def calibrate(observed_files: Sequence[Path], scenario_path: Path, fits: Sequenc
     bar = _bar(trials * seeds, progress)
     started = time.perf_counter()
     with (contextlib.nullcontext(pool) if pool is not None else RunPool(workers, scheduler)) as pool:
-        size = batch or pool.parallel
+        size = batch or DEFAULT_BATCH
         while len(done) < trials:
             asked = [study.ask() for _ in range(min(size, trials - len(done)))]
             params = [{f.key: f.suggest(t) for f in fits} for t in asked]
@@ -450,7 +451,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="error counted as one unit of loss for an observed column, e.g. processed_pct=0.5 (repeatable)")
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the optimiser's sampler (default 0)")
     parser.add_argument("--startup-trials", type=int, help="random trials before the sampler models the loss (default min(10, trials))")
-    parser.add_argument("--batch", type=int, help="trials asked of the sampler at a time (default: the number of workers); the trials a "
+    parser.add_argument("--batch", type=int, help="trials asked of the sampler at a time (default 2, whatever the workers; raise it to keep a large cluster busy); the trials a "
                                                   "study tries depend on it, not on the workers: the same --batch gives the same study on any cluster")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/<scenario name>-calibration)")
     parser.add_argument("--models", type=Path, help="calibrated parameter file to write (default: <out>/models.yaml)")

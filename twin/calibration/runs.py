@@ -127,11 +127,21 @@ def scaled(scenario: Scenario, factor: float) -> Scenario:
         for step in production.steps:
             if step.max_tasks:
                 step.max_tasks = max(1, round(step.max_tasks * factor))
+                _scaled_provenance(out, f"workload.productions[{production.name}].steps[{step.name}].max_tasks", factor)
     for data in out.workload.initial_data:
         data.count = max(1, round(data.count * factor))
+        _scaled_provenance(out, f"workload.initial_data[{data.name}].count", factor)
     for site in out.topology.sites:
         for ce in site.ces:
             if ce.slots:
                 ce.slots = max(1, round(ce.slots * factor))
+                _scaled_provenance(out, f"topology.sites[{site.name}].ces[{ce.name}].slots", factor)
             ce.max_waiting_pilots = max(1, round(ce.max_waiting_pilots * factor))
+    out.description = f"{out.description} [run at {factor:g} of its size]".strip()
     return out
+
+
+def _scaled_provenance(scenario: Scenario, key: str, factor: float) -> None:
+    """A scaled value no longer is what its provenance quotes (e.g. an observed file count): say so."""
+    if key in scenario.provenance:
+        scenario.provenance[key] = f"derived: {factor:g} x the scenario's value (--scale); was {scenario.provenance[key]}"

@@ -95,10 +95,15 @@ class Operator:
         yield from self._flush(trans_id)
         while production.operator_reflush and not self._settled(trans_id):
             yield env.timeout(self.check_interval)
-            if self._stranded(trans_id):
+            if self._stranded(trans_id) and self._parents_done(trans_id):
                 yield env.timeout(world.scenario.dirac.operator_reaction)
-                if self._stranded(trans_id):
+                if self._stranded(trans_id) and self._parents_done(trans_id):
                     yield from self._flush(trans_id)
+
+    def _parents_done(self, trans_id: int) -> bool:
+        """A parent reopened (an MC extension) still feeds full groups: flush only once it has finished
+        again, as CTADIRAC's should_flush_transformation waits for the parent to be Completed."""
+        return self._finished_ids(self.world.runtime(trans_id).parents)
 
     def _flush(self, trans_id: int) -> Iterator[Any]:
         if self.world.tsdb.getTransformation(trans_id)["Value"]["Status"] == st.ACTIVE:
