@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"traced bytes per in-flight job (running ones with their slot): {result['bytes_per_in_flight_job']:.0f} "
               f"(after {result['finished_part']:.0f} B per in-flight job for the finished jobs)")
         _print_top(result, args.top)
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=1) + "\n")
+        _save(args.json, result)
         return 0
     if args.rss:
         split = rss_split(*args.sizes, args.slots, args.rss)
@@ -194,16 +193,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run['jobs_final']:,} final, {run['peak_in_flight_jobs']:,} in flight at peak, "
                   f"run CPU {run['run_cpu_s']:.0f} s")
         print(f"{split['bytes_per_finished_job']:.0f} B per finished job, {split['bytes_per_in_flight_job']:.0f} B per in-flight job")
-        if args.json:
-            args.json.write_text(json.dumps(split, indent=1) + "\n")
+        _save(args.json, split)
         return 0
     result = breakdown(*args.sizes, args.slots)
     print(f"traced bytes per finished job: {result['bytes_per_finished_job']:.0f} "
           f"(runs: {result['runs']})")
     _print_top(result, args.top)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    _save(args.json, result)
     return 0
+
+
+def _save(path: Path | None, result: dict[str, Any]) -> None:
+    """--json: the whole result, for the write-ups."""
+    if path is not None:
+        path.write_text(json.dumps(result, indent=1) + "\n")
 
 
 def _print_top(result: dict[str, Any], top: int) -> None:

@@ -422,8 +422,7 @@ class TransformationDB(MeteredStore):
         self._trans: dict[int, _Transformation] = {}
         self._names: dict[str, int] = {}
         self._next_id = 1
-        self._file_ids: dict[str, int] = {}  # DataFiles: LFN -> FileID, global
-        self._lfns: list[str] = [""]  # FileID -> LFN (FileIDs start at 1)
+        self._lfn: Codes[str] = Codes([""])  # DataFiles: LFN <-> FileID, global ("" holds 0: FileIDs start at 1)
         self._status = Codes()
         self._se = Codes()
         self._unknown_se = self._se.code(st.UNKNOWN_SE)
@@ -448,20 +447,13 @@ class TransformationDB(MeteredStore):
             trans_id = int(trans_name)
         return self._trans.get(trans_id) if trans_id is not None else None
 
-    def _file_id(self, lfn: str) -> int:
-        fid = self._file_ids.get(lfn)
-        if fid is None:
-            fid = self._file_ids[lfn] = len(self._lfns)
-            self._lfns.append(lfn)
-        return fid
-
     def _row_of_lfn(self, trans: _Transformation, lfn: str) -> int | None:
-        fid = self._file_ids.get(lfn)
+        fid = self._lfn.codes.get(lfn)
         return None if fid is None else trans.files.row_of.get(fid)
 
     def _notify(self, trans: _Transformation, row: int, old: str | None, new: str, now: float) -> None:
         if self.on_file_status is not None:
-            self.on_file_status(trans.id, self._lfns[trans.files.file_id[row]], old, new, now)
+            self.on_file_status(trans.id, self._lfn.names[trans.files.file_id[row]], old, new, now)
 
     def _task_listener(self, trans_id: int) -> Callable[[int, "str | None", str, float], None]:
         def notify(task_id: int, old: str | None, new: str, now: float) -> None:
@@ -720,8 +712,9 @@ class TransformationDB(MeteredStore):
         table = trans.files
         row_of = table.row_of
         outcome: dict[str, str] = {}
+        file_id = self._lfn.code
         for lfn in lfns:
-            fid = self._file_id(lfn)
+            fid = file_id(lfn)
             if fid in row_of:
                 outcome[lfn] = "Present"
                 continue
@@ -732,7 +725,7 @@ class TransformationDB(MeteredStore):
 
     def _file_records(self, pairs: list[tuple[_Transformation, int]]) -> list[dict[str, Any]]:
         """Rows as DIRAC dicts (LFN + TRANSFILEPARAMS); the hot loop of every file read, kept flat."""
-        lfns, statuses, ses = self._lfns, self._status.names, self._se.names
+        lfns, statuses, ses = self._lfn.names, self._status.names, self._se.names
         records = []
         for trans, row in pairs:
             table = trans.files
@@ -753,7 +746,7 @@ class TransformationDB(MeteredStore):
             if attr == "Status":
                 return self._status.names[table.status[row]]
             if attr == "LFN":
-                return self._lfns[table.file_id[row]]
+                return self._lfn.names[table.file_id[row]]
             if attr in ("UsedSE", "TargetSE"):
                 return self._se.names[(table.used_se if attr == "UsedSE" else table.target_se)[row]]
             if attr == "TransformationID":
@@ -990,7 +983,7 @@ class TransformationDB(MeteredStore):
 
     def _input_vector(self, task: _Task) -> str:
         """TaskInputs.InputVector: the task LFNs joined by ';' ("" for input-less tasks)."""
-        return ";".join(self._lfns[fid] for fid in task.inputs)
+        return ";".join(self._lfn.names[fid] for fid in task.inputs)
 
     def _task_rows(self, cond: Mapping[str, Any], older: float | None, newer: float | None,
                    time_stamp: str | None) -> list[tuple[_Transformation, _Task]]:
@@ -1135,7 +1128,7 @@ class TransformationDB(MeteredStore):
         """Each LFN's row in the transformation's TransformationFiles, -1 where it has none."""
         trans = self._trans.get(trans_id)
         row_of = trans.files.row_of if trans is not None else {}
-        file_ids = self._file_ids
+        file_ids = self._lfn.codes
         return np.fromiter((row_of.get(file_ids.get(lfn, -1), -1) for lfn in lfns), dtype=np.int64)
 
     # --- derived transformations (client logic) ---------------------------------------------------------
