@@ -348,6 +348,28 @@ def test_heartbeat_stream_loads_the_pools_without_events():
     assert db.flow.busy_seconds() == pytest.approx(10_000 * per_beat, rel=1e-6)
 
 
+def test_heartbeat_streams_share_one_rate_table_per_table_size():
+    """A running job's stream is a handle on a rate table shared by every stream opened at the same JobDB size;
+    one opened after the table grew charges more, and each stop gives back the rate its own start added."""
+    sim, grid, services = layer_with_jobdb()
+    db = grid.databases["JobDB"]
+    first, second = services.start_stream(fp.HEARTBEAT, 1800.0), services.start_stream(fp.HEARTBEAT, 1800.0)
+    assert first.shared is second.shared and not hasattr(first, "__dict__")
+    mean_small = db.service_mean("Jobs")
+    db.set_table_rows(5e6)
+    grown = services.start_stream(fp.HEARTBEAT, 1800.0)
+    small, large = dict(first.shared.rates)[db.flow], dict(grown.shared.rates)[db.flow]
+    assert db.service_mean("Jobs") > mean_small and large == pytest.approx(small * db.service_mean("Jobs") / mean_small)
+    assert db.flow.bg_rate == pytest.approx(2 * small + large)
+    sim.env.run(until=4000.0)
+    services.stop_stream(grown)
+    assert db.flow.bg_rate == pytest.approx(2 * small)
+    services.stop_stream(first)
+    services.stop_stream(second)
+    assert db.flow.bg_rate == pytest.approx(0.0, abs=1e-12)
+    assert services.calls_by_kind[fp.HEARTBEAT] == 3 * 2  # int(4000 / 1800) beats each
+
+
 def layer_with_jobdb():
     sim = Simulation(seed=1)
     grid = build_grid(sim, minimal().topology)

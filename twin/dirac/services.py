@@ -77,14 +77,33 @@ class ServiceInstance:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
-@dataclass
-class Stream:
-    """A background flow of RPCs (a running job's heartbeats) charged as rates."""
+class StreamRates:
+    """What every stream of one RPC kind and period, opened on one service instance at one DB load,
+    charges: its (pool, rate) table (server-seconds per second) and where its calls are counted. Streams
+    opened while the tables have the same size share one, so a running job's heartbeats cost a handle.
+    `means`: the queries' mean service times the rates were computed from (the tables' size then)."""
 
-    kind: str
-    period: float
-    start: float
-    rates: list[tuple[FlowPool, float]]
+    __slots__ = ("kind", "period", "service", "queries", "means", "rates")
+
+    def __init__(self, kind: str, period: float, service: str, queries: list[tuple[Any, str, int]],
+                 means: list[float], rates: tuple[tuple[FlowPool, float], ...]) -> None:
+        self.kind = kind
+        self.period = period
+        self.service = service
+        self.queries = queries
+        self.means = means
+        self.rates = rates
+
+
+class Stream:
+    """A background flow of RPCs (a running job's heartbeats) charged as rates: its shared rate table and
+    the time from which its calls are still to be counted."""
+
+    __slots__ = ("shared", "start")
+
+    def __init__(self, shared: StreamRates, start: float) -> None:
+        self.shared = shared
+        self.start = start
 
 
 class _Route:
@@ -153,6 +172,7 @@ class ServiceLayer:
         self._route_cache: dict[tuple[tuple[str, int], ...], list[_Route]] = {}
         self._metered_routes: dict[tuple[Any, ...], _Route] = {}
         self._stream_queries: dict[str, list[tuple[Any, str, int]]] = {}
+        self._stream_rates: dict[tuple[str, float, ServiceInstance | None], StreamRates] = {}
         if not flow:
             for pool in self.flow_pools():
                 pool.set_exact(True)
@@ -246,15 +266,33 @@ class ServiceLayer:
         return latency
 
     def start_stream(self, kind: str, period: float) -> Stream | None:
-        """One RPC of `kind` every `period` seconds until `stop_stream` (a Watchdog's heartbeats)."""
+        """One RPC of `kind` every `period` seconds until `stop_stream` (a Watchdog's heartbeats).
+
+        The rates are those of the calls at the tables' size now; streams opened one after the other at
+        the same size share them (`StreamRates`, the last one kept per kind, period and instance), so a
+        stream is a two-field handle, and each pool gets back at `stop_stream` the very rate its start
+        added (the pools' background sums are those of one rate table per stream)."""
         if self._muted or period <= 0:
             return None
-        rpc = RPCS[kind]
-        by_pool: dict[FlowPool, float] = {}  # one rate per pool: a stream's queries to one DB share its pools
-        instance = self._instance(rpc.service)
+        instance = self._instance(RPCS[kind].service)
+        queries = self._resolved_queries(kind)
+        means = [db.service_mean(table, 1) for db, table, _ in queries]
+        key = (kind, period, instance)
+        shared = self._stream_rates.get(key)
+        if shared is None or shared.means != means:
+            shared = self._stream_rates[key] = self._stream_table(kind, period, instance, queries, means)
+        for pool, rate in shared.rates:
+            pool.add_stream(rate)
+        self._streams_open += 1
+        return Stream(shared, self.env.now)
+
+    def _stream_table(self, kind: str, period: float, instance: ServiceInstance | None,
+                      queries: list[tuple[Any, str, int]], means: list[float]) -> StreamRates:
+        """The (pool, rate) table of a stream: one rate per pool (a stream's queries to one DB share its pools)."""
+        by_pool: dict[FlowPool, float] = {}
         total_db = 0.0
-        for db, table, queries in self._resolved_queries(kind):
-            demand = db.demand(table, queries, queries) / period
+        for (db, _, n), mean in zip(queries, means):
+            demand = n * mean / period  # Database.demand(table, n, n) / period
             total_db += demand
             for pool in db.pools:
                 by_pool[pool] = by_pool.get(pool, 0.0) + demand
@@ -263,11 +301,7 @@ class ServiceLayer:
             host = instance.server.flow
             by_pool[host] = by_pool.get(host, 0.0) + cpu
             by_pool[instance.threads] = by_pool.get(instance.threads, 0.0) + cpu + total_db
-        rates = list(by_pool.items())
-        for pool, rate in rates:
-            pool.add_stream(rate)
-        self._streams_open += 1
-        return Stream(kind, period, self.env.now, rates)
+        return StreamRates(kind, period, RPCS[kind].service, queries, means, tuple(by_pool.items()))
 
     def start_background(self, rates: dict[str, float]) -> list[Stream | None]:
         """Background RPCs for the whole run (web portal, monitoring, user jobs): kind -> calls/s."""
@@ -279,14 +313,14 @@ class ServiceLayer:
         now = self.env.now
         for stream in self._background:
             if stream is not None:
-                n = int((now - stream.start) / stream.period)
+                n = int((now - stream.start) / stream.shared.period)
                 self._count_stream(stream, now)
-                stream.start += n * stream.period
+                stream.start += n * stream.shared.period
 
     def stop_stream(self, stream: Stream | None) -> None:
         if stream is None:
             return
-        for pool, rate in stream.rates:
+        for pool, rate in stream.shared.rates:
             pool.add_stream(-rate)
         self._streams_open -= 1
         self._count_stream(stream, self.env.now)
@@ -323,12 +357,13 @@ class ServiceLayer:
         return [(service, count[0], batch) for service, (count, batch) in by_service.items()]
 
     def _count_stream(self, stream: Stream, until: float) -> None:
-        n = int((until - stream.start) / stream.period)
+        shared = stream.shared
+        n = int((until - stream.start) / shared.period)
         if n <= 0:
             return
-        self.calls_by_kind[stream.kind] += n
-        self.calls[RPCS[stream.kind].service] += n
-        for db, table, queries in self._resolved_queries(stream.kind):
+        self.calls_by_kind[shared.kind] += n
+        self.calls[shared.service] += n
+        for db, table, queries in shared.queries:
             db.queries += n * queries
             db.queries_by_op[table] += n * queries
 
