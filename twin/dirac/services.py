@@ -233,8 +233,7 @@ class ServiceLayer:
 
     def _pay_pending(self, service: str) -> Generator[Any, Any, None]:
         """Take the pending work only when the caller iterates: a `pay` not `yield from`-ed keeps it pending."""
-        pending, self._pending = self._pending, _batch()
-        yield from self._pay((self._metered_route(service, pending),))
+        yield from self._pay(self.pay_routes(service))
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""
@@ -246,6 +245,12 @@ class ServiceLayer:
 
         Work the caller metered since it last yielded rides with the first service's batch
         (as `call` does), so it is paid by its own process, also inside an agent's thread pool."""
+        yield from self._pay(self.rpc_routes(kinds))
+
+    # ------------------------------------------------------------ paying without a generator
+    def rpc_routes(self, kinds: Iterable[tuple[str, int]]) -> list[_Route]:
+        """What `rpc(kinds)` pays, one route per service in call order (counted now), for a caller that
+        is no generator (a job record, twin/dirac/wms/jobagent.py): it charges them in turn with `charge_now`."""
         routes = self._routes(kinds)
         if self._pending and routes:
             first = routes[0]
@@ -256,7 +261,28 @@ class ServiceLayer:
             calls = first.calls + sum(entry[0] for entry in self._pending.values())
             self._pending = _batch()
             routes = [self._route(first.service, calls, merged), *routes[1:]]
-        yield from self._pay(routes)
+        return routes
+
+    def pay_routes(self, service: str) -> list[_Route]:
+        """What `pay(service)` pays (the pending metered work and what was deferred to `service`), taken now."""
+        pending = self._pending
+        deferred = self._deferred.pop(service, None)
+        if deferred:
+            for key, entry in deferred.items():
+                _add(pending[key], entry)
+        if not pending:
+            return []
+        self._pending = _batch()
+        return [self._metered_route(service, pending)]
+
+    def charge_now(self, route: _Route) -> float | Generator[Any, Any, None]:
+        """One route as `_pay` charges it: while every pool it meets is cold it is charged now as a flow and
+        the latency its caller waits is returned (one timeout, none if 0.0); otherwise (a hot pool, exact mode)
+        the generator that queues it call by call, which the caller drives to its end."""
+        instance = self._sole.get(route.service) or self._instance(route.service)
+        if self.flow and not any_hot(route._checks.get(instance) or route.checks(instance), self.env.now):
+            return self._charge_fluid(route, instance)
+        return self._charge_exact(route, instance)
 
     def charge_async(self, kinds: Iterable[tuple[str, int]]) -> float:
         """Footprint RPCs whose latency no simulated caller waits for (fluid in every mode); returns it."""
@@ -396,16 +422,13 @@ class ServiceLayer:
 
     def _pay(self, routes: Iterable[_Route]) -> Generator[Any, Any, None]:
         """A caller's batches, one after the other: each flow (<= 1 timeout) unless a pool it meets is hot."""
-        env = self.env
-        sole = self._sole
         for route in routes:
-            instance = sole.get(route.service) or self._instance(route.service)
-            if self.flow and not any_hot(route._checks.get(instance) or route.checks(instance), env.now):
-                latency = self._charge_fluid(route, instance)
-                if latency > 0.0:
-                    yield env.timeout(latency)
+            cost = self.charge_now(route)
+            if isinstance(cost, float):
+                if cost > 0.0:
+                    yield self.env.timeout(cost)
             else:
-                yield from self._charge_exact(route, instance)
+                yield from cost
 
     def _metered_route(self, service: str, batch: Batch) -> _Route:
         """The route of a metered batch; batches of the same shape recur (one output's registration per job),

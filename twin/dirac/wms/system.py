@@ -2,10 +2,14 @@
 pilots (JobAgent), job execution with CTA's in-job data management, StalledJobAgent.
 
 Pure decisions come from the sibling modules (job_status, jobdb, taskqueue, scheduling,
-stalled); this module supplies time, randomness and the grid. Scale choices:
+stalled); this module supplies time, randomness and the grid, and decides what each phase of a
+running job comes to (`match`, `plan_payload`, `download`, `upload`...). Scale choices:
 - queued jobs are records in the TaskQueueDB, never processes; the optimizer and the
-  hold/reschedule delays are timeout callbacks; only *running* pilots are processes
-  (bounded by the number of slots);
+  hold/reschedule delays are timeout callbacks;
+- running jobs are not processes either: a pilot's JobAgent and the job it runs are one
+  record (twin/dirac/wms/jobagent.py) advanced by the callbacks of the events it waits on,
+  one at a time (a job's run is one timeout in simpy's calendar); only the phases that may
+  queue exactly (a hot service, a transfer, staging) run as generators, driven without a Process;
 - heartbeats are not events: a running job's heartbeat is refreshed from its pilot's
   liveness when the StalledJobAgent looks (equivalent to DIRAC's 30-minute heartbeats
   for the 4500 s/11700 s thresholds), and freezes when its pilot dies.
@@ -15,17 +19,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
 from twin.dirac.wms.failures import PAYLOAD, RUNS_THROUGH, START, UPLOAD, Fate, JobFates
+from twin.dirac.wms.jobagent import (JOB_CPU_LIMIT_MARGIN, MINIMUM_CPU_WORK, MODEL_LOOKUP_S, STOP_MARGIN_S,  # noqa: F401 - re-exported
+                                     JobAgent, _cpu, cpu_work_left, watchdog_cpu_kill_after)
 from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_job_type, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
 from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_job
-from twin.engine.wakeup import TimeoutOr
 
 if TYPE_CHECKING:
     from twin.dirac.transformation.runtime import TransformationRuntime
@@ -33,14 +38,21 @@ if TYPE_CHECKING:
     from twin.dirac.context import WorkloadContext
 
 OWNER_GROUP = "cta_prod"
-MODEL_LOOKUP_S = 60.0
 MB = 1e6
-#: JobWrapper/StopMargin (s): the tail of the slot kept for the uploads (JobAgent.initialize).
-STOP_MARGIN_S = 300.0
-#: JobAgent MinimumTimeLeft: below this much CPU work left (HS06-s) a pilot takes no further job.
-MINIMUM_CPU_WORK = 5000.0
-#: Watchdog JobCPULimitMargin (%): a job is killed once its raw CPU exceeds CPUTime by this much.
-JOB_CPU_LIMIT_MARGIN = 20.0
+
+
+class Payload(NamedTuple):
+    """What a job's payload comes to, decided when it starts: the slot is held `seconds`, then the job
+    fails with `reason` (burning `cpu_hs06s`, its inputs set to `inputs`), in Completing if `completing`
+    (a failed upload), the pilot stopping after it if `stops_pilot` (StopOnApplicationFailure); no
+    reason: it goes on to upload its outputs."""
+
+    seconds: float
+    reason: str | None = None
+    cpu_hs06s: float = 0.0
+    inputs: str | None = None
+    completing: bool = False
+    stops_pilot: bool = False
 
 
 class WorkloadManagement:
@@ -223,97 +235,55 @@ class WorkloadManagement:
         yield from self.world.services.pay("Optimizers")
 
     def _pilot_started(self, pilot: "Pilot") -> None:
-        self.env.process(self._job_agent(pilot))
+        JobAgent(self, pilot).start()
 
-    # ------------------------------------------------------------------ JobAgent (inside the pilot)
-    def _job_agent(self, pilot: "Pilot") -> Iterator[Any]:
-        """Match and run jobs one after another until the CPU work left falls to MinimumTimeLeft
-        (after the first job) or 10 matches fail in a row (JobAgent.execute)."""
-        services = self.world.services
-        fails = jobs = 0
-        while pilot.running:
-            work_left = cpu_work_left(pilot, self.env.now)
-            if jobs and work_left <= MINIMUM_CPU_WORK:
-                break  # _checkCPUWorkLeft: "No more time left"
-            yield from services.rpc(fp.MATCH_ATTEMPT)
-            if not pilot.running:
-                break
-            now = self.env.now
-            resource = {"Site": pilot.site, "CPUTime": int(work_left), "MaxRAM": pilot.memory_mb,
-                        "NumberOfProcessors": pilot.processors}
-            job = request_job(self.tqdb, self.jobdb, resource, self.rng_match, now)
-            if job is None:
-                fails += 1
-                if fails > self.cfg.stop_after_failed_matches:  # JobAgent: matchFailedCount > StopAfterFailedMatches
-                    break
-                yield TimeoutOr(self.env, self.cfg.job_agent_polling * (fails + 1) * 2, pilot.killed)
-                continue
-            fails = 0
-            jobs += 1
-            job.pilot = pilot
-            services.charge_async(fp.MATCHED)
-            heartbeats = services.start_stream(fp.HEARTBEAT, self.cfg.heartbeat_interval)
-            yield from self._run_job(job, pilot)
-            services.stop_stream(heartbeats)
-        services.charge_async(fp.PILOT_END)
-        pilot.finish()
+    # ------------------------------------------------------------------ JobAgent and JobWrapper decisions
+    # (the phases run in order by twin/dirac/wms/jobagent.py)
+    def match(self, pilot: "Pilot", work_left: float) -> Job | None:
+        """Matcher.requestJob for the pilot's resource description (its CPU work left as CPUTime)."""
+        resource = {"Site": pilot.site, "CPUTime": int(work_left), "MaxRAM": pilot.memory_mb,
+                    "NumberOfProcessors": pilot.processors}
+        return request_job(self.tqdb, self.jobdb, resource, self.rng_match, self.env.now)
 
-    def _run_job(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
-        """JobWrapper + CTA job: (model lookup), download, run, upload, TS status updates."""
-        world = self.world
-        runtime = world.runtime(int(job.job_group))
-        model = runtime.step.job
+    def start_job(self, job: Job) -> "TransformationRuntime":
+        """The JobWrapper starts: the job is Running from now (its heartbeat too); returns its step's runtime."""
+        runtime = self.world.runtime(int(job.job_group))
         start = self.env.now
         job.start_time = start
         job.heartbeat_time = start
         self.jobdb.set_status(job, js.RUNNING, "Job Initialization", start, source="JobWrapper")
-        yield from world.services.rpc(fp.JOB_START)
-        if model.model_query:
-            if not (yield from self._hold(pilot, MODEL_LOOKUP_S, job)):
-                return
-            found = world.fc.findFilesByMetadata(model.model_query)["Value"]
-            yield from world.services.pay("FileCatalog")
-            if not found:
-                return (yield from self._fail(job, "Model not found", _cpu(job, pilot, MODEL_LOOKUP_S), inputs=None))
-        if not (yield from self._download(job, pilot)):
-            if pilot.running:
-                yield from self._fail(job, "Input Data Download Failed", 0.0, inputs=None)
-            return
+        return runtime
+
+    def model_found(self, runtime: "TransformationRuntime") -> bool:
+        """The job's model files are in the catalog (a metered findFilesByMetadata, paid by the caller)."""
+        return bool(self.world.fc.findFilesByMetadata(runtime.step.job.model_query)["Value"])
+
+    def plan_payload(self, job: Job, pilot: "Pilot", runtime: "TransformationRuntime") -> Payload:
+        """What the payload comes to, drawn when it starts: the Watchdog's CPU-limit kill, an application
+        failure (site and step failure probabilities), else the failure models' fate; see `Payload`."""
+        model = runtime.step.job
         wall = job.cpu_work / _cpu(job, pilot, 1.0)
         limit = watchdog_cpu_kill_after(job, pilot)
-        p_fail = 1 - (1 - world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
+        p_fail = 1 - (1 - self.world.grid.sites[pilot.site].job_failure_prob()) * (1 - model.failure_prob)
         if wall > limit:
-            if (yield from self._hold(pilot, limit, job)):
-                yield from self._fail(job, "Job has exceeded maximum CPU time limit", _cpu(job, pilot, limit), inputs=st.UNUSED)
-            return
+            return Payload(limit, "Job has exceeded maximum CPU time limit", _cpu(job, pilot, limit), st.UNUSED)
         if self.rng_fail.random() < p_fail:
             ran = wall * float(self.rng_fail.random())
-            if (yield from self._hold(pilot, ran, job)):
-                yield from self._fail(job, "Application Finished With Errors", _cpu(job, pilot, ran), inputs=st.UNUSED)
-            return
+            return Payload(ran, "Application Finished With Errors", _cpu(job, pilot, ran), st.UNUSED)
         fate, wall = self._fate(job, pilot, runtime.name, wall)
         if fate.phase in (START, PAYLOAD):
-            if (yield from self._hold(pilot, fate.after_s, job)):
-                yield from self._fail(job, fate.reason, _cpu(job, pilot, fate.after_s), inputs=st.UNUSED)
-                self.fates.after_failure(pilot)
-            return
-        if not (yield from self._hold(pilot, wall, job)):
-            return
-        self.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.env.now, source="JobWrapper")
+            return Payload(fate.after_s, fate.reason, _cpu(job, pilot, fate.after_s), st.UNUSED, stops_pilot=True)
         if fate.phase == UPLOAD:
-            yield from self._fail(job, fate.reason, _cpu(job, pilot, wall), inputs=st.PROBLEMATIC)
-            return self.fates.after_failure(pilot)
-        uploaded = yield from self._upload(job, runtime, pilot)
-        if not pilot.running or job.status != js.COMPLETING:
-            return
-        if not uploaded:
-            return (yield from self._fail(job, "Failed to upload output data", job.cpu_work, inputs=st.PROBLEMATIC))
+            return Payload(wall, fate.reason, _cpu(job, pilot, wall), st.PROBLEMATIC, completing=True, stops_pilot=True)
+        return Payload(wall)
+
+    def job_succeeded(self, job: Job, pilot: "Pilot") -> None:
+        """Outputs registered: the inputs are Processed and the job Done (reported by the JOB_END calls)."""
         self.cpu_used_hs06s += job.cpu_work
         self._set_inputs(job, st.PROCESSED)
         self.jobdb.set_status(job, js.DONE, "Execution Complete", self.env.now, source="JobWrapper")
         job.end_time = self.env.now
         self.jobs_done_by_site[pilot.site] += 1
-        yield from world.services.rpc(fp.JOB_END)
 
     def _fate(self, job: Job, pilot: "Pilot", step_key: str, cpu_wall: float) -> tuple[Fate, float]:
         """The failure models' verdict on this attempt and its wall time (setup overhead + payload / efficiency)."""
@@ -337,29 +307,21 @@ class WorkloadManagement:
             self.cpu_wasted_hs06s += _cpu(job, job.pilot, self.env.now - job.start_time)
         self.jobdb.set_status(job, js.KILLED, reason, self.env.now, source="JobManager")
 
-    def _hold(self, pilot: "Pilot", seconds: float, job: Job | None = None) -> Iterator[Any]:
-        """Occupy the slot for `seconds`; False if the pilot died meanwhile (the job then stalls),
-        or if the job was killed meanwhile (the wrapper stops it)."""
-        if seconds > 0:
-            yield TimeoutOr(self.env, seconds, pilot.killed)
-        return pilot.running and (job is None or job.status in (js.RUNNING, js.COMPLETING))
-
-    def _fail(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None) -> Iterator[Any]:
-        """A job failure seen by the job itself: CTA sets its inputs directly (not forced)."""
+    def job_failed(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None) -> None:
+        """A job failure seen by the job itself: CTA sets its inputs directly (not forced); reported by JOB_END."""
         self.failures[reason] += 1
         self.cpu_wasted_hs06s += cpu_hs06s
         if inputs is not None:
             self._set_inputs(job, inputs)
         self.jobdb.set_status(job, js.FAILED, reason, self.env.now, source="JobWrapper")
         job.end_time = self.env.now
-        yield from self.world.services.rpc(fp.JOB_END)
 
     def _set_inputs(self, job: Job, status: str) -> None:
         if job.input_data:
             self.world.tsdb.setFileStatusForTransformation(int(job.job_group), status, list(job.input_data), now=self.env.now)
 
     # ------------------------------------------------------------------ data in and out
-    def _download(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
+    def download(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
         """CTAODownloadInputData: each file from a local replica if any, else any usable one."""
         if not job.input_data:
             return True
@@ -382,7 +344,7 @@ class WorkloadManagement:
                 return False
         return True
 
-    def _upload(self, job: Job, runtime: "TransformationRuntime", pilot: "Pilot") -> Iterator[Any]:
+    def upload(self, job: Job, runtime: "TransformationRuntime", pilot: "Pilot") -> Iterator[Any]:
         """cta-prod-managedata: each output to the shuffled production SEs (local first), then failover SEs,
         then one catalog registration. The registration takes effect only if the job is still alive when the
         FileCatalog call returns: a pilot that dies mid-transfer or while the catalog is down leaves no catalog
@@ -479,33 +441,6 @@ class WorkloadManagement:
                 ran = (job.heartbeat_time or now) - (job.start_time or now)
                 self.cpu_wasted_hs06s += _cpu(job, job.pilot, max(0.0, ran)) if job.pilot else 0.0
         yield from self.world.services.call("JobMonitoring", "selectJobs", max(1, self.jobdb.count(js.RUNNING)))
-
-
-def cpu_work_left(pilot: "Pilot", now: float, stop_margin: float = STOP_MARGIN_S) -> float:
-    """The CPUTime a pilot offers the Matcher, in HS06-seconds, as DIRAC's JobAgent computes it.
-
-    The pilot seeds /LocalSite/CPUTimeLeft with the queue's time left x CPUNormalizationFactor
-    (CPUNormalization.getCPUTime); JobAgent.initialize takes the JobWrapper StopMargin off and
-    _computeCPUWorkLeft counts down wall-clock x CPU power. The job's CPUTime (JDL) is in the same
-    normalised units, so a 10 HS06 core in a 48 h queue offers ~1.7 M HS06-s, not 172800.
-    """
-    return max(0.0, pilot.time_left(now) - stop_margin) * pilot.hs06
-
-
-def watchdog_cpu_kill_after(job: Job, pilot: "Pilot", margin_pct: float = JOB_CPU_LIMIT_MARGIN) -> float:
-    """Wall seconds after which the Watchdog kills the job (Watchdog.__checkCPULimit).
-
-    The Watchdog compares the payload's *raw* CPU seconds (not normalised: __convertCPUTime is an
-    identity) with CPUTime x (1 + JobCPULimitMargin/100); an N-core payload burns N CPU-seconds per
-    wall second. (DIRAC samples every check interval; the twin kills at the crossing.)
-    """
-    cores = max(1, min(job.processors, pilot.processors))
-    return job.cpu_time * (1.0 + margin_pct / 100.0) / cores
-
-
-def _cpu(job: Job, pilot: "Pilot", seconds: float) -> float:
-    """HS06-seconds a job burns in `seconds`: an N-processor job uses N cores of its (multi-core) pilot."""
-    return seconds * pilot.hs06 * max(1, min(job.processors, pilot.processors))
 
 
 def _allowed(result: dict[str, Any]) -> dict[str, list[str]]:

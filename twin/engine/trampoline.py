@@ -1,0 +1,59 @@
+"""Drive a generator of simpy events without a simpy Process.
+
+An event-driven record (a pilot's JobAgent, twin/dirac/wms/jobagent.py) runs most of its life as
+callbacks, but some phases are written as generators because they may queue exactly (a service
+call on a hot pool, a transfer waiting for an SE slot): rewriting them as callbacks would duplicate
+the queueing code. `Trampoline` runs such a generator the way a Process runs a `yield from`: it
+sends each event's value back in (throws a failed event's exception in) and waits on the next event
+by appending its own callback, at the same instants and in the same callback positions as the
+Process would, so simpy processes the same events in the same order. What it saves is the Process
+event itself (its Initialize and its end event) and the process bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generator
+
+import simpy
+
+#: What `Trampoline.start` returns while the generator waits on an event.
+PENDING: Any = object()
+
+
+class Trampoline:
+    """Runs `generator` to its end and calls `then(value)` with its return value (unless it ended at once)."""
+
+    __slots__ = ("generator", "then")
+
+    def __init__(self, generator: Generator[simpy.Event, Any, Any], then: Callable[[Any], Any]) -> None:
+        self.generator = generator
+        self.then = then
+
+    def start(self) -> Any:
+        """Run up to the first event not yet processed: the generator's value if it ended before that
+        (`then` is not called), else PENDING (`then` is called when it ends)."""
+        return self._run(None)
+
+    def _resume(self, event: simpy.Event) -> None:
+        value = self._run(event)
+        if value is not PENDING:
+            self.then(value)
+
+    def _run(self, event: simpy.Event | None) -> Any:
+        generator = self.generator
+        while True:
+            try:
+                if event is None:
+                    event = generator.send(None)
+                elif event._ok:
+                    event = generator.send(event._value)
+                else:  # as Process._resume does: the generator gets its own copy of the failure
+                    event._defused = True
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    event = generator.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            if event.callbacks is not None:  # not processed yet: wait for it
+                event.callbacks.append(self._resume)
+                return PENDING
