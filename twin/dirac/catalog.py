@@ -451,7 +451,7 @@ def _vector_op(values: np.ndarray, op: str, operand: Any) -> np.ndarray:
 
 # --- names: an LFN is its directory plus a name coded as (shape, number) -------------------------------
 
-_DIGIT_RUNS = re.compile(r"[0-9]+")
+_DIGIT_SPLIT = re.compile(r"([0-9]+)")  # split keeping the runs: literals at even, runs at odd indexes
 _MAX_DIGITS = 18  # a name's digits packed into one int64
 _TEXT = 0xFFFF  # shape code of a name kept as text
 _REMOVED = 0xFFFF  # replica-set code of a removed file (its name stays decodable)
@@ -472,12 +472,13 @@ class _NameCodec:
 
     def encode(self, name: str, create: bool) -> tuple[int, int] | None:
         """(shape, number); (_TEXT, 0) for a name kept as text; None for an unknown shape when not creating."""
-        runs = _DIGIT_RUNS.findall(name)
+        parts = _DIGIT_SPLIT.split(name)  # literal, run, literal, ..., literal: one regex pass
+        runs = parts[1::2]
         widths = tuple(map(len, runs))
         total = sum(widths)
         if total > _MAX_DIGITS:
             return _TEXT, 0
-        key = (tuple(_DIGIT_RUNS.split(name)), widths)
+        key = (tuple(parts[0::2]), widths)
         code = self.codes.get(key)
         if code is None:
             if not create:
@@ -619,13 +620,24 @@ class FileCatalog(MeteredStore):
         return self._file_dir[fid], code, self._text[fid] if code == _TEXT else self._number[fid]
 
     def _slot(self, key: tuple[int, int, Any]) -> int:
-        """The slot holding `key`'s FileID, else the empty slot that ends its probe sequence."""
+        """The slot holding `key`'s FileID, else the empty slot that ends its probe sequence.
+
+        A numbered name is compared column by column, number first (the one that differs between
+        neighbours), without building the probed file's key: an upload probes ~5 slots."""
         slots = self._slots
         mask = len(slots) - 1
         i = hash(key) & mask
+        did, code, number = key
+        if code == _TEXT:
+            while True:
+                fid = slots[i]
+                if fid == _EMPTY or fid >= 0 and self._key_of(fid) == key:
+                    return i
+                i = (i + 1) & mask
+        numbers, shapes, dirs = self._number, self._shape, self._file_dir
         while True:
             fid = slots[i]
-            if fid == _EMPTY or fid >= 0 and self._key_of(fid) == key:
+            if fid == _EMPTY or fid >= 0 and numbers[fid] == number and shapes[fid] == code and dirs[fid] == did:
                 return i
             i = (i + 1) & mask
 

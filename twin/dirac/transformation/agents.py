@@ -228,9 +228,9 @@ class TransformationAgents:
         if submitted:
             world.services.meter("TransformationDB", "setTaskStatusAndWmsID", len(submitted))
         yield from world.services.pay(TS)
-        with world.services.unmetered():
-            for task_id, external_id in submitted:
-                world.tsdb.setTaskStatusAndWmsID(trans_id, task_id, st.TASK_SUBMITTED, external_id, now=world.sim.now)
+        if submitted:  # one setTaskStatusAndWmsID per task, applied together (metered just above)
+            with world.services.unmetered():
+                world.tsdb.set_tasks_status_and_wms_ids(trans_id, submitted, st.TASK_SUBMITTED, now=world.sim.now)
 
     def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool) -> None:
         """Job/request status changed: remember it for the next MonitorTasks/MonitorFiles pass.
@@ -238,7 +238,12 @@ class TransformationAgents:
         Re-inserting keeps each queue in time order, so a pass pops due entries from the front only.
         """
         seen = (status, self.world.sim.now)
-        _requeue(self.task_updates, trans_id, task_id, seen)
+        pending = self.task_updates.get(trans_id)  # _requeue, inlined: once per job status change
+        if pending is None:
+            pending = self.task_updates[trans_id] = {}
+        else:
+            pending.pop(task_id, None)
+        pending[task_id] = seen
         if final:
             _requeue(self.finished_jobs, trans_id, task_id, seen)
 

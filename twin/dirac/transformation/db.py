@@ -166,11 +166,12 @@ class _Runs:
     def __len__(self) -> int:
         return self.n
 
-    def append(self, value: float) -> None:
+    def append(self, value: float, count: int = 1) -> None:
+        """`count` rows of `value` (one run more at most)."""
         if not self.values or self.values[-1] != value:
             self.starts.append(self.n)
             self.values.append(value)
-        self.n += 1
+        self.n += count
 
     def __getitem__(self, row: int) -> float:
         if not 0 <= row < self.n:
@@ -278,6 +279,31 @@ class _TaskTable:
             self.notify(task_id, None, st.TASK_CREATED, now)
         return _Task(self, task_id)
 
+    def add_inputless(self, n: int, target_se: str, now: float) -> range:
+        """`n` input-less Created tasks at once (an MC extension): what `n` calls of `add` do, column by
+        column; each creation is still heard by `notify`, in TaskID order. Their TaskIDs."""
+        first = len(self.status) + 1
+        ids = range(first, first + max(0, n))
+        if not ids:
+            return ids
+        self.status.extend(array("B", [self._code(st.TASK_CREATED)]) * len(ids))
+        self.external_id.extend(array("i", [0]) * len(ids))
+        self.target_se.extend(array("H", [self.se_codes.code(target_se)]) * len(ids))
+        self.creation_time.append(now, len(ids))
+        self.last_update_time.extend(array("d", [now]) * len(ids))
+        self.inputs_end.extend(array("I", [len(self.inputs)]) * len(ids))
+        self.seen[st.TASK_CREATED] = None
+        self.by_status.setdefault(st.TASK_CREATED, {}).update(dict.fromkeys(ids))
+        if self.notify is not None:
+            for task_id in ids:
+                self.notify(task_id, None, st.TASK_CREATED, now)
+        return ids
+
+    def valid(self, task_ids: Iterable[Any]) -> bool:
+        """Every ID is a TaskID of this table (what `get` would find)."""
+        n = len(self.status)
+        return all(isinstance(task_id, int) and 0 < task_id <= n for task_id in task_ids)
+
     def _code(self, status: str) -> int:
         code = self.codes.code(status)
         if code > 255:
@@ -298,15 +324,41 @@ class _TaskTable:
             del self.by_status[status][task_id]
 
     def set_status(self, task: _Task, status: str, now: float) -> None:
-        row = task.task_id - 1
-        old = self.codes.names[self.status[row]]
-        if status != old:
-            self._leave(old, task.task_id)
-            self._enter(status, task.task_id)
-            self.status[row] = self._code(status)
-            if self.notify is not None:
-                self.notify(task.task_id, old, status, now)
-        self.last_update_time[row] = now
+        self.set_statuses((task.task_id,), status, now)
+
+    def set_statuses(self, task_ids: Iterable[int], status: str, now: float) -> None:
+        """Each task to `status` in turn (listener told of each change), LastUpdateTime refreshed even
+        when unchanged; the status's code and index are looked up once, not per task."""
+        codes, names, column, last = self.codes.codes, self.codes.names, self.status, self.last_update_time
+        by_status, unindexed, notify = self.by_status, self.unindexed, self.notify
+        code = codes.get(status, -1)
+        indexed = status not in _UNINDEXED_TASK_STATES
+        target: dict[int, None] | None = None  # the status's index, made at its first entry
+        entered = False
+        for task_id in task_ids:
+            row = task_id - 1
+            old_code = column[row]
+            if old_code != code:
+                if code < 0:
+                    code = self._code(status)
+                old = names[old_code]
+                if old in _UNINDEXED_TASK_STATES:
+                    unindexed[old] -= 1
+                else:
+                    del by_status[old][task_id]
+                if not entered:
+                    entered = True
+                    self.seen[status] = None
+                    if indexed:
+                        target = by_status.setdefault(status, {})
+                if target is not None:
+                    target[task_id] = None
+                else:
+                    unindexed[status] = unindexed.get(status, 0) + 1
+                column[row] = code
+                if notify is not None:
+                    notify(task_id, old, status, now)
+            last[row] = now
 
     def ids_in(self, status: str) -> Iterable[int]:
         """TaskIDs in `status`: in order of entering it for an indexed status, by TaskID for a final one."""
@@ -320,6 +372,12 @@ class _TaskTable:
     def external_id_of(self, task_id: int) -> str:
         text = self.external_text.get(task_id)
         return text if text is not None else str(self.external_id[task_id - 1])
+
+    def set_external_int(self, task_id: int, value: int) -> None:
+        """An int32 ExternalID (a JobID): what `set_external_id(str(value))` stores, without the parse."""
+        self.external_id[task_id - 1] = value
+        if self.external_text:
+            self.external_text.pop(task_id, None)
 
     def set_external_id(self, task_id: int, value: str) -> None:
         """Kept as an int32 when `value` is one written canonically (a JobID), else as text."""
@@ -968,8 +1026,7 @@ class TransformationDB(MeteredStore):
             return _unknown(transName)
         if str(trans.params["Type"]).lower() not in self.extendable_types:
             return S_ERROR("Can not extend non-SIMULATION type production")
-        t = self._now(now)
-        return S_OK([trans.tasks.add(st.UNKNOWN_SE, t, ()).task_id for _ in range(nTasks)])
+        return S_OK(list(trans.tasks.add_inputless(nTasks, st.UNKNOWN_SE, self._now(now))))
 
     def _task_record(self, trans: _Transformation, task: _Task, input_vector: bool) -> dict[str, Any]:
         record = {
@@ -1037,28 +1094,29 @@ class TransformationDB(MeteredStore):
         t = self._now(now)
         cutoff = t - st.TASK_SUBMIT_MIN_AGE_S
         tasks = trans.tasks
-        chosen: list[_Task] = []
-        for task_id in tasks.by_status.get(st.TASK_CREATED, ()):
+        created, creation_time = tasks.by_status.get(st.TASK_CREATED, ()), tasks.creation_time
+        chosen: list[int] = []
+        for task_id in created:
             if len(chosen) >= numTasks:
                 break
-            if tasks.creation_time[task_id - 1] < cutoff:
-                chosen.append(_Task(tasks, task_id))
+            if creation_time[task_id - 1] < cutoff:
+                chosen.append(task_id)
         jobs: dict[int, dict[str, Any]] = {}
-        for task in chosen:
-            jobs[task.task_id] = {"TaskID": task.task_id, "TransformationID": trans.id, "TargetSE": task.target_se,
-                                  "Status": task.status, "InputData": self._input_vector(task)}
+        se_names, trans_id = tasks.se_codes.names, trans.id
+        for task_id in chosen:
+            task = _Task(tasks, task_id)
+            jobs[task_id] = {"TaskID": task_id, "TransformationID": trans_id, "TargetSE": se_names[tasks.target_se[task_id - 1]],
+                             "Status": st.TASK_CREATED, "InputData": self._input_vector(task)}
             if site:
-                jobs[task.task_id]["Site"] = site
-            tasks.set_status(task, st.TASK_RESERVED, t)
+                jobs[task_id]["Site"] = site
+        tasks.set_statuses(chosen, st.TASK_RESERVED, t)
         trans_dict = self._trans_dict(trans, False)
         trans_dict["JobDictionary"] = jobs
         return S_OK(trans_dict)
 
-    def _tasks_or_error(self, trans: _Transformation, task_ids: Iterable[int]) -> list[_Task] | Result:
-        tasks = [trans.tasks.get(task_id) for task_id in task_ids]
-        if None in tasks:
-            return S_ERROR(f"Unknown task in transformation {trans.id}: {list(task_ids)}")
-        return tasks  # type: ignore[return-value]
+    def _unknown_tasks(self, trans: _Transformation, task_ids: list[Any]) -> Result | None:
+        """The S_ERROR for a list naming a task the transformation does not have (None: all known)."""
+        return None if trans.tasks.valid(task_ids) else S_ERROR(f"Unknown task in transformation {trans.id}: {task_ids}")
 
     @metered("setTaskStatus")
     def setTaskStatus(self, transName: int | str, taskID: int | list[int], status: str,
@@ -1066,12 +1124,11 @@ class TransformationDB(MeteredStore):
         trans = self._lookup(transName)
         if trans is None:
             return _unknown(transName)
-        tasks = self._tasks_or_error(trans, _ids(taskID))
-        if isinstance(tasks, dict):
-            return tasks
-        t = self._now(now)
-        for task in tasks:
-            trans.tasks.set_status(task, status, t)
+        task_ids = _ids(taskID)
+        error = self._unknown_tasks(trans, task_ids)
+        if error is not None:
+            return error
+        trans.tasks.set_statuses(task_ids, status, self._now(now))
         return S_OK()
 
     @metered("setTaskStatusAndWmsID", one_row)
@@ -1080,12 +1137,34 @@ class TransformationDB(MeteredStore):
         trans = self._lookup(transName)
         if trans is None:
             return _unknown(transName)
-        tasks = self._tasks_or_error(trans, [taskID])
-        if isinstance(tasks, dict):
-            return tasks
-        tasks[0].external_id = str(taskWmsID)
-        trans.tasks.set_status(tasks[0], status, self._now(now))
+        error = self._unknown_tasks(trans, [taskID])
+        if error is not None:
+            return error
+        trans.tasks.set_external_id(taskID, str(taskWmsID))
+        trans.tasks.set_statuses((taskID,), status, self._now(now))
         return S_OK()
+
+    def set_tasks_status_and_wms_ids(self, trans_id: int, submitted: Iterable[tuple[int, int]], status: str,
+                                     now: float | None = None) -> list[Result]:
+        """What one setTaskStatusAndWmsID(trans_id, taskID, status, JobID) call per (taskID, JobID) does
+        (TaskManager.updateDBAfterTaskSubmission makes one per submitted task), applied in one pass: each
+        still counted and charged as a call, and the same S_OK/S_ERROR per task, in order."""
+        trans = self._lookup(trans_id)
+        t = self._now(now)
+        results = []
+        for task_id, job_id in submitted:
+            if trans is None or not trans.tasks.valid((task_id,)):
+                results.append(_unknown(trans_id) if trans is None else self._unknown_tasks(trans, [task_id]))
+                self._charge("setTaskStatusAndWmsID", 1)
+                continue
+            if type(job_id) is int and _INT32[0] <= job_id <= _INT32[1]:
+                trans.tasks.set_external_int(task_id, job_id)
+            else:
+                trans.tasks.set_external_id(task_id, str(job_id))
+            trans.tasks.set_statuses((task_id,), status, t)
+            self._charge("setTaskStatusAndWmsID", 1)
+            results.append(S_OK())
+        return results
 
     @metered("getTaskInputVector")
     def getTaskInputVector(self, transName: int | str, taskID: int | list[int]) -> Result:

@@ -3,8 +3,8 @@
 Mirrors ``DIRAC/WorkloadManagementSystem/DB/JobDB.py`` (9.1.22) for what the twin needs: attributes,
 ``setJobStatus``/``setJobAttributes`` (state machine, LastUpdateTime), ``setStartExecTime``,
 heartbeats, ``rescheduleJob`` and ``getCounters`` by Status and by (Site, Status). A twin holds
-up to 10^6 jobs, so a job is a ``__slots__`` record (about 350 bytes, see the tests), site sets
-are interned, and every status keeps an index of its jobs so an agent asking for "all Stalled
+up to 10^6 jobs, so a job is a ``__slots__`` record (24 slots, about 230 bytes; its task is the
+integer TaskID, the "%08d_%08d" name is derived), site sets are interned, and every status keeps an index of its jobs so an agent asking for "all Stalled
 jobs" pays for the answer, not for the table. Time is the caller's ``now`` (seconds).
 """
 
@@ -40,24 +40,28 @@ DEFAULT_CPU_TIME = 86400  # JobManifest default CPUTime (s)
 RETIRED_STATES: tuple[str, ...] = (DONE, FAILED, KILLED)
 
 StatusCallback = Callable[["Job", str, str, float], None]
+#: next_state's answers by (current, proposed, force): a handful of keys, asked six times per job.
+_TRANSITIONS: dict[tuple[str, str, bool], tuple[str, bool]] = {}
 
 
 class Job:
     """One row of the Jobs table (plus the few JDL fields scheduling needs).
 
     ``tq_id`` is owned by the TaskQueueDB (the TQ holding the job, None when not queued);
-    ``pilot`` is free for the simulation (the Pilot_Reference job parameter).
+    ``pilot`` is free for the simulation (the Pilot_Reference job parameter). The job's name
+    (WorkflowTasks' "%08d_%08d" of JobGroup and TaskID) is kept as the integer ``task_id`` (-1: no
+    task) and rebuilt on demand by ``task_name``; ApplicationStatus and SubmissionTime are not kept
+    (nothing in the twin reads them).
     """
 
     __slots__ = (
         "job_id",
         "status",
         "minor_status",
-        "application_status",
         "site",
         "job_type",
         "job_group",
-        "task_name",
+        "task_id",
         "owner_group",
         "priority",
         "input_data",
@@ -71,7 +75,6 @@ class Job:
         "reschedule_time",
         "heartbeat_time",
         "last_update_time",
-        "submission_time",
         "start_time",
         "end_time",
         "tq_id",
@@ -89,6 +92,7 @@ class Job:
         owner_group: str = "",
         job_group: int | str = 0,
         task_name: str = "",
+        task_id: int | None = None,
         priority: int = 1,
         input_data: tuple[str, ...] = (),
         sites: frozenset[str] = frozenset(),
@@ -101,11 +105,10 @@ class Job:
         self.job_id = job_id
         self.status = status
         self.minor_status = minor_status
-        self.application_status = "Unknown"
         self.site = site_label(sites)
         self.job_type = job_type
         self.job_group = job_group
-        self.task_name = task_name
+        self.task_id = task_id if task_id is not None else _task_id_of(task_name, job_group)
         self.owner_group = owner_group
         self.priority = priority
         self.input_data = input_data
@@ -119,14 +122,29 @@ class Job:
         self.reschedule_time: float | None = None
         self.heartbeat_time: float | None = None
         self.last_update_time = now
-        self.submission_time = now
         self.start_time: float | None = None
         self.end_time: float | None = None
         self.tq_id: int | None = None
         self.pilot: Any = None
 
+    @property
+    def task_name(self) -> str:
+        """The job's name as WorkflowTasks wrote it ("%08d_%08d" % (JobGroup, TaskID)); "" for no task."""
+        return f"{int(self.job_group):08d}_{self.task_id:08d}" if self.task_id >= 0 else ""
+
     def __repr__(self) -> str:
         return f"Job({self.job_id}, {self.status!r}, {self.minor_status!r}, site={self.site!r})"
+
+
+def _task_id_of(name: str, job_group: int | str) -> int:
+    """The TaskID in a WorkflowTasks job name "%08d_%08d" of (JobGroup, TaskID); -1 for no name."""
+    if not name:
+        return -1
+    head, sep, task = name.partition("_")
+    if sep and len(head) == 8 and len(task) >= 8 and head.isdigit() and task.isdigit() and str(job_group).isdigit() \
+            and int(head) == int(job_group):
+        return int(task)
+    raise ValueError(f"job name {name!r} is not \"%08d_%08d\" of its JobGroup {job_group!r} and a TaskID")
 
 
 def site_label(sites: Collection[str]) -> str:
@@ -159,7 +177,7 @@ class JobDB:
         self._finished = _FinishedColumns(first_job_id)
         self._next_id = first_job_id
         self._by_status: dict[str, dict[int, Job]] = {state: {} for state in JOB_STATES}
-        self._site_counts: dict[tuple[str, str], int] = {}
+        self._site_counts: dict[str, dict[str, int]] = {}  # site -> status -> jobs (statuses in order of first use)
         self._active: dict[str, dict[str, int]] = {}
         self._interned: dict[frozenset[str], frozenset[str]] = {}
 
@@ -245,11 +263,11 @@ class JobDB:
         return self._finished.work_of(status, self.jobs)
 
     def count_at(self, site: str, status: str) -> int:
-        return self._site_counts.get((site, status), 0)
+        return self._site_counts.get(site, {}).get(status, 0)
 
     def site_counters(self) -> dict[tuple[str, str], int]:
-        """getCounters("Jobs", ["Site", "Status"]): non-zero counts by (site, status)."""
-        return {key: n for key, n in self._site_counts.items() if n}
+        """getCounters("Jobs", ["Site", "Status"]): non-zero counts by (site, status), by site."""
+        return {(site, status): n for site, counts in self._site_counts.items() for status, n in counts.items() if n}
 
     def running_by_job_type(self, site: str) -> dict[str, int]:
         """Jobs Running, Matched or Stalled at ``site`` by JobType: what the Limiter compares to RunningLimit."""
@@ -269,16 +287,22 @@ class JobDB:
     ) -> bool:
         """setJobAttributes(Status, MinorStatus, ...; update=True); returns whether the status was accepted.
 
-        A status the state machine refuses leaves the job where it is, but the minor and
-        application statuses are still written, as in DIRAC. LastUpdateTime is always refreshed.
-        ``source`` only documents the caller (DIRAC logs it, tagged "(SM)" on refusal).
+        A status the state machine refuses leaves the job where it is, but the minor status is still
+        written, as in DIRAC (``application``, ApplicationStatus, is accepted and not kept: nothing reads
+        it). LastUpdateTime is always refreshed. ``source`` only documents the caller (DIRAC logs it,
+        tagged "(SM)" on refusal).
         """
         old = job.status
-        new, accepted = (old, True) if status is None else next_state(old, status, force)
+        if status is None:
+            new, accepted = old, True
+        else:
+            key = (old, status, force)
+            known = _TRANSITIONS.get(key)
+            if known is None:
+                known = _TRANSITIONS[key] = next_state(old, status, force)
+            new, accepted = known
         if minor is not None:
             job.minor_status = minor
-        if application is not None:
-            job.application_status = application
         job.last_update_time = now
         if site is not None and site != job.site:
             self._count_site(job.site, old, job.job_type, -1)
@@ -322,6 +346,7 @@ class JobDB:
 
     # ------------------------------------------------------------------ internals
     def _move(self, job: Job, old: str, new: str, now: float) -> None:
+        """The status change itself: indexes, counters (inlined: six per job), time stamps, the listener."""
         job_id = job.job_id
         by_status = self._by_status
         if by_status[old].pop(job_id, None) is None:  # a retired job forced back (Failed -> rescheduled)
@@ -329,7 +354,14 @@ class JobDB:
             self._retired_total -= 1
             self.jobs[job_id] = job
         by_status[new][job_id] = job
-        self._recount_site(job.site, old, new, job.job_type)
+        site = job.site
+        counts = self._site_counts.get(site)
+        if counts is None:
+            counts = self._site_counts[site] = {}
+        counts[old] = counts.get(old, 0) - 1
+        counts[new] = counts.get(new, 0) + 1
+        if old in ACTIVE_STATES or new in ACTIVE_STATES:
+            self._recount_active(site, old, new, job.job_type)
         job.status = new
         if new == RUNNING:
             # setStartExecTime: StartExecTime and HeartBeatTime, only if not set yet
@@ -352,23 +384,19 @@ class JobDB:
         self._retired_total += 1
         self._finished.add(job)
 
-    def _recount_site(self, site: str, old: str, new: str, job_type: str) -> None:
-        """A job at `site` moved from `old` to `new`: `_count_site` -1 then +1, in one call (six per job)."""
-        counts = self._site_counts
-        key = (site, old)
-        counts[key] = counts.get(key, 0) - 1
-        key = (site, new)
-        counts[key] = counts.get(key, 0) + 1
-        if old in ACTIVE_STATES or new in ACTIVE_STATES:
-            by_type = self._active.setdefault(site, {})
-            if old in ACTIVE_STATES:
-                by_type[job_type] = by_type.get(job_type, 0) - 1
-            if new in ACTIVE_STATES:
-                by_type[job_type] = by_type.get(job_type, 0) + 1
+    def _recount_active(self, site: str, old: str, new: str, job_type: str) -> None:
+        """The Limiter's per-site JobType counts when a job enters or leaves Running/Matched/Stalled."""
+        by_type = self._active.setdefault(site, {})
+        if old in ACTIVE_STATES:
+            by_type[job_type] = by_type.get(job_type, 0) - 1
+        if new in ACTIVE_STATES:
+            by_type[job_type] = by_type.get(job_type, 0) + 1
 
     def _count_site(self, site: str, status: str, job_type: str, delta: int) -> None:
-        key = (site, status)
-        self._site_counts[key] = self._site_counts.get(key, 0) + delta
+        counts = self._site_counts.get(site)
+        if counts is None:
+            counts = self._site_counts[site] = {}
+        counts[status] = counts.get(status, 0) + delta
         if status in ACTIVE_STATES:
             by_type = self._active.setdefault(site, {})
             by_type[job_type] = by_type.get(job_type, 0) + delta
@@ -485,9 +513,8 @@ class _FinishedColumns:
 
 
 def _task_key(job: Job) -> int:
-    """JobGroup << 32 | TaskID: JobGroup when an integer (the TransformationID) else -1, TaskID from a
-    "%08d_%08d" task name (WorkflowTasks) else -1 (so -1 << 32 | -1 == -1 for user jobs)."""
-    group, name = job.job_group, job.task_name
+    """JobGroup << 32 | TaskID: JobGroup when an integer (the TransformationID) else -1, TaskID of a
+    task's job else -1 (so -1 << 32 | -1 == -1 for user jobs)."""
+    group = job.job_group
     group_id = group if isinstance(group, int) else int(group) if str(group).isdigit() else -1
-    task_id = int(name[9:]) if len(name) == 17 and name[8] == "_" and name[9:].isdigit() else -1
-    return group_id << 32 | task_id
+    return group_id << 32 | job.task_id

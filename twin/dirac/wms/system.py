@@ -121,7 +121,7 @@ class WorkloadManagement:
         yield from world.services.rpc(fp.SUBMIT)
         job = self.jobdb.submit(
             world.sim.now, job_type=runtime.job_type, owner_group=OWNER_GROUP, job_group=trans_id,
-            task_name=f"{trans_id:08d}_{task_id:08d}", input_data=lfns,
+            task_id=task_id, input_data=lfns,  # JobName "%08d_%08d" % (trans_id, task_id), kept as the TaskID
             sites=[] if sites == ["ANY"] else sites, cpu_work=cpu_work,
             cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
             priority=runtime.production.job_priority(runtime.step),  # the body's JDL Priority -> UserPriority
@@ -460,5 +460,5 @@ def _ops_list(value: Any) -> list[str] | None:
 
 
 def task_of(job: Job) -> tuple[int, int]:
-    """(TransformationID, TaskID) from the job's JobGroup and its "%08d_%08d" name."""
-    return int(job.job_group), int(job.task_name[9:])
+    """(TransformationID, TaskID) from the job's JobGroup and its "%08d_%08d" name (kept as the TaskID)."""
+    return int(job.job_group), job.task_id
