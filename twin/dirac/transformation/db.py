@@ -15,6 +15,7 @@ object per task): a task in a final status is only counted, so a year of finishe
 
 from __future__ import annotations
 
+import functools
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -224,8 +225,7 @@ class _Task:
     @property
     def inputs(self) -> tuple[int, ...]:
         """The task's FileIDs."""
-        table, row = self.table, self.task_id - 1
-        return tuple(table.inputs[table.inputs_end[row - 1] if row else 0:table.inputs_end[row]])
+        return tuple(self.table.inputs_of(self.task_id))
 
 
 class _TaskTable:
@@ -298,6 +298,11 @@ class _TaskTable:
             for task_id in ids:
                 self.notify(task_id, None, st.TASK_CREATED, now)
         return ids
+
+    def inputs_of(self, task_id: int) -> array:
+        """The FileIDs of a task (a slice of the flat column)."""
+        row = task_id - 1
+        return self.inputs[self.inputs_end[row - 1] if row else 0:self.inputs_end[row]]
 
     def valid(self, task_ids: Iterable[Any]) -> bool:
         """Every ID is a TaskID of this table (what `get` would find)."""
@@ -476,7 +481,7 @@ class TransformationDB(MeteredStore):
         self.files_max_reset_counter = files_max_reset_counter
         self.extendable_types = {t.lower() for t in extendable_types}
         self.on_file_status = on_file_status
-        self.on_task_status = on_task_status
+        self._on_task_status = on_task_status
         self._trans: dict[int, _Transformation] = {}
         self._names: dict[str, int] = {}
         self._next_id = 1
@@ -513,11 +518,21 @@ class TransformationDB(MeteredStore):
         if self.on_file_status is not None:
             self.on_file_status(trans.id, self._lfn.names[trans.files.file_id[row]], old, new, now)
 
-    def _task_listener(self, trans_id: int) -> Callable[[int, "str | None", str, float], None]:
-        def notify(task_id: int, old: str | None, new: str, now: float) -> None:
-            if self.on_task_status is not None:
-                self.on_task_status(trans_id, task_id, old, new, now)
-        return notify
+    @property
+    def on_task_status(self) -> TaskStatusListener | None:
+        return self._on_task_status
+
+    @on_task_status.setter
+    def on_task_status(self, listener: TaskStatusListener | None) -> None:
+        """Every task table hears its changes through `listener` bound to its TransformationID (no
+        wrapper between a task's status change and the listener: six changes per job)."""
+        self._on_task_status = listener
+        for trans in self._trans.values():
+            trans.tasks.notify = self._task_listener(trans.id)
+
+    def _task_listener(self, trans_id: int) -> Callable[[int, "str | None", str, float], None] | None:
+        listener = self._on_task_status
+        return None if listener is None else functools.partial(listener, trans_id)
 
     def _trans_dict(self, trans: _Transformation, extra_params: bool, columns: Iterable[str] | None = None) -> dict:
         params = trans.params if columns is None else {c: trans.params[c] for c in columns if c in trans.params}
@@ -715,8 +730,9 @@ class TransformationDB(MeteredStore):
         t = self._now(now)
         for row in range(len(trans.files)):
             self._notify(trans, row, self._status.names[trans.files.status[row]], DROPPED, t)
-        for task in trans.tasks.all():
-            trans.tasks.notify(task.task_id, task.status, DROPPED, t)
+        notify = trans.tasks.notify
+        for task in trans.tasks.all() if notify is not None else ():
+            notify(task.task_id, task.status, DROPPED, t)
         trans.files = _FileTable()
         trans.tasks = _TaskTable(trans.tasks.notify)
         trans.queries.clear()
@@ -831,8 +847,11 @@ class TransformationDB(MeteredStore):
         if "FileID" in cond:
             return sorted({table.row_of[f] for f in _ids(cond["FileID"]) if f in table.row_of}), "FileID"
         if "TaskID" in cond and None not in _ids(cond["TaskID"]):
-            inputs = (task.inputs for task in map(trans.tasks.get, _ids(cond["TaskID"])) if task is not None)
-            return sorted({table.row_of[f] for fids in inputs for f in fids if f in table.row_of}), None
+            tasks, row_of = trans.tasks, table.row_of
+            if not tasks.inputs:  # no task has input files (MC): nothing to look up per task
+                return [], None
+            known = [task_id for task_id in _ids(cond["TaskID"]) if tasks.valid((task_id,))]
+            return sorted({row_of[f] for task_id in known for f in tasks.inputs_of(task_id) if f in row_of}), None
         if "Status" in cond:
             codes = [self._status.codes[s] for s in _ids(cond["Status"]) if s in self._status.codes]
             return sorted(table.rows_in(codes)), "Status"
@@ -1040,7 +1059,8 @@ class TransformationDB(MeteredStore):
 
     def _input_vector(self, task: _Task) -> str:
         """TaskInputs.InputVector: the task LFNs joined by ';' ("" for input-less tasks)."""
-        return ";".join(self._lfn.names[fid] for fid in task.inputs)
+        names = self._lfn.names
+        return ";".join([names[fid] for fid in task.table.inputs_of(task.task_id)])
 
     def _task_rows(self, cond: Mapping[str, Any], older: float | None, newer: float | None,
                    time_stamp: str | None) -> list[tuple[_Transformation, _Task]]:

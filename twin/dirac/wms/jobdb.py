@@ -40,6 +40,7 @@ DEFAULT_CPU_TIME = 86400  # JobManifest default CPUTime (s)
 RETIRED_STATES: tuple[str, ...] = (DONE, FAILED, KILLED)
 
 StatusCallback = Callable[["Job", str, str, float], None]
+_NO_SITES: frozenset[str] = frozenset()
 #: next_state's answers by (current, proposed, force): a handful of keys, asked six times per job.
 _TRANSITIONS: dict[tuple[str, str, bool], tuple[str, bool]] = {}
 
@@ -221,6 +222,8 @@ class JobDB:
 
     def intern_sites(self, sites: Iterable[str]) -> frozenset[str]:
         """One shared frozenset per distinct site list, so a million jobs do not hold a million copies."""
+        if not sites:
+            return _NO_SITES
         key = frozenset(sites)
         return self._interned.setdefault(key, key)
 

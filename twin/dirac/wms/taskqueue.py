@@ -177,9 +177,7 @@ class _PriorityClass:
         """Remove and return the ``rank``-th lowest live JobID (0-based)."""
         front, heap = self.front, self.heap
         if len(front) + len(heap) == self.count:  # no dead or duplicate entry: index directly
-            while len(front) <= rank:
-                front.append(heapq.heappop(heap))
-            return front.pop(rank)
+            return self.take_direct(rank)
         i = seen = 0
         last = -1
         while True:
@@ -195,6 +193,13 @@ class _PriorityClass:
             seen += 1
             last = jid
             i += 1
+
+    def take_direct(self, rank: int) -> int:
+        """`take` when every entry is live and unique (len(front) + len(heap) == count)."""
+        front, heap = self.front, self.heap
+        while len(front) <= rank:
+            front.append(heapq.heappop(heap))
+        return front.pop(rank)
 
     def bloated(self) -> bool:
         """Dead IDs outnumber the live ones: time to compact."""
@@ -558,7 +563,11 @@ class TaskQueueDB:
             return None
         cls = self._draw_class(tq, rng)
         rank = int(rng.integers(min(self.jobs_per_try, cls.count)))
-        job = self._queued[cls.take(rank, self._liveness(tq, cls))]
+        if len(cls.front) + len(cls.heap) == cls.count:  # no dead entry: no liveness test to build
+            job_id = cls.take_direct(rank)
+        else:
+            job_id = cls.take(rank, self._liveness(tq, cls))
+        job = self._queued[job_id]
         self._detach(job, tq, cls)
         return job
 
@@ -569,9 +578,9 @@ class TaskQueueDB:
         The least of n uniforms is drawn directly (1 - V**(1/n), V in (0, 1]), so the cost is per
         class, not per job.
         """
+        if len(tq.classes) == 1:
+            return next(iter(tq.classes.values()))
         classes = list(tq.classes.values())
-        if len(classes) == 1:
-            return classes[0]
         draws = 1.0 - rng.random(len(classes))
         keys = [-math.expm1(math.log(v) / c.count) / c.real for v, c in zip(draws, classes)]
         return classes[keys.index(min(keys))]
