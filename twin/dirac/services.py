@@ -27,6 +27,7 @@ from typing import Any, Generator, Iterable, Iterator, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
 from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, any_hot
+from twin.grid.servers import FlowOps
 
 #: Which database each service reads (DIRAC's default layout), for `call(service, op)`.
 SERVICE_DB = {
@@ -52,7 +53,7 @@ DEFAULT_MAX_WAITING = 100  # DIRAC ServiceConfiguration.getMaxWaitingPetitions d
 ABANDONED_HANDSHAKE_S = 0.002
 
 Batch = dict[tuple[str, str], list[int]]  # (db, op) -> [rpcs, queries, rows]
-METERED_ROUTES = 4096  # metered batch shapes kept resolved (a cycle's batch varies with its rows)
+METERED_ROUTES = 64  # metered batch shapes kept resolved, the oldest dropped first (a cycle's batch varies with its rows)
 
 
 def _batch() -> Batch:
@@ -108,15 +109,16 @@ class Stream:
 
 class _Route:
     """A batch of `calls` RPCs to one service resolved on the topology, once for a footprint phase:
-    `parts` per (database, op) for exact queueing, `flows` per database (db, [(op, queries, rows)],
-    queries, rows beyond one per query) for fluid charging, the databases' pools, the service CPU,
-    and per service instance the pools a call asks for heat, in the order it meets them."""
+    the batch (footprint routes only: `rpc` merges pending work into it), `parts` per (database, op)
+    for exact queueing, `flows` per database (db, its `FlowOps`) for fluid charging, the databases'
+    pools, the service CPU, and per service instance the pools a call asks for heat, in the order it
+    meets them (`checks`, a table shared by the routes to the same pools)."""
 
     __slots__ = ("service", "calls", "batch", "parts", "flows", "pools", "rows", "cpu", "_checks")
 
-    def __init__(self, service: str, calls: int, batch: Batch, parts: list[tuple[Any, str, int, int]],
-                 flows: list[tuple[Any, list[tuple[str, int, int]], int, int]], pools: Sequence[FlowPool],
-                 rows: int, cpu: float) -> None:
+    def __init__(self, service: str, calls: int, batch: Batch | None, parts: list[tuple[Any, str, int, int]],
+                 flows: list[tuple[Any, FlowOps]], pools: Sequence[FlowPool],
+                 rows: int, cpu: float, checks: dict[ServiceInstance | None, tuple[FlowPool, ...]]) -> None:
         self.service = service
         self.calls = calls
         self.batch = batch
@@ -125,7 +127,7 @@ class _Route:
         self.pools = pools
         self.rows = rows
         self.cpu = cpu
-        self._checks: dict[ServiceInstance | None, tuple[FlowPool, ...]] = {}
+        self._checks = checks
 
     def checks(self, instance: ServiceInstance | None) -> tuple[FlowPool, ...]:
         """The service's threads and host, then the databases' pools not on that host."""
@@ -171,6 +173,7 @@ class ServiceLayer:
         self._background: list[Stream | None] = []
         self._route_cache: dict[tuple[tuple[str, int], ...], list[_Route]] = {}
         self._metered_routes: dict[tuple[Any, ...], _Route] = {}
+        self._checks_by_pools: dict[tuple[FlowPool, ...], dict[ServiceInstance | None, tuple[FlowPool, ...]]] = {}
         self._stream_queries: dict[str, list[tuple[Any, str, int]]] = {}
         self._stream_rates: dict[tuple[str, float, ServiceInstance | None], StreamRates] = {}
         if not flow:
@@ -255,7 +258,7 @@ class ServiceLayer:
         if self._pending and routes:
             first = routes[0]
             merged = _batch()
-            for source in (first.batch, self._pending):
+            for source in (first.batch or {}, self._pending):
                 for key, entry in source.items():
                     _add(merged[key], entry)
             calls = first.calls + sum(entry[0] for entry in self._pending.values())
@@ -436,13 +439,15 @@ class ServiceLayer:
         shape = (service, *((key, *entry) for key, entry in batch.items()))
         route = self._metered_routes.get(shape)
         if route is None:
-            if len(self._metered_routes) >= METERED_ROUTES:
-                self._metered_routes.clear()
-            route = self._metered_routes[shape] = self._route(service, max(1, sum(entry[0] for entry in batch.values())), batch)
+            if len(self._metered_routes) >= METERED_ROUTES:  # mostly one-off shapes: the recurring ones come back
+                del self._metered_routes[next(iter(self._metered_routes))]
+            calls = max(1, sum(entry[0] for entry in batch.values()))
+            route = self._metered_routes[shape] = self._route(service, calls, batch, keep_batch=False)
         return route
 
-    def _route(self, service: str, calls: int, batch: Batch) -> _Route:
-        """How a batch is charged: per (database, op) for the exact path, per database for the flow path."""
+    def _route(self, service: str, calls: int, batch: Batch, keep_batch: bool = True) -> _Route:
+        """How a batch is charged: per (database, op) for the exact path, per database for the flow path.
+        `keep_batch=False`: a metered route, never merged with other work, need not hold its batch."""
         parts: list[tuple[Any, str, int, int]] = []
         flows: dict[Any, list[Any]] = {}
         total_rows = 0
@@ -464,7 +469,9 @@ class ServiceLayer:
         else:
             pools = tuple(dict.fromkeys(pool for db in flows for pool in db.pools))
         cpu = calls * self.cpu_ms_per_call / 1000.0 + total_rows * self.cpu_us_per_row / 1e6
-        return _Route(service, calls, batch, parts, [tuple(flow) for flow in flows.values()], pools, total_rows, cpu)
+        checks = self._checks_by_pools.setdefault(tuple(pools), {})
+        return _Route(service, calls, batch if keep_batch else None, parts,
+                      [(db, FlowOps(*flow)) for db, *flow in flows.values()], pools, total_rows, cpu, checks)
 
     def _charge_fluid(self, route: _Route, instance: ServiceInstance | None) -> float:
         """The batch as fluid: one flow entry per database it touches and one on the service's threads and host.
@@ -472,8 +479,8 @@ class ServiceLayer:
         The calls and queries counted, the service demand and the M/M/c waits are those of the
         calls one by one; what is saved is the Python bookkeeping of one entry per (database, table)."""
         latency = 0.0
-        for db, ops, queries, extra_rows in route.flows:
-            latency += db.flow_entry(ops, queries, extra_rows)
+        for db, flow in route.flows:
+            latency += db.flow_entry(flow)
         calls = route.calls
         self.calls[route.service] += calls
         if instance is None:

@@ -334,7 +334,9 @@ class FlowPool:
         """Start (rate > 0) or stop (rate < 0) a background stream of `rate` server-seconds per second."""
         self._advance_bg()
         self.bg_rate = max(0.0, self.bg_rate + rate)
-        self._wait_ok = False
+        if self._wait_ok:  # the cached wait still holds if `wait` would keep it (`a` within the tolerance)
+            moved = self._prev_load + self.bg_rate - self._wait_cache[2]  # type: ignore[index]
+            self._wait_ok = -self._tolerance <= moved <= self._tolerance
         self._update_hot_demand()
         if self.hot:
             self.pool.set_capacity(self._exact_capacity())

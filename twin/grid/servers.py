@@ -66,6 +66,26 @@ class CoreServer:
         self.sim.log.log(self.env.now, "server.status", f"server:{self.name}", "Up" if self.up else "Down")
 
 
+class FlowOps:
+    """One caller's round trips on one database as a route charges them, resolved once: (op, queries, rows)
+    per operation, their round trips and their rows beyond one per round trip.
+
+    It keeps what it last cost (demand and service times) with the table size and db_slow factor they
+    were computed at: a DB's other cost parameters are fixed once it is built, so the same size and
+    factor give the same numbers, and the repeated batches of a phase skip the arithmetic."""
+
+    __slots__ = ("ops", "queries", "extra_rows", "_size", "_slow", "_demand", "_services")
+
+    def __init__(self, ops: Sequence[tuple[str, int, int]], queries: int, extra_rows: int) -> None:
+        self.ops = ops
+        self.queries = queries
+        self.extra_rows = extra_rows
+        self._size: float | None = None
+        self._slow = 1.0
+        self._demand = 0.0
+        self._services: Sequence[tuple[float, int]] = ()
+
+
 class Database:
     """A MySQL instance: connection pool and a query cost that grows with table size."""
 
@@ -125,7 +145,11 @@ class Database:
         """Mean service time in seconds:
         (base_query_ms + ms_per_million_rows x table_rows/1e6 + ms_per_row x (rows-1))
         x slowdown x db_slow factor / 1000."""
-        table_rows = (self._size_of(op) if self._size_of is not None else self._table_rows) + self.initial_rows
+        return self._mean_at(self._size_of(op) if self._size_of is not None else self._table_rows, rows)
+
+    def _mean_at(self, size: float, rows: int = 1) -> float:
+        """`service_mean` when the table `op` scans holds `size` rows (initial rows aside)."""
+        table_rows = size + self.initial_rows
         ms = self.base_query_ms + self.ms_per_million_rows * table_rows / 1e6
         if rows > 1:
             ms += self.ms_per_row * (rows - 1)
@@ -165,17 +189,21 @@ class Database:
         self._record(op, self.env.now - start, queries)
         return self.env.now - start
 
-    def flow_entry(self, ops: Sequence[tuple[str, int, int]], queries: int, extra_rows: int) -> float:
-        """Charge one caller's round trips of several operations, (op, queries, rows) each, as ONE fluid
-        entry on the connection and host pools; returns their total latency. `extra_rows`: rows beyond
-        one per round trip, summed over the operations (each costs ms_per_row).
+    def flow_entry(self, flow: FlowOps) -> float:
+        """Charge one caller's round trips of several operations (`flow`) as ONE fluid entry on the
+        connection and host pools; returns their total latency.
 
         Demand is the sum of the operations' demands and every round trip meets the same M/M/c
         wait, so this equals one entry per operation up to the order of floating-point sums; the
         latency histogram still gets each operation's own service time."""
-        demand, services = self._flow_demand(ops, queries, extra_rows)
+        size = self._size_of(flow.ops[0][0]) if self._size_of is not None else self._table_rows
+        if size == flow._size and self._slow_factor == flow._slow:
+            demand, services = flow._demand, flow._services  # what `_flow_demand` would compute again
+        else:
+            demand, services = self._flow_demand(flow, size)
+        queries = flow.queries
         by_op = self.queries_by_op
-        for op, n, _ in ops:
+        for op, n, _ in flow.ops:
             by_op[op] += n
         waited = 0.0
         prob = 0.0
@@ -199,12 +227,14 @@ class Database:
             add(service, wait, prob, n)
         return latency
 
-    def _flow_demand(self, ops: Sequence[tuple[str, int, int]], queries: int,
-                     extra_rows: int) -> tuple[float, Sequence[tuple[float, int]]]:
-        """(server-seconds of the round trips, [(service time, round trips)] for the histogram).
+    def _flow_demand(self, flow: FlowOps, size: float) -> tuple[float, Sequence[tuple[float, int]]]:
+        """(server-seconds of the round trips, [(service time, round trips)] for the histogram), the table
+        `flow`'s first operation scans holding `size` rows.
 
-        With one table size per database the service time is asked once; an operation without rows
-        beyond one per round trip adds exactly nothing (0.0), so its sums are those of the general case."""
+        With one table size per database the service time is asked once, and `flow` keeps the result with
+        the size and db_slow factor it was computed at; an operation without rows beyond one per round trip
+        adds exactly nothing (0.0), so its sums are those of the general case."""
+        ops = flow.ops
         scale = self.slowdown * self._slow_factor / 1000.0
         if self._size_by_op:
             services = [(self.service_mean(op, 1) + self.ms_per_row * max(0, rows - n) * scale / n, n) for op, n, rows in ops]
@@ -212,15 +242,20 @@ class Database:
             for service, n in services:
                 demand += service * n
             return demand, services
-        one = self.service_mean(ops[0][0], 1)
+        one = self._mean_at(size)
+        queries, extra_rows = flow.queries, flow.extra_rows
         if len(ops) == 1:
             _, n, rows = ops[0]
             service = one + self.ms_per_row * (rows - n) * scale / n if rows > n else one
-            return service * n, ((service, n),)
-        demand = queries * one + self.ms_per_row * extra_rows * scale
-        if not extra_rows:
-            return demand, ((one, queries),)
-        return demand, [(one + self.ms_per_row * max(0, rows - n) * scale / n, n) for _, n, rows in ops]
+            demand, services = service * n, ((service, n),)
+        else:
+            demand = queries * one + self.ms_per_row * extra_rows * scale
+            if not extra_rows:
+                services = ((one, queries),)
+            else:
+                services = [(one + self.ms_per_row * max(0, rows - n) * scale / n, n) for _, n, rows in ops]
+        flow._size, flow._slow, flow._demand, flow._services = size, self._slow_factor, demand, services
+        return demand, services
 
     def _record(self, op: str, latency: float, queries: int = 1) -> None:
         self.queries += queries
