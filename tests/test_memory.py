@@ -159,3 +159,30 @@ def test_creation_times_as_runs_read_back_row_by_row(values, cut):
     assert [column[i] for i in range(len(column))] == values[:cut] + [99.0]
     with pytest.raises(IndexError):
         column[len(column)]
+
+
+def test_a_job_keeps_its_task_as_an_int_and_gives_back_its_name():
+    db = JobDB()
+    job = _task_job(db, 12, 345)
+    assert (job.task_id, job.task_name) == (345, "00000012_00000345")
+    assert db.submit(0.0, job_type="MCSimulation", job_group=12, task_id=7).task_name == "00000012_00000007"
+    assert db.submit(0.0, job_type="User").task_name == ""
+    for bad in ("00000013_00000345", "12_345", "00000012-00000345", "00000012_"):  # not "%08d_%08d" of (JobGroup, TaskID)
+        with pytest.raises(ValueError, match="JobGroup"):
+            db.submit(0.0, job_type="MCSimulation", job_group=12, task_name=bad)
+
+
+def test_status_changes_follow_the_state_machine_whatever_was_asked_before():
+    """JobDB remembers next_state's answers: every (current, proposed, force), asked twice, answers as the machine does."""
+    from twin.dirac.wms import job_status as js
+
+    db = JobDB()
+    for _ in range(2):
+        for current in js.JOB_STATES:
+            for proposed in js.JOB_STATES:
+                for force in (False, True):
+                    job = db.submit(0.0, job_type="MCSimulation")
+                    db.set_status(job, current, None, 1.0, force=True)
+                    expected = js.next_state(current, proposed, force)
+                    assert (db.set_status(job, proposed, "m", 2.0, force=force), job.status) == (expected[1], expected[0])
+    assert sum(db.counters().values()) == len(db)

@@ -446,3 +446,52 @@ def test_random_operation_sequences_keep_invariants(ops: list[tuple]) -> None:
     for step, op in enumerate(ops):
         run_op(db, trans_id, op, float(step))
     check_invariants(db, trans_id)
+
+
+def _trail_db() -> tuple[TransformationDB, list[tuple], list[tuple]]:
+    trail: list[tuple] = []
+    calls: list[tuple] = []
+    db = new_db(meter=lambda *call: calls.append(call), on_task_status=lambda *event: trail.append(event))
+    return db, trail, calls
+
+
+def _tasks(db: TransformationDB, trans_id: int) -> list[dict[str, Any]]:
+    return db.getTransformationTasks({"TransformationID": trans_id})["Value"]
+
+
+@given(hs.lists(hs.tuples(hs.integers(-1, 9), hs.one_of(hs.integers(-3, 2**33), hs.sampled_from(["", "x12", "007"]))),
+                max_size=12))
+@settings(max_examples=60, deadline=None)
+def test_bulk_submitted_status_is_one_set_task_status_and_wms_id_per_task(submitted: list[tuple[int, Any]]) -> None:
+    """The task manager's one-pass update equals its per-task setTaskStatusAndWmsID calls: results, task
+    records (ExternalID as text when not an int32), listener trail in call order, calls counted and charged."""
+    one, one_trail, one_calls = _trail_db()
+    bulk, bulk_trail, bulk_calls = _trail_db()
+    for db in (one, bulk):
+        mc = add_trans(db, "MC", "MCSimulation")
+        assert db.extendTransformation(mc, 7, now=1.0)["OK"]
+        db.setTaskStatus(mc, [2, 3], st.TASK_RESERVED, now=2.0)
+    expected = [one.setTaskStatusAndWmsID(mc, task_id, st.TASK_SUBMITTED, job_id, now=5.0) for task_id, job_id in submitted]
+    assert bulk.set_tasks_status_and_wms_ids(mc, submitted, st.TASK_SUBMITTED, now=5.0) == expected
+    assert _tasks(bulk, mc) == _tasks(one, mc)
+    assert bulk_trail == one_trail and bulk_calls == one_calls
+    assert bulk.counters == one.counters
+    unknown = bulk.set_tasks_status_and_wms_ids(99, [(1, 5)], st.TASK_SUBMITTED, now=6.0)
+    assert unknown == [one.setTaskStatusAndWmsID(99, 1, st.TASK_SUBMITTED, 5, now=6.0)]
+
+
+def test_extension_adds_the_tasks_one_add_each_would() -> None:
+    """extendTransformation's column-wise creation: same records, CreationTime runs and listener trail as
+    adding the tasks one by one, across two instants."""
+    bulk, bulk_trail, _ = _trail_db()
+    one, one_trail, _ = _trail_db()
+    mc = add_trans(bulk, "MC", "MCSimulation")
+    assert add_trans(one, "MC", "MCSimulation") == mc
+    assert bulk.extendTransformation(mc, 3, now=10.0)["Value"] == [1, 2, 3]
+    assert bulk.extendTransformation(mc, 0, now=11.0)["Value"] == []
+    assert bulk.extendTransformation(mc, 2, now=12.0)["Value"] == [4, 5]
+    table = one._trans[mc].tasks  # noqa: SLF001 - the per-task path, as before the bulk one
+    for now in (10.0, 10.0, 10.0, 12.0, 12.0):
+        table.add(st.UNKNOWN_SE, now, ())
+    assert _tasks(bulk, mc) == _tasks(one, mc) and bulk_trail == one_trail
+    assert list(bulk._trans[mc].tasks.creation_time.starts) == [0, 3]  # noqa: SLF001 - one run per instant

@@ -1169,21 +1169,29 @@ class TransformationDB(MeteredStore):
         """What one setTaskStatusAndWmsID(trans_id, taskID, status, JobID) call per (taskID, JobID) does
         (TaskManager.updateDBAfterTaskSubmission makes one per submitted task), applied in one pass: each
         still counted and charged as a call, and the same S_OK/S_ERROR per task, in order."""
+        op = "setTaskStatusAndWmsID"
         trans = self._lookup(trans_id)
         t = self._now(now)
-        results = []
+        results: list[Result] = []
+        accepted: list[int] = []
+        tasks = trans.tasks if trans is not None else None
+        n = len(tasks) if tasks is not None else 0
         for task_id, job_id in submitted:
-            if trans is None or not trans.tasks.valid((task_id,)):
-                results.append(_unknown(trans_id) if trans is None else self._unknown_tasks(trans, [task_id]))
-                self._charge("setTaskStatusAndWmsID", 1)
+            if tasks is None or type(task_id) is not int or not 0 < task_id <= n:
+                results.append(_unknown(trans_id) if tasks is None else self._unknown_tasks(trans, [task_id]))
                 continue
             if type(job_id) is int and _INT32[0] <= job_id <= _INT32[1]:
-                trans.tasks.set_external_int(task_id, job_id)
+                tasks.set_external_int(task_id, job_id)
             else:
-                trans.tasks.set_external_id(task_id, str(job_id))
-            trans.tasks.set_statuses((task_id,), status, t)
-            self._charge("setTaskStatusAndWmsID", 1)
+                tasks.set_external_id(task_id, str(job_id))
+            accepted.append(task_id)
             results.append(S_OK())
+        if tasks is not None:  # the status changes in call order (the listener hears them so); ExternalIDs are not heard
+            tasks.set_statuses(accepted, status, t)
+        self.counters[op] += len(results)
+        if self._meter is not None:
+            for _ in results:
+                self._meter(self.DB_NAME, op, 1)
         return results
 
     @metered("getTaskInputVector")
