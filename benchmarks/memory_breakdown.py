@@ -13,7 +13,10 @@ owner (the module that allocated them) and by line; the report gives bytes per f
 each, i.e. (bytes in run 2 - bytes in run 1) / (final jobs in run 2 - final jobs in run 1).
 
 `--in-flight`: one traced run, snapshotted after the build and mid-run (`--at` simulated hours);
-what it holds then beyond the built model, less its finished jobs x `--per-finished`, per job in flight.
+what it holds then beyond the built model, less its finished jobs x `--per-finished`, per job in flight,
+and split: what the running jobs' slots allocate (pilots, JobAgent records, holds, heartbeat streams,
+simpy's calendar entries: `SLOT_CODE`) per running job, the rest per job in flight. simpy's calendar list
+itself is left in the rest: its length is a high-water mark of the run, not of the slots now.
 
 Allocation sites name where an object was created, not who holds it: an LFN built in the WMS upload
 code and kept by the catalog is counted under the WMS. Read the lines, not only the owners.
@@ -22,6 +25,7 @@ code and kept by the catalog is counted under the WMS. Read the lines, not only 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import subprocess
 import sys
@@ -47,6 +51,51 @@ def owner(filename: str) -> str:
     return path.name
 
 
+#: Code whose allocations belong to running jobs' slots: files (owner) or functions (owner:qualname).
+#: simpy's `Environment.schedule` is not: what it allocates includes freed (time, priority, id, event) tuples that
+#: CPython keeps on its tuple free list (up to 2,000), a fixed cost; the calendar entries alive (CALENDAR_ENTRIES,
+#: measured with sys.getsizeof) are counted instead.
+SLOT_CODE = ("twin/dirac/wms/jobagent.py", "twin/grid/site.py", "twin/engine/wakeup.py", "twin/engine/trampoline.py",
+             "simpy", "twin/dirac/services.py:ServiceLayer.start_stream", "twin/dirac/wms/system.py:WorkloadManagement._pilot_started",
+             "twin/dirac/wms/system.py:WorkloadManagement._job_agent",
+             "twin/dirac/wms/system.py:WorkloadManagement._run_job", "twin/dirac/wms/system.py:WorkloadManagement._hold")
+_SPANS: dict[str, list[tuple[int, int, str]]] = {}
+
+
+def function_at(filename: str, lineno: int) -> str:
+    """The innermost function (or class) around a line of a source file, as Class.method; "" outside any."""
+    spans = _SPANS.get(filename)
+    if spans is None:
+        spans = _SPANS[filename] = []
+        try:
+            tree = ast.parse(Path(filename).read_text())
+        except (OSError, SyntaxError, ValueError):
+            tree = None
+
+        def walk(node: ast.AST, prefix: str) -> None:
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    name = f"{prefix}{child.name}"
+                    spans.append((child.lineno, child.end_lineno or child.lineno, name))
+                    walk(child, f"{name}.")
+                else:
+                    walk(child, prefix)
+
+        if tree is not None:
+            walk(tree, "")
+    inner = [(start, name) for start, end, name in spans if start <= lineno <= end]
+    return max(inner)[1] if inner else ""
+
+
+CALENDAR_ENTRIES = "simpy calendar entries alive (sys.getsizeof)"
+
+
+def is_slot_code(function_key: str) -> bool:
+    """`function_key` (owner:function) is in SLOT_CODE."""
+    owner_name = function_key.split(":", 1)[0]
+    return function_key != "simpy:Environment.schedule" and (owner_name in SLOT_CODE or function_key in SLOT_CODE)
+
+
 class _Snapshot(Exception):
     """Raised from the progress callback to stop a run once its mid-run snapshot is taken."""
 
@@ -54,11 +103,14 @@ class _Snapshot(Exception):
 def _grouped(snap: tracemalloc.Snapshot) -> dict[str, dict[str, int]]:
     by_owner: Counter[str] = Counter()
     by_line: Counter[str] = Counter()
+    by_function: Counter[str] = Counter()
     for stat in snap.statistics("lineno"):
         frame = stat.traceback[0]
-        by_owner[owner(frame.filename)] += stat.size
-        by_line[f"{owner(frame.filename)}:{frame.lineno}"] += stat.size
-    return {"by_owner": dict(by_owner), "by_line": dict(by_line)}
+        name = owner(frame.filename)
+        by_owner[name] += stat.size
+        by_line[f"{name}:{frame.lineno}"] += stat.size
+        by_function[f"{name}:{function_at(frame.filename, frame.lineno)}"] += stat.size
+    return {"by_owner": dict(by_owner), "by_line": dict(by_line), "by_function": dict(by_function)}
 
 
 def snapshot_run(jobs: int, slots: int, at_hours: float | None = None) -> dict[str, Any]:
@@ -72,16 +124,19 @@ def snapshot_run(jobs: int, slots: int, at_hours: float | None = None) -> dict[s
 
     scenario = load(jobs, True, slots)
     snaps: dict[str, tracemalloc.Snapshot] = {}
+    calendar: dict[str, int] = {}  # bytes of simpy's calendar list (its array grows to the run's most entries)
     with tempfile.TemporaryDirectory() as tmp:
         tracemalloc.start(1)
         world = build_world(scenario, events_path=Path(tmp) / "events.parquet")
         if at_hours is not None:
             snaps["built"] = tracemalloc.take_snapshot()
+            calendar["built"], calendar["built_entries"] = _calendar_bytes(world.sim.env._queue)  # noqa: SLF001
 
         def mid_run(now: float) -> None:
             if at_hours is not None and now >= at_hours * 3600.0:
                 world.sim.log._flush()  # noqa: SLF001 - a benchmark's look inside: rows to the file
                 snaps["end"] = tracemalloc.take_snapshot()
+                calendar["end"], calendar["end_entries"] = _calendar_bytes(world.sim.env._queue)  # noqa: SLF001
                 raise _Snapshot
 
         try:
@@ -97,7 +152,15 @@ def snapshot_run(jobs: int, slots: int, at_hours: float | None = None) -> dict[s
     return {"jobs": jobs, "slots": slots, "final_jobs": final, "in_flight": len(jobdb.jobs),
             "running": sum(jobdb.count(s) for s in ("Matched", "Running", "Completing", "Stalled")),
             "simulated_h": world.sim.now / 3600.0, "pilots": _pilots(world), **_grouped(snaps["end"]),
+            "calendar_list_growth": calendar.get("end", 0) - calendar.get("built", 0),
+            "calendar_entries_growth": calendar.get("end_entries", 0) - calendar.get("built_entries", 0),
             **({"built": _grouped(snaps["built"])} if "built" in snaps else {})}
+
+
+def _calendar_bytes(queue: list[Any]) -> tuple[int, int]:
+    """simpy's calendar: (its list, its entries: the (time, priority, id, event) tuples with their time and id)."""
+    entries = sum(sys.getsizeof(entry) + sys.getsizeof(entry[0]) + sys.getsizeof(entry[2]) for entry in queue)
+    return sys.getsizeof(queue), entries
 
 
 def _pilots(world: Any) -> int:
@@ -124,22 +187,33 @@ def breakdown(n1: int, n2: int, slots: int) -> dict[str, Any]:
     a, b = runs = [traced_run(n, slots) for n in (n1, n2)]
     return {"runs": [{k: r[k] for k in ("jobs", "slots", "final_jobs")} for r in runs],
             "bytes_per_finished_job": sum(slopes(a, b, "by_owner").values()),
-            "by_owner": slopes(a, b, "by_owner"), "by_line": slopes(a, b, "by_line")}
+            "by_owner": slopes(a, b, "by_owner"), "by_line": slopes(a, b, "by_line"), "by_function": slopes(a, b, "by_function")}
 
 
 def in_flight(jobs: int, slots: int, at_hours: float, per_finished: float) -> dict[str, Any]:
     """Traced bytes per job in flight: one run of `jobs` jobs on `slots` slots, snapshotted after the
     build and at `at_hours` of simulated time (mid-run, slots full, jobs waiting); what the run holds
     then beyond the built model, less its finished jobs x `per_finished`, per job in flight. A running
-    job comes with its slot (pilot, JobAgent process, heartbeat stream): they are in the figure, and
-    per-simulated-hour samples too (read the lines)."""
+    job comes with its slot (pilot, JobAgent record, hold, heartbeat stream): they are in the figure, and
+    per-simulated-hour samples too (read the lines). Split: what `SLOT_CODE` allocated and the calendar
+    entries alive, per running job; the rest per job in flight."""
     run = traced_run(jobs, slots, at_hours)
     n = max(1, run["in_flight"])
     finished_part = run["final_jobs"] * per_finished / n
+    keys = ("by_owner", "by_line", "by_function")
     grow = {key: {name: (run[key].get(name, 0) - run["built"][key].get(name, 0)) / n
-                  for name in set(run[key]) | set(run["built"][key])} for key in ("by_owner", "by_line")}
-    return {"runs": [{k: run[k] for k in ("jobs", "slots", "final_jobs", "in_flight", "running", "pilots", "simulated_h")}],
-            "bytes_per_in_flight_job": sum(grow["by_owner"].values()) - finished_part, "finished_part": finished_part,
+                  for name in set(run[key]) | set(run["built"][key])} for key in keys}
+    slot = {name: size * n for name, size in grow["by_function"].items() if is_slot_code(name) and size}
+    slot[CALENDAR_ENTRIES] = run["calendar_entries_growth"]
+    slot_bytes = sum(slot.values())
+    total = sum(grow["by_owner"].values())
+    running = max(1, run["running"])
+    return {"runs": [{k: run[k] for k in ("jobs", "slots", "final_jobs", "in_flight", "running", "pilots", "simulated_h",
+                                          "calendar_list_growth", "calendar_entries_growth")}],
+            "bytes_per_in_flight_job": total - finished_part, "finished_part": finished_part,
+            "slot_bytes_per_running_job": slot_bytes / running,
+            "other_bytes_per_in_flight_job": total - finished_part - slot_bytes / n,
+            "slot_functions_per_running_job": {name: size / running for name, size in slot.items()},
             **grow}
 
 
@@ -183,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{run['final_jobs']:,} final")
         print(f"traced bytes per in-flight job (running ones with their slot): {result['bytes_per_in_flight_job']:.0f} "
               f"(after {result['finished_part']:.0f} B per in-flight job for the finished jobs)")
+        print(f"split: {result['slot_bytes_per_running_job']:.0f} B per running job for its slot (SLOT_CODE), "
+              f"{result['other_bytes_per_in_flight_job']:.0f} B per job in flight for the rest "
+              f"(simpy's calendar list grew {result['runs'][0]['calendar_list_growth']:,} B: a high-water mark, in the rest)")
+        print("\nslot code, B per running job:")
+        for name, size in sorted(result["slot_functions_per_running_job"].items(), key=lambda kv: -abs(kv[1]))[:args.top]:
+            print(f"  {size:8.1f}  {name}")
         _print_top(result, args.top)
         _save(args.json, result)
         return 0
@@ -216,6 +296,10 @@ def _print_top(result: dict[str, Any], top: int) -> None:
     print("\nby line:")
     for name, size in sorted(result["by_line"].items(), key=lambda kv: -abs(kv[1]))[:top]:
         print(f"  {size:8.1f}  {name}")
+    if "by_function" in result:
+        print("\nby function:")
+        for name, size in sorted(result["by_function"].items(), key=lambda kv: -abs(kv[1]))[:top]:
+            print(f"  {size:8.1f}  {name}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""TimeoutOr must behave as simpy's AnyOf([timeout, event]): same resumption order, same event numbering."""
+"""TimeoutOr must behave as simpy's AnyOf([timeout, event]): same resumption order, same event numbering;
+Hold (the same wait for a record driven by callbacks) must wake its record in the same order."""
 
 from __future__ import annotations
 
@@ -6,14 +7,39 @@ import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from twin.engine.wakeup import TimeoutOr
+from simpy.events import URGENT
+
+from twin.engine.wakeup import Hold, TimeoutOr
 
 Plan = list[tuple[list[float], float | None]]  # per pilot: its holds, and when it is killed (None: never)
 
 
-def _trace(plan: Plan, light: bool) -> tuple[list[tuple[float, int, int]], int, list[int]]:
+class _Record:
+    """A pilot as a record: each hold is a `Hold` whose wake-up calls the record (no process)."""
+
+    def __init__(self, env: simpy.Environment, index: int, holds: list[float], kill: simpy.Event,
+                 trace: list[tuple[float, int, int]]) -> None:
+        self.env, self.index, self.holds, self.kill, self.trace = env, index, holds, kill, trace
+        self.k = 0
+        start = simpy.Event(env)  # as a process starts: on an URGENT event
+        start._ok, start._value = True, None
+        start.callbacks.append(self)
+        env.schedule(start, URGENT)
+
+    def __call__(self, _event: object) -> None:
+        if self.k:
+            self.trace.append((self.env.now, self.index, self.k - 1))
+            if self.kill.triggered:
+                return
+        if self.k < len(self.holds):
+            Hold(self.env, self.holds[self.k], self.kill, self)
+            self.k += 1
+
+
+def _trace(plan: Plan, light: bool | None) -> tuple[list[tuple[float, int, int]], int, list[int]]:
     """Pilots holding slots one after another until killed: (time, pilot, hold) per resumption,
-    simpy's event counter at the end, and the callbacks left on each pilot's kill event."""
+    simpy's event counter at the end, and the callbacks left on each pilot's kill event.
+    `light`: TimeoutOr (True), AnyOf (False), records with `Hold` (None)."""
     env = simpy.Environment()
     trace: list[tuple[float, int, int]] = []
     kills = [env.event() for _ in plan]
@@ -33,7 +59,10 @@ def _trace(plan: Plan, light: bool) -> tuple[list[tuple[float, int, int]], int, 
         kills[index].succeed("killed")
 
     for index, (holds, kill_at) in enumerate(plan):
-        env.process(pilot(index, holds))
+        if light is None:
+            _Record(env, index, holds, kills[index], trace)
+        else:
+            env.process(pilot(index, holds))
         if kill_at is not None:
             env.process(killer(index, kill_at))
     env.run()
@@ -54,9 +83,27 @@ def test_same_order_and_event_numbering_as_any_of(plan: Plan) -> None:
     assert light_events == any_events
 
 
+@settings(max_examples=200, deadline=None)
+@given(_plans)
+def test_records_holding_wake_in_the_order_processes_resume(plan: Plan) -> None:
+    assert _trace(plan, light=None)[0] == _trace(plan, light=False)[0]
+
+
 def test_a_pilot_kill_event_does_not_collect_callbacks() -> None:
-    _, _, left = _trace([([1.0] * 50, None)], light=True)
-    assert left == [0]
+    for light in (True, None):
+        _, _, left = _trace([([1.0] * 50, None)], light=light)
+        assert left == [0]
+
+
+def test_a_hold_cut_short_keeps_nothing_alive() -> None:
+    """The timeout of a hold ended by the kill stays in the calendar; it must not keep the record."""
+    env = simpy.Environment()
+    kill = env.event()
+    woke: list[float] = []
+    hold = Hold(env, 100.0, kill, lambda _ev: woke.append(env.now))
+    env.timeout(5.0).callbacks.append(lambda _ev: kill.succeed())
+    env.run(until=50.0)
+    assert woke == [5.0] and hold._then is None and hold.callbacks == []
 
 
 def test_an_event_already_processed_wakes_at_once() -> None:

@@ -8,9 +8,15 @@ case the twin needs (value None, successful), scheduled exactly as the AnyOf wou
 timeout is scheduled when the object is made, and whichever of the two is processed first
 schedules this event at that instant with normal priority, so processes resume in the same
 order and simpy numbers the same events (the event log cannot tell the two apart).
+
+`Hold` is the same wait for a record driven by callbacks (twin/dirac/wms/jobagent.py), which needs
+no event to yield: the timeout itself carries the race, and the event that resumes the record is made
+only when the first of the two fires, so a running job's hold is one timeout, not two events.
 """
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import simpy
 from simpy.events import PENDING, Timeout
@@ -47,3 +53,44 @@ class TimeoutOr(simpy.Event):
                 callbacks.remove(self._fire)
             except ValueError:
                 pass
+
+
+class Hold(Timeout):
+    """`delay` seconds, or until `other` fires if that comes first; then `then(event)` runs, when an event
+    scheduled at that instant (normal priority) is processed, exactly when a process waiting on a
+    `TimeoutOr(env, delay, other)` would resume. `other` must not fail (a pilot's kill succeeds)."""
+
+    def __init__(self, env: simpy.Environment, delay: float, other: simpy.Event, then: Callable[[Any], Any]) -> None:
+        super().__init__(env, delay)
+        self._other: simpy.Event | None = other
+        self._then: Callable[[Any], Any] | None = then
+        self.callbacks.append(self)  # type: ignore[union-attr]
+        if other.callbacks is None:  # already processed: wake at once
+            self(other)
+        else:
+            other.callbacks.append(self)
+
+    def __call__(self, event: simpy.Event) -> None:
+        """The callback of both events (the hold itself: no bound method per wait); the first one wakes."""
+        other, then = self._other, self._then
+        if other is None:
+            return
+        self._other = self._then = None  # fired: the timeout left in the calendar keeps nothing alive
+        wake(self.env, then)  # type: ignore[arg-type]
+        pending = other if event is self else self  # drop the callback left on the one still pending
+        callbacks = pending.callbacks
+        if callbacks:
+            try:
+                callbacks.remove(self)
+            except ValueError:
+                pass
+
+
+def wake(env: simpy.Environment, then: Callable[[Any], Any]) -> None:
+    """Run `then(event)` when an event scheduled now, with normal priority, is processed (a process's
+    resumption after a `TimeoutOr` or an already-triggered event, without the process)."""
+    event = simpy.Event(env)
+    event._ok = True
+    event._value = None
+    event.callbacks.append(then)  # type: ignore[union-attr]
+    env.schedule(event)

@@ -5,7 +5,7 @@ JobWrapper (download, payload, upload, status reports) and asks for the next one
 time is short or ten matches have failed. The twin used to run that loop as a simpy process with a
 generator per phase: ~3.6 KB and a Process with two or three generator frames per running job. Here
 the loop is a state machine: `step` is the next phase (a function of the class), the record waits on
-at most one event at a time with `_advance` as its callback, and a job's run is one calendar entry
+at most one event at a time with itself as the callback, and a job's run is one calendar entry
 (the hold's timeout), not a sleeping generator.
 
 What each phase decides stays in WorkloadManagement (twin/dirac/wms/system.py); this module only
@@ -14,7 +14,7 @@ timeout or none); a call that must queue exactly, a download and an upload run a
 they are, driven by a `Trampoline`, so all exact-queueing code is shared with the processes.
 
 Same events, same order: a phase waits on the very events the process waited on (the services'
-timeouts, `TimeoutOr` holds, the exact path's grants), appended at the same instants, so simpy
+timeouts, holds with TimeoutOr's wake-up (`Hold`), the exact path's grants), appended at the same instants, so simpy
 processes them in the same order and the seeded draws happen in the same order. The JobAgent starts
 on an URGENT event as a process starts on its Initialize event; the process's end event, which
 nobody waited on, is gone.
@@ -31,7 +31,7 @@ from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
 from twin.engine.trampoline import PENDING, Trampoline
-from twin.engine.wakeup import TimeoutOr
+from twin.engine.wakeup import Hold
 
 if TYPE_CHECKING:
     from twin.dirac.transformation.runtime import TransformationRuntime
@@ -81,11 +81,12 @@ class JobAgent:
         begin = simpy.Event(env)
         begin._ok = True
         begin._value = None
-        begin.callbacks.append(self._advance)  # type: ignore[union-attr]
+        begin.callbacks.append(self)  # type: ignore[union-attr]
         env.schedule(begin, URGENT)
 
-    def _advance(self, _event: Any = None) -> None:
-        """Run phases until one waits (the callback of every event the record waits on)."""
+    def __call__(self, _event: Any = None) -> None:
+        """Run phases until one waits: the record is the callback of every event it waits on (no
+        bound method per wait)."""
         step = self.step
         while step is not None and not step(self):
             step = self.step
@@ -93,16 +94,22 @@ class JobAgent:
     # ------------------------------------------------------------ waiting
     def _sleep(self, seconds: float, then: Step) -> bool:
         self.step = then
-        self.wms.env.timeout(seconds).callbacks.append(self._advance)
+        self.wms.env.timeout(seconds).callbacks.append(self)
         return True
 
     def _hold(self, seconds: float, then: Step) -> bool:
-        """Occupy the slot for `seconds` unless the pilot is killed first; `then` reads `_held()`."""
-        self.step = then
+        """Occupy the slot for `seconds` unless the pilot is killed first (a process's TimeoutOr wait);
+        `then` reads `_held()`. The job's run is this one timeout in the calendar."""
         if seconds > 0:
-            TimeoutOr(self.wms.env, seconds, self.pilot.killed).callbacks.append(self._advance)
-            return True
+            return self._wait(seconds, then)
+        self.step = then
         return False
+
+    def _wait(self, seconds: float, then: Step) -> bool:
+        """`seconds`, or less if the pilot is killed meanwhile (the JobAgent's polling waits too)."""
+        self.step = then
+        Hold(self.wms.env, seconds, self.pilot.killed, self)  # type: ignore[arg-type]
+        return True
 
     def _held(self) -> bool:
         """After a hold: the pilot still runs and nobody killed or stalled the job (the wrapper goes on)."""
@@ -111,7 +118,7 @@ class JobAgent:
     def _drive(self, generator: Any, then: Step, returns: bool) -> bool:
         """Run a phase written as a generator; its value goes to `result` if `returns`."""
         self.step = then
-        value = Trampoline(generator, self._returned if returns else self._advance).start()
+        value = Trampoline(generator, self._returned if returns else self).start()
         if value is PENDING:
             return True
         if returns:
@@ -120,7 +127,7 @@ class JobAgent:
 
     def _returned(self, value: Any) -> None:
         self.result = value
-        self._advance()
+        self()
 
     def _call(self, routes: list[Any], then: Step) -> bool:
         """Pay service routes in turn (ServiceLayer.rpc_routes/pay_routes), then go on with `then`."""
@@ -175,9 +182,7 @@ class JobAgent:
             self.fails += 1
             if self.fails > wms.cfg.stop_after_failed_matches:  # JobAgent: matchFailedCount > StopAfterFailedMatches
                 return self._stop()
-            TimeoutOr(wms.env, wms.cfg.job_agent_polling * (self.fails + 1) * 2, pilot.killed).callbacks.append(self._advance)
-            self.step = JobAgent._next_job
-            return True
+            return self._wait(wms.cfg.job_agent_polling * (self.fails + 1) * 2, JobAgent._next_job)
         self.fails = 0
         self.jobs += 1
         self.job = job
