@@ -390,6 +390,9 @@ class _FileField:
     def set(self, fid: int, value: Any) -> None:
         raw = self._raw(value)  # first: it may widen the column
         column = self.column
+        if fid == len(column) and raw is not None:  # the newest file (the usual case): no padding, no extra
+            column.append(raw)
+            return
         if fid >= len(column):
             column.extend([self._missing()] * (fid + 1 - len(column)))
         if raw is None:
