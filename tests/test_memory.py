@@ -186,3 +186,23 @@ def test_status_changes_follow_the_state_machine_whatever_was_asked_before():
                     expected = js.next_state(current, proposed, force)
                     assert (db.set_status(job, proposed, "m", 2.0, force=force), job.status) == (expected[1], expected[0])
     assert sum(db.counters().values()) == len(db)
+
+
+def test_unlisted_statuses_are_counted_and_still_found():
+    """Waiting (like Received, Checking and the final statuses) is counted, not indexed: a waiting job is one
+    dict entry. It is still counted per status and per site, and listed (in DB order) when asked."""
+    from twin.dirac.wms import job_status as js
+    from twin.dirac.wms.jobdb import LISTED_STATES
+
+    assert js.WAITING not in LISTED_STATES and js.RUNNING in LISTED_STATES
+    db = JobDB(retain_final=False)
+    jobs = [db.submit(float(i), job_type="MCSimulation", sites=["S"]) for i in range(4)]
+    for job in reversed(jobs[:3]):
+        db.set_status(job, js.WAITING, None, 5.0, force=True)
+    assert list(db.jobs_in(js.WAITING)) == jobs[:3] and db.count(js.WAITING) == 3 and db.count(js.RECEIVED) == 1
+    db.set_status(jobs[1], js.MATCHED, None, 6.0)
+    db.set_status(jobs[1], js.RUNNING, None, 7.0)
+    assert list(db.jobs_in(js.RUNNING)) == [jobs[1]] and db.count_at("S", js.WAITING) == 2
+    db.set_status(jobs[0], js.KILLED, None, 8.0)
+    assert db.counters() == {js.RECEIVED: 1, js.WAITING: 1, js.RUNNING: 1, js.KILLED: 1} and len(db) == 4
+    assert list(db.jobs_in(js.KILLED)) == [] and db.get(jobs[0].job_id) is None  # retired

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from twin.dirac.wms.job_status import (
+    COMPLETING,
     DONE,
     FAILED,
     JOB_FINAL_STATES,
@@ -24,11 +25,18 @@ from twin.dirac.wms.job_status import (
     KILLED,
     MATCHED,
     RECEIVED,
+    RESCHEDULED,
     RUNNING,
     STALLED,
+    SUBMITTING,
     next_state,
 )
 
+#: Statuses whose live jobs are kept in entry order, because agents list them (StalledJobAgent: Submitting,
+#: Matched, Running, Completing, Stalled, Rescheduled; the invariants: the pilot-bound ones). The others
+#: (Received, Checking, Waiting, the final ones, ...) are only counted: a waiting job is one dict entry
+#: (``jobs``), and half of a job's status changes touch no index.
+LISTED_STATES: frozenset[str] = frozenset({SUBMITTING, MATCHED, RUNNING, COMPLETING, STALLED, RESCHEDULED})
 #: Statuses counted against a site's RunningLimit (Limiter._countsByJobType).
 ACTIVE_STATES: frozenset[str] = frozenset({RUNNING, MATCHED, STALLED})
 JOB_ACCEPTED = "Job accepted"
@@ -177,7 +185,9 @@ class JobDB:
         self._retired_total = 0  # sum of _retired: len() is on the service layer's hot path
         self._finished = _FinishedColumns(first_job_id)
         self._next_id = first_job_id
-        self._by_status: dict[str, dict[int, Job]] = {state: {} for state in JOB_STATES}
+        #: the live jobs of each status agents list (entry order), and how many live jobs each other status has
+        self._by_status: dict[str, dict[int, Job]] = {state: {} for state in LISTED_STATES}
+        self._unlisted: dict[str, int] = {state: 0 for state in JOB_STATES if state not in LISTED_STATES}
         self._site_counts: dict[str, dict[str, int]] = {}  # site -> status -> jobs (statuses in order of first use)
         self._active: dict[str, dict[str, int]] = {}
         self._interned: dict[frozenset[str], frozenset[str]] = {}
@@ -209,7 +219,7 @@ class JobDB:
         )
         self._next_id += 1
         self.jobs[job.job_id] = job
-        self._by_status[job.status][job.job_id] = job
+        self._enter(job)
         self._count_site(job.site, job.status, job.job_type, +1)
         return job
 
@@ -217,7 +227,7 @@ class JobDB:
         """Drop a job from the DB (JobCleaningAgent removing old Done/Failed/Killed jobs)."""
         if self.jobs.pop(job.job_id, None) is None:
             return
-        del self._by_status[job.status][job.job_id]
+        self._leave(job)
         self._count_site(job.site, job.status, job.job_type, -1)
 
     def intern_sites(self, sites: Iterable[str]) -> frozenset[str]:
@@ -236,15 +246,24 @@ class JobDB:
         return len(self.jobs) + self._retired_total
 
     def jobs_in(self, status: str) -> Collection[Job]:
-        """Live view of the jobs now in ``status``, in the order they entered it (retired jobs excepted)."""
-        return self._by_status[status].values()
+        """The jobs now in ``status`` (retired jobs excepted): for a status agents list (LISTED_STATES) a
+        live view in the order they entered it; for any other a list in order of insertion into the DB
+        (made by a scan: those statuses are only counted)."""
+        listed = self._by_status.get(status)
+        if listed is not None:
+            return listed.values()
+        if status not in self._unlisted:
+            raise KeyError(status)
+        return [job for job in self.jobs.values() if job.status == status]
 
     def count(self, status: str) -> int:
-        return len(self._by_status[status]) + self._retired.get(status, 0)
+        listed = self._by_status.get(status)
+        live = len(listed) if listed is not None else self._unlisted[status]
+        return live + self._retired.get(status, 0)
 
     def counters(self) -> dict[str, int]:
         """getCounters("Jobs", ["Status"]): non-zero counts by status."""
-        return {status: n for status in self._by_status if (n := self.count(status))}
+        return {status: n for status in JOB_STATES if (n := self.count(status))}
 
     def finished(self) -> dict[str, np.ndarray]:
         """The retired jobs as columns (job_id, status), by job ID, in their last final status; empty
@@ -352,11 +371,22 @@ class JobDB:
         """The status change itself: indexes, counters (inlined: six per job), time stamps, the listener."""
         job_id = job.job_id
         by_status = self._by_status
-        if by_status[old].pop(job_id, None) is None:  # a retired job forced back (Failed -> rescheduled)
+        listed = by_status.get(old)
+        if listed is not None:
+            live = listed.pop(job_id, None) is not None
+        else:
+            live = job_id in self.jobs
+            if live:
+                self._unlisted[old] -= 1
+        if not live:  # a retired job forced back (Failed -> rescheduled)
             self._retired[old] -= 1
             self._retired_total -= 1
             self.jobs[job_id] = job
-        by_status[new][job_id] = job
+        listed = by_status.get(new)
+        if listed is not None:
+            listed[job_id] = job
+        else:
+            self._unlisted[new] += 1
         site = job.site
         counts = self._site_counts.get(site)
         if counts is None:
@@ -381,11 +411,25 @@ class JobDB:
 
     def _retire(self, job: Job) -> None:
         """Final: the record leaves memory; counters and the compact columns keep what summaries need."""
-        del self._by_status[job.status][job.job_id]
+        self._leave(job)
         del self.jobs[job.job_id]
         self._retired[job.status] += 1
         self._retired_total += 1
         self._finished.add(job)
+
+    def _enter(self, job: Job) -> None:
+        listed = self._by_status.get(job.status)
+        if listed is not None:
+            listed[job.job_id] = job
+        else:
+            self._unlisted[job.status] += 1
+
+    def _leave(self, job: Job) -> None:
+        listed = self._by_status.get(job.status)
+        if listed is not None:
+            del listed[job.job_id]
+        else:
+            self._unlisted[job.status] -= 1
 
     def _recount_active(self, site: str, old: str, new: str, job_type: str) -> None:
         """The Limiter's per-site JobType counts when a job enters or leaves Running/Matched/Stalled."""
