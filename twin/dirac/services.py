@@ -305,7 +305,7 @@ class ServiceLayer:
             return None
         instance = self._instance(RPCS[kind].service)
         queries = self._resolved_queries(kind)
-        means = [db.service_mean(table, 1) for db, table, _ in queries]
+        means = _service_means(queries)
         key = (kind, period, instance)
         shared = self._stream_rates.get(key)
         if shared is None or shared.means != means:
@@ -436,7 +436,7 @@ class ServiceLayer:
     def _metered_route(self, service: str, batch: Batch) -> _Route:
         """The route of a metered batch; batches of the same shape recur (one output's registration per job),
         so routes are kept by shape, at most `METERED_ROUTES` of them."""
-        shape = (service, *((key, *entry) for key, entry in batch.items()))
+        shape = (service, tuple(batch), *itertools.chain.from_iterable(batch.values()))  # the keys, then their counts
         route = self._metered_routes.get(shape)
         if route is None:
             if len(self._metered_routes) >= METERED_ROUTES:  # mostly one-off shapes: the recurring ones come back
@@ -589,6 +589,19 @@ class ServiceLayer:
         pools += [server.flow for server in self.grid.servers.values()]
         pools += [db.flow for db in self.grid.databases.values()]
         return pools
+
+
+def _service_means(queries: list[tuple[Any, str, int]]) -> list[float]:
+    """Mean service time of one round trip of each (database, table, round trips) now; asked once per
+    database when its tables have one size (`Database.size_by_op` false), as the twin's are."""
+    means: list[float] = []
+    asked = None
+    mean = 0.0
+    for db, table, _ in queries:
+        if db is not asked or db.size_by_op:
+            mean, asked = db.service_mean(table, 1), db
+        means.append(mean)
+    return means
 
 
 def _add(entry: list[int], other: Sequence[int]) -> None:

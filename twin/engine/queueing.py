@@ -275,6 +275,12 @@ class FlowPool:
     fluid in both modes; while hot they take servers away from exact callers.
     """
 
+    __slots__ = ("pool", "env", "name", "nominal", "slice_s", "hot_above", "cold_below", "enabled", "hot",
+                 "_slice_start", "_slice_end", "_slice_demand", "_slice_calls", "_slice_async", "_prev_load",
+                 "_prev_async", "_prev_service", "_wait_cache", "_wait_ok", "bg_rate", "_bg_last", "fluid_busy",
+                 "fluid_wait", "fluid_calls", "hot_switches", "hot_time", "_hot_since", "_down_to", "_hot_servers",
+                 "_tolerance", "_hot_demand")
+
     def __init__(self, pool: ServerPool, slice_s: float = 60.0, hot_above: float = 0.8, cold_below: float = 0.6) -> None:
         self.pool = pool
         self.env = pool.env
@@ -302,6 +308,7 @@ class FlowPool:
         self.hot_time = 0.0
         self._hot_since = 0.0
         self._down_to = pool.capacity
+        self._hot_servers = hot_above * pool.capacity  # busy servers at which the pool turns hot
         self._tolerance = 0.01 * max(1, pool.capacity)
         self._hot_demand = 0.0
         self._update_hot_demand()
@@ -320,6 +327,7 @@ class FlowPool:
         """A fault changes the servers: the pool runs exact while below nominal."""
         self._roll()
         self._down_to = int(capacity)
+        self._hot_servers = self.hot_above * min(self.nominal, self._down_to)
         self._wait_cache, self._wait_ok = None, False  # the cached wait was for the old servers
         self._update_hot_demand()
         self.pool.set_capacity(self._exact_capacity())
@@ -333,7 +341,8 @@ class FlowPool:
     def add_stream(self, rate: float) -> None:
         """Start (rate > 0) or stop (rate < 0) a background stream of `rate` server-seconds per second."""
         self._advance_bg()
-        self.bg_rate = max(0.0, self.bg_rate + rate)
+        bg_rate = self.bg_rate + rate
+        self.bg_rate = bg_rate if bg_rate > 0.0 else 0.0
         if self._wait_ok:  # the cached wait still holds if `wait` would keep it (`a` within the tolerance)
             moved = self._prev_load + self.bg_rate - self._wait_cache[2]  # type: ignore[index]
             self._wait_ok = -self._tolerance <= moved <= self._tolerance
@@ -347,7 +356,7 @@ class FlowPool:
             self._roll()
         if self.hot:
             return True
-        if self._slice_demand >= self._hot_demand and self._slice_demand / self.slice_s + self.bg_rate >= self.hot_above * min(self.nominal, self._down_to):
+        if self._slice_demand >= self._hot_demand and self._slice_demand / self.slice_s + self.bg_rate >= self._hot_servers:
             self._set_hot(True)
         return self.hot
 
@@ -426,7 +435,7 @@ class FlowPool:
     # ------------------------------------------------------------ internals
     def _update_hot_demand(self) -> None:
         """Slice demand below which `is_hot` need not test the load (a lower bound of its threshold)."""
-        self._hot_demand = (self.hot_above * min(self.nominal, self._down_to) - self.bg_rate) * self.slice_s * (1.0 - 1e-9)
+        self._hot_demand = (self._hot_servers - self.bg_rate) * self.slice_s * (1.0 - 1e-9)
 
     def _capacity_now(self) -> int:
         return min(self.nominal, self._down_to)
@@ -505,6 +514,8 @@ class LatencyHistogram:
     service time (no wait with probability 1 - C, else an exponential wait of mean Wq/C,
     entered at four quantiles), so p95/p99 keep the queueing tail without one draw per call.
     """
+
+    __slots__ = ("counts", "total", "sum", "_last")
 
     PER_DECADE = 50
     LOW = 1e-5

@@ -74,10 +74,11 @@ class FlowOps:
     were computed at: a DB's other cost parameters are fixed once it is built, so the same size and
     factor give the same numbers, and the repeated batches of a phase skip the arithmetic."""
 
-    __slots__ = ("ops", "queries", "extra_rows", "_size", "_slow", "_demand", "_services")
+    __slots__ = ("ops", "size_op", "queries", "extra_rows", "_size", "_slow", "_demand", "_services")
 
     def __init__(self, ops: Sequence[tuple[str, int, int]], queries: int, extra_rows: int) -> None:
         self.ops = ops
+        self.size_op = ops[0][0]  # the operation whose table size prices the entry (one size per DB)
         self.queries = queries
         self.extra_rows = extra_rows
         self._size: float | None = None
@@ -138,6 +139,11 @@ class Database:
         self._table_rows = float(rows)
 
     @property
+    def size_by_op(self) -> bool:
+        """Whether the table an operation scans has its own size (else one size per database)."""
+        return self._size_by_op
+
+    @property
     def slow_factor(self) -> float:
         return self._slow_factor
 
@@ -196,7 +202,7 @@ class Database:
         Demand is the sum of the operations' demands and every round trip meets the same M/M/c
         wait, so this equals one entry per operation up to the order of floating-point sums; the
         latency histogram still gets each operation's own service time."""
-        size = self._size_of(flow.ops[0][0]) if self._size_of is not None else self._table_rows
+        size = self._size_of(flow.size_op) if self._size_of is not None else self._table_rows
         if size == flow._size and self._slow_factor == flow._slow:
             demand, services = flow._demand, flow._services  # what `_flow_demand` would compute again
         else:
