@@ -15,11 +15,15 @@ Plan = list[tuple[list[float], float | None]]  # per pilot: its holds, and when 
 
 
 class _Record:
-    """A pilot as a record: each hold is a `Hold` whose wake-up calls the record (no process)."""
+    """A pilot as a record: each hold is a `Hold` whose wake-up calls the record (no process). With
+    `lazy`, the kill event does not exist until the kill: a hold made before it joins it by `race`
+    (as a pilot's watcher does, twin/grid/site.py)."""
 
     def __init__(self, env: simpy.Environment, index: int, holds: list[float], kill: simpy.Event,
-                 trace: list[tuple[float, int, int]]) -> None:
-        self.env, self.index, self.holds, self.kill, self.trace = env, index, holds, kill, trace
+                 trace: list[tuple[float, int, int]], lazy: bool = False) -> None:
+        self.env, self.index, self.holds, self.trace = env, index, holds, trace
+        self.kill: simpy.Event | None = None if lazy else kill
+        self.hold: Hold | None = None
         self.k = 0
         start = simpy.Event(env)  # as a process starts: on an URGENT event
         start._ok, start._value = True, None
@@ -29,17 +33,25 @@ class _Record:
     def __call__(self, _event: object) -> None:
         if self.k:
             self.trace.append((self.env.now, self.index, self.k - 1))
-            if self.kill.triggered:
+            if self.kill is not None and self.kill.triggered:
                 return
         if self.k < len(self.holds):
-            Hold(self.env, self.holds[self.k], self.kill, self)
+            self.hold = Hold(self.env, self.holds[self.k], self.kill, self)
             self.k += 1
 
+    def killed(self) -> None:
+        """The kill, made now (lazy): the hold in progress, if any, races it."""
+        self.kill = simpy.Event(self.env)
+        self.kill.succeed("killed")
+        if self.hold is not None:
+            self.hold.race(self.kill)
 
-def _trace(plan: Plan, light: bool | None) -> tuple[list[tuple[float, int, int]], int, list[int]]:
+
+def _trace(plan: Plan, light: bool | None | str) -> tuple[list[tuple[float, int, int]], int, list[int]]:
     """Pilots holding slots one after another until killed: (time, pilot, hold) per resumption,
     simpy's event counter at the end, and the callbacks left on each pilot's kill event.
-    `light`: TimeoutOr (True), AnyOf (False), records with `Hold` (None)."""
+    `light`: TimeoutOr (True), AnyOf (False), records with `Hold` (None), the same with kill events
+    made at the kill ("lazy")."""
     env = simpy.Environment()
     trace: list[tuple[float, int, int]] = []
     kills = [env.event() for _ in plan]
@@ -54,13 +66,18 @@ def _trace(plan: Plan, light: bool | None) -> tuple[list[tuple[float, int, int]]
             if kills[index].triggered:
                 return
 
+    records: dict[int, _Record] = {}
+
     def killer(index: int, at: float):
         yield env.timeout(at)
-        kills[index].succeed("killed")
+        if light == "lazy":
+            records[index].killed()
+        else:
+            kills[index].succeed("killed")
 
     for index, (holds, kill_at) in enumerate(plan):
-        if light is None:
-            _Record(env, index, holds, kills[index], trace)
+        if light is None or light == "lazy":
+            records[index] = _Record(env, index, holds, kills[index], trace, lazy=light == "lazy")
         else:
             env.process(pilot(index, holds))
         if kill_at is not None:
@@ -86,7 +103,9 @@ def test_same_order_and_event_numbering_as_any_of(plan: Plan) -> None:
 @settings(max_examples=200, deadline=None)
 @given(_plans)
 def test_records_holding_wake_in_the_order_processes_resume(plan: Plan) -> None:
-    assert _trace(plan, light=None)[0] == _trace(plan, light=False)[0]
+    expected = _trace(plan, light=False)[0]
+    assert _trace(plan, light=None)[0] == expected
+    assert _trace(plan, light="lazy")[0] == expected
 
 
 def test_a_pilot_kill_event_does_not_collect_callbacks() -> None:

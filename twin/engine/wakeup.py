@@ -58,13 +58,22 @@ class TimeoutOr(simpy.Event):
 class Hold(Timeout):
     """`delay` seconds, or until `other` fires if that comes first; then `then(event)` runs, when an event
     scheduled at that instant (normal priority) is processed, exactly when a process waiting on a
-    `TimeoutOr(env, delay, other)` would resume. `other` must not fail (a pilot's kill succeeds)."""
+    `TimeoutOr(env, delay, other)` would resume. `other` may come later (`race`, e.g. a pilot's kill event,
+    made only when the pilot is killed); it must not fail (a pilot's kill succeeds)."""
 
-    def __init__(self, env: simpy.Environment, delay: float, other: simpy.Event, then: Callable[[Any], Any]) -> None:
+    def __init__(self, env: simpy.Environment, delay: float, other: simpy.Event | None, then: Callable[[Any], Any]) -> None:
         super().__init__(env, delay)
-        self._other: simpy.Event | None = other
+        self._other: simpy.Event | None = None
         self._then: Callable[[Any], Any] | None = then
         self.callbacks.append(self)  # type: ignore[union-attr]
+        if other is not None:
+            self.race(other)
+
+    def race(self, other: simpy.Event) -> None:
+        """Also end when `other` fires (at once if it has been processed); nothing once the hold has ended."""
+        if self._then is None:
+            return
+        self._other = other
         if other.callbacks is None:  # already processed: wake at once
             self(other)
         else:
@@ -73,12 +82,12 @@ class Hold(Timeout):
     def __call__(self, event: simpy.Event) -> None:
         """The callback of both events (the hold itself: no bound method per wait); the first one wakes."""
         other, then = self._other, self._then
-        if other is None:
+        if then is None:
             return
-        self._other = self._then = None  # fired: the timeout left in the calendar keeps nothing alive
-        wake(self.env, then)  # type: ignore[arg-type]
+        self._other = self._then = None  # ended: the timeout left in the calendar keeps nothing alive
+        wake(self.env, then)
         pending = other if event is self else self  # drop the callback left on the one still pending
-        callbacks = pending.callbacks
+        callbacks = pending.callbacks if pending is not None else None
         if callbacks:
             try:
                 callbacks.remove(self)

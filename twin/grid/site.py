@@ -15,7 +15,7 @@ Pilots are driven by timeout callbacks, not by one simpy process each.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import simpy
 
@@ -27,10 +27,18 @@ WAITING, RUNNING, DONE, FAILED, ABORTED = "Waiting", "Running", "Done", "Failed"
 MAX_QUEUE_CPU_TIME_S = 12.5 * 86400  # computeQueueCPULimit caps a queue's maxCPUTime here
 
 
-class Pilot:
-    """One pilot job in one CE slot (the JobAgent's container)."""
+class KillWatcher(Protocol):
+    """What waits for a pilot's kill before it happens (the JobAgent's hold, twin/engine/wakeup.py:Hold)."""
 
-    __slots__ = ("id", "ce", "site", "hs06", "processors", "memory_mb", "start", "end_time", "killed", "status")
+    def race(self, killed: simpy.Event) -> None:
+        """The pilot has just been killed: also wait on `killed` (triggered, not yet processed)."""
+
+
+class Pilot:
+    """One pilot job in one CE slot (the JobAgent's container). A running pilot has no kill event until
+    it is killed: a wait that must end at the kill registers as its `watcher` meanwhile."""
+
+    __slots__ = ("id", "ce", "site", "hs06", "processors", "memory_mb", "start", "end_time", "killed", "watcher", "status")
 
     def __init__(self, pilot_id: int, ce: "ComputingElement") -> None:
         self.id = pilot_id
@@ -41,7 +49,8 @@ class Pilot:
         self.memory_mb: int = ce.memory_mb
         self.start: float | None = None
         self.end_time: float | None = None
-        self.killed: simpy.Event | None = None
+        self.killed: simpy.Event | None = None  # made when the batch system ends the pilot (none before: ~160 B saved per slot)
+        self.watcher: KillWatcher | None = None  # waits for the kill before it happens: given `killed` when it is made
         self.status = WAITING
 
     def time_left(self, now: float) -> float:
@@ -57,9 +66,9 @@ class Pilot:
         """The pilot exits and frees its slot (idempotent; no-op once it has ended)."""
         self.ce._end(self, DONE, None)
 
-    def wallclock(self, _event: simpy.Event) -> None:
-        """The batch system's wall-clock limit (the lifetime timeout's callback; no-op once the pilot has ended):
-        a bound method, lighter than a closure per pilot, for a timer that outlives most pilots."""
+    def __call__(self, _event: simpy.Event) -> None:
+        """The batch system's wall-clock limit: a pilot is its lifetime timer's callback (no closure or
+        bound method per pilot, for a timer that outlives most pilots); no-op once the pilot has ended."""
         self.ce._end(self, DONE, "wallclock")
 
     def __repr__(self) -> str:
@@ -145,11 +154,10 @@ class ComputingElement:
         pilot.status = RUNNING
         pilot.start = now
         pilot.end_time = now + self.pilot_lifetime
-        pilot.killed = self.env.event()
         self._running[pilot.id] = pilot
         self.started += 1
         self._log(pilot, "")
-        self.env.timeout(self.pilot_lifetime).callbacks.append(pilot.wallclock)
+        self.env.timeout(self.pilot_lifetime).callbacks.append(pilot)
         on_start(pilot)
 
     def _abort(self, pilot: Pilot, reason: str) -> None:
@@ -168,8 +176,12 @@ class ComputingElement:
         else:
             self.failed += 1
         self._log(pilot, kill_reason or "")
+        watcher, pilot.watcher = pilot.watcher, None
         if kill_reason is not None:
-            pilot.killed.succeed(kill_reason)
+            pilot.killed = killed = self.env.event()
+            killed.succeed(kill_reason)
+            if watcher is not None:
+                watcher.race(killed)
 
     def site_went_down(self) -> tuple[int, int]:
         """Abort waiting pilots and kill running ones; return (aborted, killed)."""

@@ -108,7 +108,10 @@ class JobAgent:
     def _wait(self, seconds: float, then: Step) -> bool:
         """`seconds`, or less if the pilot is killed meanwhile (the JobAgent's polling waits too)."""
         self.step = then
-        Hold(self.wms.env, seconds, self.pilot.killed, self)  # type: ignore[arg-type]
+        pilot = self.pilot
+        hold = Hold(self.wms.env, seconds, pilot.killed, self)
+        if pilot.killed is None and pilot.running:  # not killed yet: the kill, if it comes, joins the race
+            pilot.watcher = hold
         return True
 
     def _held(self) -> bool:
@@ -178,6 +181,7 @@ class JobAgent:
         if not pilot.running:
             return self._stop()
         job = wms.match(pilot, self.work_left)
+        self.work_left = 0.0  # offered: no float kept per running job
         if job is None:
             self.fails += 1
             if self.fails > wms.cfg.stop_after_failed_matches:  # JobAgent: matchFailedCount > StopAfterFailedMatches
