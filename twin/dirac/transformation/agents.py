@@ -253,21 +253,24 @@ class TransformationAgents:
                        self.leftover, self.last_run):
             memory.pop(trans_id, None)
 
-    def _due(self, pending: dict[int, dict[int, tuple[str, float]]], ids: set[int]) -> list[tuple[int, int, str]]:
+    def _due(self, pending: dict[int, dict[int, tuple[str, float]]], ids: set[int]) -> dict[int, dict[int, str]]:
+        """The entries older than the monitoring age, taken off their queues: by TransformationID (ascending),
+        {TaskID: latest status} in queue order."""
         cutoff = self.world.sim.now - self.cfg.monitoring_age
-        due = []
+        due: dict[int, dict[int, str]] = {}
         for trans_id in sorted(ids):
             queue = pending.get(trans_id)
             if not queue:
                 continue
-            taken = []  # one pass over the front (a fresh iterator per entry rescans the deleted ones)
+            taken: dict[int, str] = {}  # one pass over the front (a fresh iterator per entry rescans the deleted ones)
             for task_id, (status, when) in queue.items():
                 if when > cutoff:
                     break
-                taken.append(task_id)
-                due.append((trans_id, task_id, status))
-            for task_id in taken:
-                del queue[task_id]
+                taken[task_id] = status
+            if taken:
+                for task_id in taken:
+                    del queue[task_id]
+                due[trans_id] = taken
         return due
 
     def _update_task_status(self, ids: set[int]) -> Iterator[Any]:
@@ -278,14 +281,15 @@ class TransformationAgents:
         services = world.services
         due = self._due(self.task_updates, ids)
         waiting = sum(len(self.task_updates.get(t, ())) for t in ids)
-        services.meter("TransformationDB", "getTransformationTasks", max(1, waiting + len(due)))
-        by_status: dict[tuple[int, str], list[int]] = {}
-        for trans_id, task_id, status in due:
-            by_status.setdefault((trans_id, status), []).append(task_id)
-        for (trans_id, status), task_ids in by_status.items():
-            with services.unmetered():
-                world.tsdb.setTaskStatus(trans_id, task_ids, status, now=world.sim.now)
-            services.meter("TransformationDB", "setTaskStatus", len(task_ids), queries=len(task_ids))
+        services.meter("TransformationDB", "getTransformationTasks", max(1, waiting + sum(map(len, due.values()))))
+        for trans_id, statuses in due.items():
+            by_status: dict[str, list[int]] = {}
+            for task_id, status in statuses.items():
+                by_status.setdefault(status, []).append(task_id)
+            for status, task_ids in by_status.items():
+                with services.unmetered():
+                    world.tsdb.setTaskStatus(trans_id, task_ids, status, now=world.sim.now)
+                services.meter("TransformationDB", "setTaskStatus", len(task_ids), queries=len(task_ids))
         yield from services.pay(TS)
 
     def _update_file_status(self, ids: set[int]) -> Iterator[Any]:
@@ -296,10 +300,7 @@ class TransformationAgents:
         world = self.world
         if not self.cfg.monitor_files:
             return
-        finished: dict[int, dict[int, str]] = {}
-        for trans_id, task_id, status in self._due(self.finished_jobs, ids):
-            finished.setdefault(trans_id, {})[task_id] = status
-        for trans_id, statuses in finished.items():
+        for trans_id, statuses in self._due(self.finished_jobs, ids).items():
             files = world.tsdb.getTransformationFiles(
                 {"TransformationID": trans_id, "TaskID": list(statuses), "Status": st.ASSIGNED})["Value"]
             runtime = world.runtime(trans_id)

@@ -46,6 +46,7 @@ DEFAULT_CPU_TIME = 86400  # JobManifest default CPUTime (s)
 #: Final statuses a job leaves only by force (Failed -> rescheduled): retired jobs are in one of these.
 #: (Completed is final too but moves on to Done/Failed, so Completed jobs stay records.)
 RETIRED_STATES: tuple[str, ...] = (DONE, FAILED, KILLED)
+_RETIRED_CODE: dict[str, int] = {state: code for code, state in enumerate(RETIRED_STATES)}
 
 StatusCallback = Callable[["Job", str, str, float], None]
 _NO_SITES: frozenset[str] = frozenset()
@@ -477,7 +478,7 @@ class _FinishedColumns:
             self.status.extend(bytes(at + 1 - len(self.status)))
         elif self.status[at]:
             self._forget(job, self.status[at] - 1)
-        code = RETIRED_STATES.index(job.status)
+        code = _RETIRED_CODE[job.status]
         self.status[at] = code + 1
         self.work[code] += job.cpu_work
         if job.status == DONE:
