@@ -196,6 +196,26 @@ def test_a_capacity_change_mid_slice_refreshes_the_flow_wait():
     assert flow.wait() == pytest.approx(0.075 * erlang_c(10, 7.5) / (10 - 7.5))  # s = 450 s / 6000 calls
 
 
+def test_a_repeated_flow_entry_is_repriced_when_the_table_grows_or_the_db_slows(layer):
+    """A route's FlowOps keeps its last price only while the table size and the db_slow factor stay put."""
+    from twin.grid.servers import FlowOps
+
+    sim, grid, services = layer
+    db = grid.databases["JobDB"]
+    jobs = [0.0]
+    db.set_size_of(lambda op: jobs[0], by_op=False)  # one size per database, as the built twin's
+    flow = FlowOps([("Jobs", 2, 2), ("LoggingInfo", 1, 1)], 3, 0)
+    first = db.flow_entry(flow)
+    assert first == pytest.approx(3 * db.service_mean("Jobs"), rel=1e-9)
+    assert db.flow_entry(flow) == pytest.approx(first, rel=1e-9)
+    jobs[0] = 4e6
+    grown = db.flow_entry(flow)
+    assert grown == pytest.approx(3 * db.service_mean("Jobs"), rel=1e-9) and grown > first
+    db.on_slow({"factor": 3.0}, True)
+    assert db.flow_entry(flow) == pytest.approx(3 * grown, rel=1e-9)
+    assert db.queries == 12 and db.queries_by_op["Jobs"] == 8 and db.queries_by_op["LoggingInfo"] == 4
+
+
 def test_a_pay_not_iterated_keeps_its_work_pending(layer):
     """`pay` takes the pending work only when the caller runs it: forgetting `yield from` loses nothing."""
     sim, grid, services = layer

@@ -203,7 +203,7 @@ class Database:
         wait, so this equals one entry per operation up to the order of floating-point sums; the
         latency histogram still gets each operation's own service time."""
         size = self._size_of(flow.size_op) if self._size_of is not None else self._table_rows
-        if size == flow._size and self._slow_factor == flow._slow:
+        if size == flow._size and self._slow_factor == flow._slow and not self._size_by_op:
             demand, services = flow._demand, flow._services  # what `_flow_demand` would compute again
         else:
             demand, services = self._flow_demand(flow, size)
