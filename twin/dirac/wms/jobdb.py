@@ -4,8 +4,10 @@ Mirrors ``DIRAC/WorkloadManagementSystem/DB/JobDB.py`` (9.1.22) for what the twi
 ``setJobStatus``/``setJobAttributes`` (state machine, LastUpdateTime), ``setStartExecTime``,
 heartbeats, ``rescheduleJob`` and ``getCounters`` by Status and by (Site, Status). A twin holds
 up to 10^6 jobs, so a job is a ``__slots__`` record (24 slots, about 230 bytes; its task is the
-integer TaskID, the "%08d_%08d" name is derived), site sets are interned, and every status keeps an index of its jobs so an agent asking for "all Stalled
-jobs" pays for the answer, not for the table. Time is the caller's ``now`` (seconds).
+integer TaskID, the "%08d_%08d" name is derived), site sets are interned, and each status that agents
+list (``LISTED_STATES``) keeps an index of its jobs so an agent asking for "all Stalled jobs" pays for
+the answer, not for the table; the other statuses (Waiting, the final ones, ...) are only counted.
+Time is the caller's ``now`` (seconds).
 """
 
 from __future__ import annotations
