@@ -3,10 +3,11 @@
 DIRAC's JobAgent (WorkloadManagementSystem/Agent/JobAgent.py, execute) matches a job, runs it in a
 JobWrapper (download, payload, upload, status reports) and asks for the next one until its slot's
 time is short or ten matches have failed. The twin used to run that loop as a simpy process with a
-generator per phase: ~3.6 KB and a Process with two or three generator frames per running job. Here
-the loop is a state machine: `step` is the next phase (a function of the class), the record waits on
-at most one event at a time with itself as the callback, and a job's run is one calendar entry
-(the hold's timeout), not a sleeping generator.
+generator per phase (a Process, two or three generator frames and a TimeoutOr per running job: ~3 KB
+with the pilot). Here the loop is a state machine: `step` is the next phase (a function of the class),
+the record waits on at most one event at a time with itself as the callback, and a job's run is one
+calendar entry (the hold's timeout), not a sleeping generator (~1.1 KB with the pilot,
+benchmarks/results/memory.md, "Fourth round").
 
 What each phase decides stays in WorkloadManagement (twin/dirac/wms/system.py); this module only
 sequences. Service calls take the flow path in place (`ServiceLayer.charge_now`: charged now, one
@@ -14,8 +15,8 @@ timeout or none); a call that must queue exactly, a download and an upload run a
 they are, driven by a `Trampoline`, so all exact-queueing code is shared with the processes.
 
 Same events, same order: a phase waits on the very events the process waited on (the services'
-timeouts, holds with TimeoutOr's wake-up (`Hold`), the exact path's grants), appended at the same instants, so simpy
-processes them in the same order and the seeded draws happen in the same order. The JobAgent starts
+timeouts, holds with TimeoutOr's wake-up (`Hold`), the exact path's grants), appended at the same
+instants, so simpy processes them in the same order and the seeded draws happen in the same order. The JobAgent starts
 on an URGENT event as a process starts on its Initialize event; the process's end event, which
 nobody waited on, is gone.
 """
