@@ -515,7 +515,7 @@ class LatencyHistogram:
     entered at four quantiles), so p95/p99 keep the queueing tail without one draw per call.
     """
 
-    __slots__ = ("counts", "total", "sum", "_last")
+    __slots__ = ("counts", "total", "sum", "_last_latency", "_last_bin")
 
     PER_DECADE = 50
     LOW = 1e-5
@@ -526,14 +526,13 @@ class LatencyHistogram:
         self.counts = [0.0] * (self.BINS + 1)
         self.total = 0.0
         self.sum = 0.0
-        self._last = (-1.0, 0)  # (latency, bin) of the last add: flow calls repeat a service time until a table grows
+        self._last_latency, self._last_bin = -1.0, 0  # of the last add: flow calls repeat a service time until a table grows
 
     def add(self, latency: float, weight: float = 1.0) -> None:
-        last, index = self._last
-        if latency != last:
-            index = 0 if latency <= self.LOW else min(self.BINS, int(math.log10(latency / self.LOW) * self.PER_DECADE) + 1)
-            self._last = (latency, index)
-        self.counts[index] += weight
+        if latency != self._last_latency:
+            self._last_latency = latency
+            self._last_bin = 0 if latency <= self.LOW else min(self.BINS, int(math.log10(latency / self.LOW) * self.PER_DECADE) + 1)
+        self.counts[self._last_bin] += weight
         self.total += weight
         self.sum += latency * weight
 
