@@ -205,3 +205,18 @@ def test_inputs_removed_from_the_catalog_become_missing_in_fc_not_unused_for_eve
     assert files["MissingInFC"] == 5 and files.get("Processed", 0) + files.get("Unused", 0) == 55
     assert "Assigned" not in files and set(tasks) == {"Done", "TotalCreated"}
     assert world.all_finished()
+
+
+@pytest.mark.parametrize("monitor_files", [True, False])
+def test_finished_jobs_wait_for_monitor_files_only_while_it_runs(monitor_files):
+    """MonitorFiles' queue of finished jobs is drained by MonitorFiles: with the agent off nothing may
+    pile up there (one entry per finished job for the whole run), with it on only the last ~10 min stay."""
+    world = build_world(minimal(**{"dirac.monitor_files": monitor_files}))
+    world.run()
+    left = sum(len(queue) for queue in world.ts.finished_jobs.values())
+    done = sum(world.wms.jobdb.count(status) for status in ("Done", "Failed"))
+    assert done > 20
+    if monitor_files:
+        assert left < done
+    else:
+        assert left == 0

@@ -244,7 +244,7 @@ class TransformationAgents:
         else:
             pending.pop(task_id, None)
         pending[task_id] = seen
-        if final:
+        if final and self.cfg.monitor_files:  # nobody drains this queue when MonitorFiles is off
             _requeue(self.finished_jobs, trans_id, task_id, seen)
 
     def forget(self, trans_id: int) -> None:
