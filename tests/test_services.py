@@ -230,6 +230,27 @@ def test_a_pay_not_iterated_keeps_its_work_pending(layer):
     assert grid.databases["JobDB"].queries == 1 and services.calls["JobStateUpdate"] == 1
 
 
+def test_a_pay_iterated_late_takes_only_the_work_pending_then(layer):
+    """When it is iterated, a `pay` takes the pending work (what was deferred to its service joined it when
+    `pay` was called), not what was deferred since, and it is one RPC even if the work has gone meanwhile:
+    what it charges does not depend on when its caller iterates."""
+    sim, grid, services = layer
+    db = grid.databases["JobDB"]
+    services.meter("JobDB", "setJobStatus", 1)
+    late = services.pay("JobStateUpdate")
+    services.defer("JobStateUpdate")  # a callback moves the pending work aside, for the service's next pay
+
+    def agent(payment):
+        yield from payment
+
+    sim.env.process(agent(late))
+    sim.env.run()
+    assert (services.calls["JobStateUpdate"], db.queries) == (1, 0)
+    sim.env.process(agent(services.pay("JobStateUpdate")))
+    sim.env.run()
+    assert (services.calls["JobStateUpdate"], db.queries) == (2, 1)
+
+
 def _exact_layer(hosts: int = 1, threads: int = 15, cpu_s: float = 100.0, **kwargs):
     """`hosts` copies of JobMonitoring, exact queueing, every call `cpu_s` of host CPU (no DB)."""
     sim = Simulation(seed=1)

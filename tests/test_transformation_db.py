@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as hs
 
 from twin.dirac.catalog import FILE_META, FileCatalog, FileCatalogClient
@@ -459,12 +459,18 @@ def _tasks(db: TransformationDB, trans_id: int) -> list[dict[str, Any]]:
     return db.getTransformationTasks({"TransformationID": trans_id})["Value"]
 
 
-@given(hs.lists(hs.tuples(hs.integers(-1, 9), hs.one_of(hs.integers(-3, 2**33), hs.sampled_from(["", "x12", "007"]))),
+_odd_ids = hs.sampled_from([True, False, 2.0, "3", None])  # what a Python caller may pass: bools are ints there
+
+
+@given(hs.lists(hs.tuples(hs.one_of(hs.integers(-1, 9), _odd_ids),
+                          hs.one_of(hs.integers(-3, 2**33), hs.sampled_from(["", "x12", "007"]), _odd_ids)),
                 max_size=12))
+@example([(True, 5), (2, True), (1, 2**31), (2.0, 6)])
 @settings(max_examples=60, deadline=None)
 def test_bulk_submitted_status_is_one_set_task_status_and_wms_id_per_task(submitted: list[tuple[int, Any]]) -> None:
     """The task manager's one-pass update equals its per-task setTaskStatusAndWmsID calls: results, task
-    records (ExternalID as text when not an int32), listener trail in call order, calls counted and charged."""
+    records (ExternalID as text when not an int32), listener trail in call order, calls counted and charged,
+    whatever the IDs (a bool TaskID is accepted by both, a float or a text one by neither)."""
     one, one_trail, one_calls = _trail_db()
     bulk, bulk_trail, bulk_calls = _trail_db()
     for db in (one, bulk):

@@ -235,8 +235,11 @@ class ServiceLayer:
         return self._pay_pending(service)
 
     def _pay_pending(self, service: str) -> Generator[Any, Any, None]:
-        """Take the pending work only when the caller iterates: a `pay` not `yield from`-ed keeps it pending."""
-        yield from self._pay(self.pay_routes(service))
+        """Take the pending work only when the caller iterates: a `pay` not `yield from`-ed keeps it pending.
+        Only the pending work (what was deferred to `service` joined it in `pay`): what is deferred later
+        waits for the next `pay`, and this call is one RPC even if another caller has taken the work since."""
+        pending, self._pending = self._pending, _batch()
+        yield from self._pay((self._metered_route(service, pending),))
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""

@@ -260,7 +260,7 @@ class _TaskTable:
         return len(self.status)
 
     def get(self, task_id: int) -> _Task | None:
-        return _Task(self, task_id) if isinstance(task_id, int) and 0 < task_id <= len(self.status) else None
+        return _Task(self, task_id) if _is_task_id(task_id, len(self.status)) else None
 
     def all(self) -> list[_Task]:
         return [_Task(self, task_id) for task_id in range(1, len(self.status) + 1)]
@@ -307,7 +307,7 @@ class _TaskTable:
     def valid(self, task_ids: Iterable[Any]) -> bool:
         """Every ID is a TaskID of this table (what `get` would find)."""
         n = len(self.status)
-        return all(isinstance(task_id, int) and 0 < task_id <= n for task_id in task_ids)
+        return all(_is_task_id(task_id, n) for task_id in task_ids)
 
     def _code(self, status: str) -> int:
         code = self.codes.code(status)
@@ -446,6 +446,11 @@ def _order_page(items: list[Any], get: Callable[[Any, str], Any], order: str | l
 
 def _sort_key(value: Any) -> tuple[bool, Any]:
     return (value is not None, value)
+
+
+def _is_task_id(task_id: Any, n: int) -> bool:
+    """A TaskID of a table of `n` tasks: an int (as the handler's `int` type check, so also a bool) in 1..n."""
+    return isinstance(task_id, int) and 0 < task_id <= n
 
 
 def _ids(value: Any) -> list[Any]:
@@ -1177,7 +1182,7 @@ class TransformationDB(MeteredStore):
         tasks = trans.tasks if trans is not None else None
         n = len(tasks) if tasks is not None else 0
         for task_id, job_id in submitted:
-            if tasks is None or type(task_id) is not int or not 0 < task_id <= n:
+            if tasks is None or not _is_task_id(task_id, n):
                 results.append(_unknown(trans_id) if tasks is None else self._unknown_tasks(trans, [task_id]))
                 continue
             if type(job_id) is int and _INT32[0] <= job_id <= _INT32[1]:
@@ -1188,10 +1193,8 @@ class TransformationDB(MeteredStore):
             results.append(S_OK())
         if tasks is not None:  # the status changes in call order (the listener hears them so); ExternalIDs are not heard
             tasks.set_statuses(accepted, status, t)
-        self.counters[op] += len(results)
-        if self._meter is not None:
-            for _ in results:
-                self._meter(self.DB_NAME, op, 1)
+        for _ in results:
+            self._charge(op, 1)
         return results
 
     @metered("getTaskInputVector")
