@@ -22,6 +22,10 @@ import platform
 import time
 from pathlib import Path
 
+import checkout
+
+checkout.use()
+
 from twin.calibration.calibrate import calibrate, format_result, parse_fit
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,6 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import checkout
+
+checkout.use()
+
 from twin.dirac.catalog import FILE_META, FileCatalog, FileCatalogClient
 from twin.dirac.transformation.db import TransformationDB
 

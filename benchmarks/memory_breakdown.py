@@ -39,6 +39,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import checkout  # noqa: E402
+
+checkout.use()
+
 
 def owner(filename: str) -> str:
     """`twin/dirac/catalog.py` for files of the twin, the package name for libraries, else the file."""

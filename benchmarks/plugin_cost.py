@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import checkout
+
+checkout.use()
+
 from twin.dirac.transformation.fakes import (
     FakeFileCatalog,
     FakeOperations,

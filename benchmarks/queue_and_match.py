@@ -16,7 +16,11 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import checkout  # noqa: E402
+
+checkout.use()
 
 from twin.dirac.wms import job_status as js  # noqa: E402
 from twin.dirac.wms.jobdb import JobDB  # noqa: E402

@@ -49,6 +49,9 @@ from typing import Any
 
 import yaml
 
+import checkout
+
+checkout.use()
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 JOBS_PER_SLOT = 50

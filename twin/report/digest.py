@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from twin.codes import Codes
-from twin.report import figures as F
+from twin.report import series
 
 STATUS_EVENTS = {"job.status": None, "file.status": None}
 JOB, FILE = "job.status", "file.status"
@@ -44,7 +44,7 @@ class StatusDigest:
     # ------------------------------------------------------------ building
     @classmethod
     def build(cls, chunks: Iterable[pd.DataFrame], horizon: float, snapshots: Sequence[float] = (),
-              bins: int = F.BINS) -> "StatusDigest":
+              bins: int = series.BINS) -> "StatusDigest":
         digest = cls(np.linspace(0.0, max(horizon, 1.0), bins + 1), np.sort(np.asarray(list(snapshots), dtype=float)))
         for chunk in chunks:
             digest.add(chunk)
@@ -109,20 +109,20 @@ class StatusDigest:
     # ------------------------------------------------------------ reading
     def x_days(self) -> np.ndarray:
         """x of cumulative curves: 0, then each interval's end (days)."""
-        return np.concatenate([[0.0], self.edges[1:] / F.DAY])
+        return np.concatenate([[0.0], self.edges[1:] / series.DAY])
 
-    def cumulative(self, kind: str, state: str, names: Mapping[int, str]) -> F.Curves:
+    def cumulative(self, kind: str, state: str, names: Mapping[int, str]) -> series.Curves:
         """Entries into `state` so far, per transformation (a final status: the count reached)."""
-        out: F.Curves = {}
+        out: series.Curves = {}
         for (k, tid, st), counts in sorted(self.entered.items(), key=lambda kv: kv[0][1]):
             if k == kind and st == state and counts.any():
                 out[names.get(tid, f"transformation {tid}" if tid >= 0 else "no transformation")] = \
                     (self.x_days(), np.concatenate([[0.0], np.cumsum(counts)]))
         return out
 
-    def level(self, kind: str, state: str, names: Mapping[int, str]) -> F.Curves:
+    def level(self, kind: str, state: str, names: Mapping[int, str]) -> series.Curves:
         """How many were in `state` at the end of each interval, per transformation."""
-        out: F.Curves = {}
+        out: series.Curves = {}
         for (k, tid, st), counts in sorted(self.entered.items(), key=lambda kv: kv[0][1]):
             if k == kind and st == state:
                 net = np.cumsum(counts - self.left.get((k, tid, st), 0.0))

@@ -30,17 +30,15 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from twin.report import dates as D  # noqa: E402
+from twin.report.series import BINS, DAY, Curves  # noqa: E402,F401 - the figures' data, re-exported
 
 if TYPE_CHECKING:
     from twin.report.digest import StatusDigest
 
-DAY = 86400.0
 WIDTH = 11.4
 MARGIN = {"left": 0.85, "right": 2.6, "top": 0.35, "bottom": 0.55, "gap_y": 0.45, "gap_x": 0.85}  # inches
 FAULT_COLOR = "#d62728"
 LINESTYLES = ("-", "--", ":", "-.")
-BINS = 400
-Curves = dict[str, tuple[np.ndarray, np.ndarray]]
 CYCLE = [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps["tab10"].colors]
 TASK_COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Submitted": "#1f77b4", "Created": "#aec7e8",
                "Running": "#17becf", "Waiting": "#ff7f0e"}

@@ -23,7 +23,7 @@ nobody waited on, is gone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Protocol
 
 import simpy
 from simpy.events import URGENT
@@ -37,7 +37,6 @@ from twin.engine.wakeup import Hold
 if TYPE_CHECKING:
     from twin.dirac.transformation.runtime import TransformationRuntime
     from twin.dirac.wms.jobdb import Job
-    from twin.dirac.wms.system import Payload, WorkloadManagement
     from twin.grid.site import Pilot
 
 #: Seconds a job spends looking up its model files in the catalog (CTA jobs with a model query).
@@ -49,6 +48,40 @@ MINIMUM_CPU_WORK = 5000.0
 #: Watchdog JobCPULimitMargin (%): a job is killed once its raw CPU exceeds CPUTime by this much.
 JOB_CPU_LIMIT_MARGIN = 20.0
 
+class Payload(NamedTuple):
+    """What a job's payload comes to, decided when it starts: the slot is held `seconds`, then the job
+    fails with `reason` (burning `cpu_hs06s`, its inputs set to `inputs`), in Completing if `completing`
+    (a failed upload), the pilot stopping after it if `stops_pilot` (StopOnApplicationFailure); no
+    reason: it goes on to upload its outputs."""
+
+    seconds: float
+    reason: str | None = None
+    cpu_hs06s: float = 0.0
+    inputs: str | None = None
+    completing: bool = False
+    stops_pilot: bool = False
+
+
+class JobAgentWMS(Protocol):
+    """What a JobAgent record needs from the WMS (`system.WorkloadManagement` provides it): the clock, the
+    agent settings, the JobDB, the failure models, the service layer, and the decision of each phase."""
+
+    env: simpy.Environment
+    cfg: Any
+    jobdb: Any
+    fates: Any
+    services: Any
+
+    def match(self, pilot: "Pilot", work_left: float) -> "Job | None": ...
+    def start_job(self, job: "Job") -> "TransformationRuntime": ...
+    def model_found(self, runtime: "TransformationRuntime") -> bool: ...
+    def plan_payload(self, job: "Job", pilot: "Pilot", runtime: "TransformationRuntime") -> Payload: ...
+    def job_succeeded(self, job: "Job", pilot: "Pilot") -> None: ...
+    def job_failed(self, job: "Job", reason: str, cpu_hs06s: float, inputs: str | None) -> None: ...
+    def download(self, job: "Job", pilot: "Pilot") -> Iterator[Any]: ...
+    def upload(self, job: "Job", runtime: "TransformationRuntime", pilot: "Pilot") -> Iterator[Any]: ...
+
+
 #: A phase: runs at once, returns True once the record waits (a callback will resume it), False to go on with `step`.
 Step = Callable[["JobAgent"], bool]
 
@@ -59,7 +92,7 @@ class JobAgent:
     __slots__ = ("wms", "pilot", "step", "then", "fails", "jobs", "work_left", "job", "runtime", "payload",
                  "heartbeats", "routes", "route_at", "result")
 
-    def __init__(self, wms: "WorkloadManagement", pilot: "Pilot") -> None:
+    def __init__(self, wms: JobAgentWMS, pilot: "Pilot") -> None:
         self.wms = wms
         self.pilot = pilot
         self.step: Step | None = JobAgent._next_job
@@ -147,7 +180,7 @@ class JobAgent:
     def _paying(self) -> bool:
         """The next route of the call in progress: flow (charged now, one timeout or none) or exact (driven)."""
         routes = self.routes
-        services = self.wms.world.services
+        services = self.wms.services
         at = self.route_at
         while at < len(routes):  # type: ignore[arg-type]
             cost = services.charge_now(routes[at])  # type: ignore[index]
@@ -163,7 +196,7 @@ class JobAgent:
         return False
 
     def _rpc(self, kinds: tuple[tuple[str, int], ...], then: Step) -> bool:
-        return self._call(self.wms.world.services.rpc_routes(kinds), then)
+        return self._call(self.wms.services.rpc_routes(kinds), then)
 
     # ------------------------------------------------------------ JobAgent.execute
     def _next_job(self) -> bool:
@@ -192,7 +225,7 @@ class JobAgent:
         self.jobs += 1
         self.job = job
         job.pilot = pilot
-        services = wms.world.services
+        services = wms.services
         services.charge_async(fp.MATCHED)
         self.heartbeats = services.start_stream(fp.HEARTBEAT, wms.cfg.heartbeat_interval)
         self.runtime = wms.start_job(job)
@@ -200,13 +233,13 @@ class JobAgent:
 
     def _job_over(self) -> bool:
         """The wrapper has ended, whichever way: heartbeats stop, the agent asks for the next job."""
-        self.wms.world.services.stop_stream(self.heartbeats)
+        self.wms.services.stop_stream(self.heartbeats)
         self.heartbeats = self.job = self.runtime = self.payload = self.result = None
         self.step = JobAgent._next_job
         return False
 
     def _stop(self) -> bool:
-        self.wms.world.services.charge_async(fp.PILOT_END)
+        self.wms.services.charge_async(fp.PILOT_END)
         self.pilot.finish()
         self.step = None
         return True
@@ -221,7 +254,7 @@ class JobAgent:
         if not self._held():
             return self._job_over()
         self.result = self.wms.model_found(self.runtime)  # type: ignore[arg-type]
-        return self._call(self.wms.world.services.pay_routes("FileCatalog"), JobAgent._model_paid)
+        return self._call(self.wms.services.pay_routes("FileCatalog"), JobAgent._model_paid)
 
     def _model_paid(self) -> bool:
         if not self.result:

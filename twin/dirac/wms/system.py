@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterator
 
 from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
 from twin.dirac.wms.failures import PAYLOAD, RUNS_THROUGH, START, UPLOAD, Fate, JobFates
 from twin.dirac.wms.jobagent import (JOB_CPU_LIMIT_MARGIN, MINIMUM_CPU_WORK, MODEL_LOOKUP_S, STOP_MARGIN_S,  # noqa: F401 - re-exported
-                                     JobAgent, _cpu, cpu_work_left, watchdog_cpu_kill_after)
+                                     JobAgent, Payload, _cpu, cpu_work_left, watchdog_cpu_kill_after)
 from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_job_type, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
@@ -41,23 +41,11 @@ OWNER_GROUP = "cta_prod"
 MB = 1e6
 
 
-class Payload(NamedTuple):
-    """What a job's payload comes to, decided when it starts: the slot is held `seconds`, then the job
-    fails with `reason` (burning `cpu_hs06s`, its inputs set to `inputs`), in Completing if `completing`
-    (a failed upload), the pilot stopping after it if `stops_pilot` (StopOnApplicationFailure); no
-    reason: it goes on to upload its outputs."""
-
-    seconds: float
-    reason: str | None = None
-    cpu_hs06s: float = 0.0
-    inputs: str | None = None
-    completing: bool = False
-    stops_pilot: bool = False
-
 
 class WorkloadManagement:
     def __init__(self, world: "WorkloadContext") -> None:
         self.world = world
+        self.services = world.services  # what a JobAgent record charges its RPCs to (jobagent.JobAgentWMS)
         cfg = world.scenario.dirac
         self.cfg = cfg
         self.env = world.sim.env
