@@ -225,14 +225,18 @@ class ServiceLayer:
     def pay(self, service: str) -> Iterable[Any]:
         """Charge the pending metered work (and what was deferred to `service`) as RPCs to `service`
         (`yield from` it; nothing pending: nothing to wait for and no generator)."""
+        if not self._join_deferred(service):
+            return ()
+        return self._pay_pending(service)
+
+    def _join_deferred(self, service: str) -> Batch:
+        """The pending metered work, with what was deferred to `service` joined in."""
         pending = self._pending
         deferred = self._deferred.pop(service, None)
         if deferred:
             for key, entry in deferred.items():
                 _add(pending[key], entry)
-        if not pending:
-            return ()
-        return self._pay_pending(service)
+        return pending
 
     def _pay_pending(self, service: str) -> Generator[Any, Any, None]:
         """Take the pending work only when the caller iterates: a `pay` not `yield from`-ed keeps it pending.
@@ -271,11 +275,7 @@ class ServiceLayer:
 
     def pay_routes(self, service: str) -> list[_Route]:
         """What `pay(service)` pays (the pending metered work and what was deferred to `service`), taken now."""
-        pending = self._pending
-        deferred = self._deferred.pop(service, None)
-        if deferred:
-            for key, entry in deferred.items():
-                _add(pending[key], entry)
+        pending = self._join_deferred(service)
         if not pending:
             return []
         self._pending = _batch()
