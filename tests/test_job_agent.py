@@ -94,7 +94,7 @@ LIMIT_AFTER = 1000.0  # the first payload's pilot reaches its wall-clock limit t
 def test_a_pilot_at_its_wallclock_limit_ends_its_job_agent_then(monkeypatch, past_limit):
     """The batch system ends the pilot while its payload still runs (600 s left), or at the very instant
     the payload ends (0 s). In the tie the pilot's timer is first in the calendar (set before the hold):
-    as with the AnyOf([timeout, killed]) wait of the process this record replaced (TimeoutOr), the job
+    as with the AnyOf([timeout, killed]) wait of the process this record replaced, the job
     resumes once, after the pilot has ended, finds it gone and never completes; the same as the kill."""
     records = _records(monkeypatch)
     limited: list[tuple[object, object, float]] = []

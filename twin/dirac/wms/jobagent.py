@@ -15,7 +15,7 @@ timeout or none); a call that must queue exactly, a download and an upload run a
 they are, driven by a `Trampoline`, so all exact-queueing code is shared with the processes.
 
 Same events, same order: a phase waits on the very events the process waited on (the services'
-timeouts, holds with TimeoutOr's wake-up (`Hold`), the exact path's grants), appended at the same
+timeouts, holds as `Hold`s that wake when AnyOf([timeout, kill]) would, the exact path's grants), appended at the same
 instants, so simpy processes them in the same order and the seeded draws happen in the same order. The JobAgent starts
 on an URGENT event as a process starts on its Initialize event; the process's end event, which
 nobody waited on, is gone.
@@ -132,7 +132,7 @@ class JobAgent:
         return True
 
     def _hold(self, seconds: float, then: Step) -> bool:
-        """Occupy the slot for `seconds` unless the pilot is killed first (a process's TimeoutOr wait);
+        """Occupy the slot for `seconds` unless the pilot is killed first (a process's AnyOf([timeout, kill]) wait);
         `then` reads `_held()`. The job's run is this one timeout in the calendar."""
         if seconds > 0:
             return self._wait(seconds, then)
