@@ -65,7 +65,7 @@ class RequestManagement:
         if new in REQUEST_TASK_STATES_IGNORED or request.request_id not in self.task_of:
             return
         trans_id, task_id = self.task_of[request.request_id]
-        self.world.ts.note_external_status(trans_id, task_id, new, new in rms.REQUEST_FINAL_STATES)
+        self.world.ts.note_external_status(trans_id, task_id, new, new in rms.REQUEST_FINAL_STATES, self.world.sim.now)
 
     # ------------------------------------------------------------------ RequestTaskAgent submission
     def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:

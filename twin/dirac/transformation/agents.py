@@ -232,12 +232,12 @@ class TransformationAgents:
             with world.services.unmetered():
                 world.tsdb.set_tasks_status_and_wms_ids(trans_id, submitted, st.TASK_SUBMITTED, now=world.sim.now)
 
-    def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool) -> None:
-        """Job/request status changed: remember it for the next MonitorTasks/MonitorFiles pass.
+    def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool, now: float) -> None:
+        """Job/request status changed at ``now``: remember it for the next MonitorTasks/MonitorFiles pass.
 
         Re-inserting keeps each queue in time order, so a pass pops due entries from the front only.
         """
-        seen = (status, self.world.sim.now)
+        seen = (status, now)
         pending = self.task_updates.get(trans_id)  # _requeue, inlined: once per job status change
         if pending is None:
             pending = self.task_updates[trans_id] = {}

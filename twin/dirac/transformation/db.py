@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 from array import array
-from bisect import bisect_right
+from itertools import repeat
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -157,12 +158,13 @@ class _Runs:
     value): CreationTime, where a cycle creates its tasks at one instant (an MC extension of
     thousands of tasks is one run), costs bytes per run, not per task. Read by row, O(log runs)."""
 
-    __slots__ = ("starts", "values", "n")
+    __slots__ = ("starts", "values", "n", "ordered")
 
     def __init__(self) -> None:
         self.starts = array("I")
         self.values = array("d")
         self.n = 0
+        self.ordered = True  # values never decrease with the row (tasks are created as time goes on)
 
     def __len__(self) -> int:
         return self.n
@@ -170,9 +172,19 @@ class _Runs:
     def append(self, value: float, count: int = 1) -> None:
         """`count` rows of `value` (one run more at most)."""
         if not self.values or self.values[-1] != value:
+            if self.values and value < self.values[-1]:
+                self.ordered = False
             self.starts.append(self.n)
             self.values.append(value)
         self.n += count
+
+    def rows_below(self, value: float) -> int | None:
+        """How many rows hold less than `value` when values never decrease (they are then rows 0..k-1);
+        None when some value came after a greater one."""
+        if not self.ordered:
+            return None
+        run = bisect_left(self.values, value)
+        return self.starts[run] if run < len(self.starts) else self.n
 
     def __getitem__(self, row: int) -> float:
         if not 0 <= row < self.n:
@@ -305,9 +317,10 @@ class _TaskTable:
         return self.inputs[self.inputs_end[row - 1] if row else 0:self.inputs_end[row]]
 
     def valid(self, task_ids: Iterable[Any]) -> bool:
-        """Every ID is a TaskID of this table (what `get` would find)."""
-        n = len(self.status)
-        return all(_is_task_id(task_id, n) for task_id in task_ids)
+        """Every ID is a TaskID of this table (what `get` would find, i.e. `_is_task_id` of each), checked in C:
+        all ints (bools too, as the handler's type check), the least above 0, the greatest at most the rows."""
+        ids = task_ids if isinstance(task_ids, (list, tuple)) else list(task_ids)
+        return all(map(isinstance, ids, repeat(int))) and (not ids or (min(ids) > 0 and max(ids) <= len(self.status)))
 
     def _code(self, status: str) -> int:
         code = self.codes.code(status)
@@ -423,11 +436,16 @@ def _select(items: Iterable[Any], get: Callable[[Any, str], Any], cond: Mapping[
             older: float | None, newer: float | None, time_stamp: str | None) -> list[Any]:
     """SQL-like WHERE: equality / IN on `cond`, and time_stamp >= newer, time_stamp < older."""
     checks = list(cond.items())
+    timed = bool(time_stamp) and (newer is not None or older is not None)
     out = []
     for item in items:
-        if all(_matches(get(item, attr), wanted) for attr, wanted in checks):
-            if time_stamp and (newer is not None and get(item, time_stamp) < newer
-                               or older is not None and get(item, time_stamp) >= older):
+        for attr, wanted in checks:  # _matches, inlined: the agents ask every cycle
+            value = get(item, attr)
+            if not (value in wanted if isinstance(wanted, (list, tuple, set)) else value == wanted):
+                break
+        else:
+            if timed and (newer is not None and get(item, time_stamp) < newer
+                          or older is not None and get(item, time_stamp) >= older):
                 continue
             out.append(item)
     return out
@@ -436,6 +454,8 @@ def _select(items: Iterable[Any], get: Callable[[Any, str], Any], cond: Mapping[
 def _order_page(items: list[Any], get: Callable[[Any, str], Any], order: str | list[str] | None,
                 limit: int | None, offset: int | None) -> list[Any]:
     """ORDER BY "Attr[:ASC|:DESC]" (applied last to first, so the first is the major key), LIMIT, OFFSET."""
+    if not (order or limit or offset):
+        return items
     orders = [order] if isinstance(order, str) else list(order or [])
     for spec in reversed(orders):
         attr, _, direction = spec.partition(":")
@@ -1120,20 +1140,24 @@ class TransformationDB(MeteredStore):
         cutoff = t - st.TASK_SUBMIT_MIN_AGE_S
         tasks = trans.tasks
         created, creation_time = tasks.by_status.get(st.TASK_CREATED, ()), tasks.creation_time
+        old_enough = creation_time.rows_below(cutoff)  # tasks 1..old_enough were created before the cutoff
         chosen: list[int] = []
         for task_id in created:
             if len(chosen) >= numTasks:
                 break
-            if creation_time[task_id - 1] < cutoff:
+            if task_id <= old_enough if old_enough is not None else creation_time[task_id - 1] < cutoff:
                 chosen.append(task_id)
         jobs: dict[int, dict[str, Any]] = {}
-        se_names, trans_id = tasks.se_codes.names, trans.id
+        se_names, target_se, trans_id = tasks.se_codes.names, tasks.target_se, trans.id
+        inputs, inputs_end, lfns = tasks.inputs, tasks.inputs_end, self._lfn.names
         for task_id in chosen:
-            task = _Task(tasks, task_id)
-            jobs[task_id] = {"TaskID": task_id, "TransformationID": trans_id, "TargetSE": se_names[tasks.target_se[task_id - 1]],
-                             "Status": st.TASK_CREATED, "InputData": self._input_vector(task)}
+            row = task_id - 1
+            first, end = inputs_end[row - 1] if row else 0, inputs_end[row]  # the task's FileIDs (`inputs_of`)
+            job = jobs[task_id] = {"TaskID": task_id, "TransformationID": trans_id, "TargetSE": se_names[target_se[row]],
+                                   "Status": st.TASK_CREATED,
+                                   "InputData": ";".join([lfns[fid] for fid in inputs[first:end]]) if end > first else ""}
             if site:
-                jobs[task_id]["Site"] = site
+                job["Site"] = site
         tasks.set_statuses(chosen, st.TASK_RESERVED, t)
         trans_dict = self._trans_dict(trans, False)
         trans_dict["JobDictionary"] = jobs

@@ -49,6 +49,7 @@ DEFAULT_CPU_TIME = 86400  # JobManifest default CPUTime (s)
 #: (Completed is final too but moves on to Done/Failed, so Completed jobs stay records.)
 RETIRED_STATES: tuple[str, ...] = (DONE, FAILED, KILLED)
 _RETIRED_CODE: dict[str, int] = {state: code for code, state in enumerate(RETIRED_STATES)}
+_DONE_CODE = _RETIRED_CODE[DONE]
 
 StatusCallback = Callable[["Job", str, str, float], None]
 _NO_SITES: frozenset[str] = frozenset()
@@ -333,8 +334,48 @@ class JobDB:
             self._count_site(job.site, old, job.job_type, -1)
             job.site = site
             self._count_site(site, old, job.job_type, +1)
-        if new != old:
-            self._move(job, old, new, now)
+        if new == old:
+            return accepted
+        # the status change itself (inlined: six per job): indexes, counters, time stamps, the listener
+        job_id = job.job_id
+        by_status = self._by_status
+        listed = by_status.get(old)
+        if listed is not None:
+            live = listed.pop(job_id, None) is not None
+        else:
+            live = job_id in self.jobs
+            if live:
+                self._unlisted[old] -= 1
+        if not live:  # a retired job forced back (Failed -> rescheduled)
+            self._retired[old] -= 1
+            self._retired_total -= 1
+            self.jobs[job_id] = job
+        listed = by_status.get(new)
+        if listed is not None:
+            listed[job_id] = job
+        else:
+            self._unlisted[new] += 1
+        at = job.site
+        counts = self._site_counts.get(at)
+        if counts is None:
+            counts = self._site_counts[at] = {}
+        counts[old] = counts.get(old, 0) - 1
+        counts[new] = counts.get(new, 0) + 1
+        if old in ACTIVE_STATES or new in ACTIVE_STATES:
+            self._recount_active(at, old, new, job.job_type)
+        job.status = new
+        if new == RUNNING:
+            # setStartExecTime: StartExecTime and HeartBeatTime, only if not set yet
+            if job.start_time is None:
+                job.start_time = now
+            if job.heartbeat_time is None:
+                job.heartbeat_time = now
+        elif new in JOB_FINAL_STATES and job.end_time is None:
+            job.end_time = now
+        if self.on_status is not None:
+            self.on_status(job, old, new, now)
+        if new in _RETIRED_CODE and not self.retain_final and job.status == new:
+            self._retire(job)
         return accepted
 
     def heartbeat(self, job: Job, now: float) -> None:
@@ -370,48 +411,6 @@ class JobDB:
         return True
 
     # ------------------------------------------------------------------ internals
-    def _move(self, job: Job, old: str, new: str, now: float) -> None:
-        """The status change itself: indexes, counters (inlined: six per job), time stamps, the listener."""
-        job_id = job.job_id
-        by_status = self._by_status
-        listed = by_status.get(old)
-        if listed is not None:
-            live = listed.pop(job_id, None) is not None
-        else:
-            live = job_id in self.jobs
-            if live:
-                self._unlisted[old] -= 1
-        if not live:  # a retired job forced back (Failed -> rescheduled)
-            self._retired[old] -= 1
-            self._retired_total -= 1
-            self.jobs[job_id] = job
-        listed = by_status.get(new)
-        if listed is not None:
-            listed[job_id] = job
-        else:
-            self._unlisted[new] += 1
-        site = job.site
-        counts = self._site_counts.get(site)
-        if counts is None:
-            counts = self._site_counts[site] = {}
-        counts[old] = counts.get(old, 0) - 1
-        counts[new] = counts.get(new, 0) + 1
-        if old in ACTIVE_STATES or new in ACTIVE_STATES:
-            self._recount_active(site, old, new, job.job_type)
-        job.status = new
-        if new == RUNNING:
-            # setStartExecTime: StartExecTime and HeartBeatTime, only if not set yet
-            if job.start_time is None:
-                job.start_time = now
-            if job.heartbeat_time is None:
-                job.heartbeat_time = now
-        elif new in JOB_FINAL_STATES and job.end_time is None:
-            job.end_time = now
-        if self.on_status is not None:
-            self.on_status(job, old, new, now)
-        if not self.retain_final and new in self._retired and job.status == new:
-            self._retire(job)
-
     def _retire(self, job: Job) -> None:
         """Final: the record leaves memory; counters and the compact columns keep what summaries need."""
         self._leave(job)
@@ -483,8 +482,12 @@ class _FinishedColumns:
         code = _RETIRED_CODE[job.status]
         self.status[at] = code + 1
         self.work[code] += job.cpu_work
-        if job.status == DONE:
-            self._count_done(_task_key(job), +1)
+        if code == _DONE_CODE:
+            group, task = job.job_group, job.task_id
+            if type(group) is int and group >= 0 and 0 <= task <= 0xFFFFFFFF:  # a task's job: _task_key's two halves
+                self._count_done_bit(group, task, +1)
+            else:
+                self._count_done(_task_key(job), +1)
 
     def _forget(self, job: Job, code: int) -> None:
         """Take back a previous retirement of ``job`` (it was forced back and retires again)."""
@@ -493,20 +496,25 @@ class _FinishedColumns:
             self._count_done(_task_key(job), -1)
 
     def _count_done(self, key: int, delta: int) -> None:
-        group, task = key >> 32, key & 0xFFFFFFFF
         if key < 0:
             self._count_extra(key, delta)
             return
-        bits = self.done_bits.setdefault(group, bytearray())
+        self._count_done_bit(key >> 32, key & 0xFFFFFFFF, delta)
+
+    def _count_done_bit(self, group: int, task: int, delta: int) -> None:
+        """One more (or one fewer) retired Done job of the task key (JobGroup >= 0, TaskID >= 0)."""
+        bits = self.done_bits.get(group)
+        if bits is None:
+            bits = self.done_bits[group] = bytearray()
         byte, mask = task >> 3, 1 << (task & 7)
         if byte >= len(bits):
             bits.extend(bytes(byte + 1 - len(bits)))
         if delta > 0 and not bits[byte] & mask:
             bits[byte] |= mask
-        elif delta < 0 and not self.done_extra.get(key):
+        elif delta < 0 and not self.done_extra.get(group << 32 | task):
             bits[byte] &= ~mask
         else:
-            self._count_extra(key, delta)
+            self._count_extra(group << 32 | task, delta)
 
     def _count_extra(self, key: int, delta: int) -> None:
         n = self.done_extra.get(key, 0) + delta

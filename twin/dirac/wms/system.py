@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
@@ -30,16 +32,85 @@ from twin.dirac.wms.jobagent import (JOB_CPU_LIMIT_MARGIN, MINIMUM_CPU_WORK, MOD
 from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_job_type, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
-from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_job
+from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_pilot_job
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from twin.dirac.transformation.runtime import TransformationRuntime
     from twin.grid.site import Pilot
     from twin.dirac.context import WorkloadContext
 
 OWNER_GROUP = "cta_prod"
+_JOB_FINAL = js.JOB_FINAL_STATES
 MB = 1e6
 
+
+
+class _JobTemplate:
+    """What WorkflowTasks puts in every job of one transformation: the step's job model (JobType, CPUTime,
+    memory, processors, the body's Priority), the CPU-work distribution, and the destination per TargetSE
+    (the TaskManagerPlugin's sites AND the job's Site: a function of the static CS and topology, so it is
+    worked out once per TargetSE instead of once per task)."""
+
+    __slots__ = ("job_type", "cpu_time", "memory_mb", "processors", "priority", "destination", "plugin_sites",
+                 "mean", "per_input", "log_mean", "sigma2", "sigma", "by_target")
+
+    def __init__(self, runtime: "TransformationRuntime", plugin_sites: Callable[[str, str], set[str]]) -> None:
+        model = runtime.step.job
+        self.job_type = runtime.job_type
+        self.cpu_time = int(model.cpu_time_limit)
+        self.memory_mb = model.memory_mb
+        self.processors = model.processors
+        self.priority = runtime.production.job_priority(runtime.step)  # the body's JDL Priority -> UserPriority
+        self.destination = ";".join(model.destination) or "ANY"
+        self.plugin_sites = plugin_sites
+        self.mean = model.cpu_hs06s
+        self.per_input = model.cpu_per_input
+        self.sigma: float | None = None
+        self.sigma2 = self.log_mean = 0.0
+        if model.cpu_cv > 0:
+            self.sigma2 = sigma2 = math.log(1 + model.cpu_cv ** 2)
+            self.sigma = math.sqrt(sigma2)
+            self.log_mean = math.log(self.mean) - sigma2 / 2
+        self.by_target: dict[str, tuple[str, ...] | None] = {}
+
+    def sites(self, target_se: str) -> tuple[str, ...] | None:
+        """The job's Site list (empty: ANY); None when the plugin's sites and the job's Site do not meet."""
+        try:
+            return self.by_target[target_se]
+        except KeyError:
+            sites = handle_destination(self.destination, self.plugin_sites(self.job_type, target_se))
+            found = self.by_target[target_se] = None if sites is None else () if sites == ["ANY"] else tuple(sites)
+            return found
+
+    def cpu_work(self, rng: "np.random.Generator", n_inputs: int) -> float:
+        """The job's CPU work (HS06 s): lognormal with the step's mean (per input with cpu_per_input) and CV."""
+        mean = self.mean * max(1, n_inputs) if self.per_input else self.mean
+        if self.sigma is None:
+            return mean
+        if self.per_input:
+            return float(rng.lognormal(math.log(mean) - self.sigma2 / 2, self.sigma))
+        return float(rng.lognormal(self.log_mean, self.sigma))
+
+
+class _UpSites(Collection[str]):
+    """The site mask as a live view of the grid: a site is in it while it is up."""
+
+    __slots__ = ("sites",)
+
+    def __init__(self, sites: Mapping[str, Any]) -> None:
+        self.sites = sites
+
+    def __contains__(self, name: object) -> bool:
+        site = self.sites.get(name)
+        return site is not None and site.up
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, site in self.sites.items() if site.up)
+
+    def __len__(self) -> int:
+        return sum(1 for site in self.sites.values() if site.up)
 
 
 class WorkloadManagement:
@@ -72,6 +143,9 @@ class WorkloadManagement:
         self.bytes_uploaded = 0.0
         self._meta_cache: dict[int, tuple[int, dict[str, Any]]] = {}
         self._local_ses_cache: dict[str, set[str]] = {}
+        self._templates: dict[int, _JobTemplate] = {}
+        self._up_sites = _UpSites(world.grid.sites)
+        self._log = world.sim.log.log  # the event log's row writer (the log lives as long as the run)
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -86,9 +160,10 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ status callback
     def _on_status(self, job: Job, old: str, new: str, now: float) -> None:
-        self.world.sim.log.log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(job.job_group))
-        trans_id, task_id = task_of(job)
-        self.world.ts.note_external_status(trans_id, task_id, new, new in js.JOB_FINAL_STATES)
+        """Every job status change (six per job): its event-log row, the task manager's note, and a job
+        back to Received (rescheduled) goes to the optimizers again."""
+        self._log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(job.job_group))
+        self.world.ts.note_external_status(int(job.job_group), job.task_id, new, new in _JOB_FINAL, now)
         if new == js.RECEIVED and old != js.SUBMITTING:
             self._optimize_later(job, self.cfg.optimizer_delay)
 
@@ -99,24 +174,30 @@ class WorkloadManagement:
         the task manager then records Submitted + JobID for all its submissions (updateDBAfterTaskSubmission)."""
         world = self.world
         trans_id, task_id = trans["TransformationID"], task["TaskID"]
-        runtime = world.runtime(trans_id)
-        model = runtime.step.job
-        sites = handle_destination(";".join(model.destination) or "ANY", self._plugin_sites(runtime.job_type, task["TargetSE"]))
+        template = self._templates.get(trans_id) or self._template(trans_id)
+        sites = template.sites(task["TargetSE"])
         if sites is None:
             return None  # empty intersection: stays Reserved, CheckReserved returns it to Created after 1 h
-        lfns = [lfn for lfn in task["InputData"].split(";") if lfn]
-        cpu_work = self._sample_cpu(runtime, len(lfns))
+        inputs = task["InputData"]
+        lfns = [lfn for lfn in inputs.split(";") if lfn] if inputs else []
+        cpu_work = template.cpu_work(self.rng_cpu, len(lfns))
         yield from world.services.rpc(fp.SUBMIT)
+        now = world.sim.now
         job = self.jobdb.submit(
-            world.sim.now, job_type=runtime.job_type, owner_group=OWNER_GROUP, job_group=trans_id,
+            now, job_type=template.job_type, owner_group=OWNER_GROUP, job_group=trans_id,
             task_id=task_id, input_data=lfns,  # JobName "%08d_%08d" % (trans_id, task_id), kept as the TaskID
-            sites=[] if sites == ["ANY"] else sites, cpu_work=cpu_work,
-            cpu_time=int(model.cpu_time_limit), memory_mb=model.memory_mb, processors=model.processors,
-            priority=runtime.production.job_priority(runtime.step),  # the body's JDL Priority -> UserPriority
+            sites=sites, cpu_work=cpu_work, cpu_time=template.cpu_time, memory_mb=template.memory_mb,
+            processors=template.processors, priority=template.priority,
         )
-        world.sim.log.log(world.sim.now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
+        world.sim.log.log(now, "job.status", f"job:{job.job_id}", js.RECEIVED, "Job accepted", float(trans_id))
         self._optimize_later(job, self.cfg.optimizer_delay)
         return job.job_id
+
+    def _template(self, trans_id: int) -> "_JobTemplate":
+        """What every job of a transformation shares (its step's job model and destination rules)."""
+        runtime = self.world.runtime(trans_id)
+        template = self._templates[trans_id] = _JobTemplate(runtime, self._plugin_sites)
+        return template
 
     def _plugin_sites(self, job_type: str, target_se: str) -> set[str]:
         """WorkflowTasks' TaskManagerPlugin (TaskManager/TaskManagerPlugin.py): _BySE or _ByJobType."""
@@ -134,19 +215,11 @@ class WorkloadManagement:
             job_type_auto_added_sites=_ops_list(ops.getValue(f"{mapping}/AutoAddedSites", None)),
         )
 
-    def _sample_cpu(self, runtime: "TransformationRuntime", n_inputs: int) -> float:
-        model = runtime.step.job
-        mean = model.cpu_hs06s * (max(1, n_inputs) if model.cpu_per_input else 1)
-        if model.cpu_cv <= 0:
-            return mean
-        sigma2 = math.log(1 + model.cpu_cv ** 2)
-        return float(self.rng_cpu.lognormal(math.log(mean) - sigma2 / 2, math.sqrt(sigma2)))
-
     # ------------------------------------------------------------------ optimizers
     def _optimize_later(self, job: Job, delay: float) -> None:
-        self.env.timeout(max(0.0, delay)).callbacks.append(lambda _ev, j=job: self._optimize(j))
+        self.env.timeout(max(0.0, delay)).callbacks.append(partial(self._optimize, job))  # called with the timeout
 
-    def _optimize(self, job: Job) -> None:
+    def _optimize(self, job: Job, _timeout: Any = None) -> None:
         """JobPath -> JobSanity -> InputData -> JobScheduling, as one decision."""
         now = self.env.now
         if job.status not in (js.RECEIVED, js.CHECKING):
@@ -170,8 +243,10 @@ class WorkloadManagement:
             self.jobdb.set_status(job, js.FAILED, decision.reason, now, source="JobScheduling")
             self.failures[decision.reason] += 1
 
-    def _site_mask(self) -> set[str]:
-        return {name for name, site in self.world.grid.sites.items() if site.up}
+    def _site_mask(self) -> "_UpSites":
+        """The usable sites (SiteStatus Active), read when JobScheduling asks about a site: most jobs
+        (no Site requirement, no input data) never do."""
+        return self._up_sites
 
     def _replica_sites(self, lfns: tuple[str, ...]) -> dict[str, dict[str, str]]:
         """{lfn: {site: disk|tape|cached}} over readable replicas (getReplicasForJobs view)."""
@@ -229,9 +304,8 @@ class WorkloadManagement:
     # (the phases run in order by twin/dirac/wms/jobagent.py)
     def match(self, pilot: "Pilot", work_left: float) -> Job | None:
         """Matcher.requestJob for the pilot's resource description (its CPU work left as CPUTime)."""
-        resource = {"Site": pilot.site, "CPUTime": int(work_left), "MaxRAM": pilot.memory_mb,
-                    "NumberOfProcessors": pilot.processors}
-        return request_job(self.tqdb, self.jobdb, resource, self.rng_match, self.env.now)
+        return request_pilot_job(self.tqdb, self.jobdb, pilot.site, int(work_left), pilot.memory_mb, pilot.processors,
+                                 self.rng_match, self.env.now)
 
     def start_job(self, job: Job) -> "TransformationRuntime":
         """The JobWrapper starts: the job is Running from now (its heartbeat too); returns its step's runtime."""

@@ -442,9 +442,22 @@ class TaskQueueDB:
         ``resource`` uses DIRAC's keys: Site and CPUTime (required), NumberOfProcessors, MaxRAM,
         JobType and OwnerGroup (optional; absent, empty or "ANY" means no condition).
         """
-        site = resource["Site"]
-        shape = self._shape(resource, apply_mask=True)
-        blocked = self.limiter.blocked_job_types(site, now) if self.limiter else frozenset()
+        return self._match(resource["Site"], self._shape(resource, apply_mask=True), rng, now)
+
+    def match_pilot(self, site: str, cpu_time: int, max_ram: int | None, processors: int | None,
+                    rng: np.random.Generator, now: float = 0.0) -> Job | None:
+        """``match`` for a pilot's request {Site, CPUTime, MaxRAM, NumberOfProcessors} (no JobType or
+        OwnerGroup condition), without building the dict: the same shape, the same draws."""
+        index = bisect.bisect_right(self.cpu_segments, cpu_time) - 1
+        shape = self._shapes.get((site, index, self.site_mask is not None and site not in self.site_mask, processors, max_ram))
+        if shape is None:
+            shape = self._shape({"Site": site, "CPUTime": cpu_time, "MaxRAM": max_ram, "NumberOfProcessors": processors},
+                                apply_mask=True)
+        return self._match(site, shape, rng, now)
+
+    def _match(self, site: str, shape: _ResourceShape, rng: np.random.Generator, now: float) -> Job | None:
+        limiter = self.limiter
+        blocked = limiter.blocked_job_types(site, now) if limiter else frozenset()
         for _ in range(self.max_match_retry):
             tqs, priorities = self._candidates(shape, blocked)
             if not tqs:
@@ -452,8 +465,8 @@ class TaskQueueDB:
             for index in self._draw_order(priorities, rng):
                 job = self._extract(tqs[index], rng)
                 if job is not None:
-                    if self.limiter is not None:
-                        self.limiter.record_match(site, job.job_type, now)
+                    if limiter is not None:
+                        limiter.record_match(site, job.job_type, now)
                     return job
         return None
 
@@ -650,8 +663,17 @@ def request_job(
 
     A matched job that is not Waiting is dropped from the TQ and the request fails, as in DIRAC.
     """
-    job = tqdb.match(resource, rng, now)
+    return _assign(jobdb, tqdb.match(resource, rng, now), resource["Site"], now)
+
+
+def request_pilot_job(tqdb: TaskQueueDB, jobdb: JobDB, site: str, cpu_time: int, max_ram: int | None,
+                      processors: int | None, rng: np.random.Generator, now: float) -> Job | None:
+    """``request_job`` for a pilot's {Site, CPUTime, MaxRAM, NumberOfProcessors} (``TaskQueueDB.match_pilot``)."""
+    return _assign(jobdb, tqdb.match_pilot(site, cpu_time, max_ram, processors, rng, now), site, now)
+
+
+def _assign(jobdb: JobDB, job: Job | None, site: str, now: float) -> Job | None:
     if job is None or job.status != WAITING:
         return None
-    jobdb.set_status(job, MATCHED, "Assigned", now, source="Matcher", application="Unknown", site=resource["Site"])
+    jobdb.set_status(job, MATCHED, "Assigned", now, source="Matcher", application="Unknown", site=site)
     return job
