@@ -499,3 +499,73 @@ def test_narrow_columns_widen_when_a_value_needs_it_and_keep_the_others() -> Non
         fc.create_directory(f"/many/{i}")
     fc.add_file("/many/69999/x", 3, "SE")
     assert fc.get_file_sizes("/many/69999/x").successful == {"/many/69999/x": 3} and "/many/69998/x" not in fc
+
+
+# --- the registration path of job outputs -------------------------------------------------------------
+
+
+def test_paid_registration_is_counted_but_not_charged_again_and_writes_like_add_file() -> None:
+    calls: list[tuple[str, str, int]] = []
+    fc = build_catalog(meter=lambda db, op, rows: calls.append((db, op, rows)))
+    seen: list[str] = []
+    fc.on_file_registered.append(seen.append)
+    calls.clear()
+    fc.counters.clear()
+    one, two = f"{MC}/gamma/z20/00000001_00000011_0_0.dat", f"{MC}/new/00000001_00000012_0_0.dat"
+    fids = fc.add_files_paid([(one, 5, "DISK-1", {"runNumber": 11}), (two, 6, ["DISK-2", "DISK-1", "DISK-2"], None)])
+    assert calls == [] and fc.counters == {"addFile": 2} and seen == [one, two]
+    assert fids == [fc.file_id(one), fc.file_id(two)] and fids[1] == fids[0] + 1
+    assert fc.get_replicas([one, two]).successful == {one: {"DISK-1": one}, two: {"DISK-2": two, "DISK-1": two}}
+    assert fc.get_file_user_metadata(one) == {"particle": "gamma", "zenith": 20, "runNumber": 11}
+    with pytest.raises(ValueError, match="File already registered"):
+        fc.add_files_paid([(one, 1, "DISK-1", None)])
+    assert fc.counters["addFile"] == 3 and fc.get_file_sizes(one).successful == {one: 5}
+
+
+def test_metered_calls_charge_their_rows_and_a_failed_call_none() -> None:
+    calls: list[tuple[str, str, int]] = []
+    fc = build_catalog(meter=lambda db, op, rows: calls.append((db, op, rows)))
+    calls.clear()
+    fc.add_file(f"{MC}/gamma/z20/extra", 1, "DISK-1")
+    with pytest.raises(ValueError):
+        fc.add_file(f"{MC}/gamma/z20/extra", 1, "DISK-1")
+    fc.get_replicas([f"{MC}/gamma/z20/run1", f"{MC}/gamma/z20/run2", "/nope"])
+    assert calls == [("FileCatalogDB", "addFile", 1), ("FileCatalogDB", "addFile", 0), ("FileCatalogDB", "getReplicas", 3)]
+
+
+any_name = hs.text(alphabet="ab_.0123456789\x00\u00e9\u0663\ud800", min_size=1, max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=hs.lists(any_name, min_size=1, max_size=30), digits=hs.lists(hs.text(alphabet="0123456789", min_size=1, max_size=1), min_size=1),
+       creates=hs.lists(hs.booleans(), min_size=1))
+def test_name_codes_of_known_shapes_equal_the_digit_split(names: list[str], digits: list[str], creates: list[bool]) -> None:
+    """The shape cache codes a name as the regex split does, also for NULs, non-ASCII digits and lone
+    surrogates, and for names of the same shape with other digits (the common case of job outputs)."""
+    from twin.dirac.catalog import _TEXT, _NameCodec
+
+    codec, reference = _NameCodec(), _NameCodec()
+    renamed = ["".join(digits[i % len(digits)] if c.isascii() and c.isdigit() else c for i, c in enumerate(name)) for name in names]
+    for i, name in enumerate(names + renamed + names):
+        create = creates[i % len(creates)]
+        coded = codec.encode(name, create)
+        assert coded == reference._split_encode(name, create), name
+        if coded is not None and coded[0] != _TEXT:
+            assert codec.decode(*coded) == name
+
+
+def test_replicas_and_sizes_in_one_pass_answer_and_charge_as_the_two_calls() -> None:
+    calls: list[tuple[str, str, int]] = []
+    fc = build_catalog(meter=lambda db, op, rows: calls.append((db, op, rows)))
+    fc.add_replicas({f"{MC}/gamma/z20/run2": "DISK-2"})
+    lfns = [f"{MC}/gamma/z20/run2", "/missing", f"{MC}/proton/z20/run3", f"{MC}/gamma/z20/run2"]
+    calls.clear()
+    fc.counters.clear()
+    both = fc.get_replicas_and_sizes(lfns)
+    one_pass = (calls[:], dict(fc.counters))
+    calls.clear()
+    fc.counters.clear()
+    assert both == (fc.get_replicas(lfns), fc.get_file_sizes(lfns))
+    assert one_pass == (calls, dict(fc.counters)) == (
+        [("FileCatalogDB", "getReplicas", 3), ("FileCatalogDB", "getFileSize", 3)], {"getReplicas": 1, "getFileSize": 1})
+    assert both[0].successful[f"{MC}/gamma/z20/run2"] == {"DISK-1": f"{MC}/gamma/z20/run2", "DISK-2": f"{MC}/gamma/z20/run2"}

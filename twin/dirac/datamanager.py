@@ -41,6 +41,7 @@ class DataManager:
         self.not_for_jobs = set(cfg.ses_not_for_jobs) | set(cfg.ses_for_failover)
         self.job_types = set(cfg.data_processing_types)
         self.no_replica_lookup = {"removal_file"}
+        self._for_jobs: dict[str, tuple[Any, bool]] = {}
 
     def replicas_for(self, trans: dict[str, Any], lfns: list[str]) -> ReplicaLookup:
         """{lfn: [SE]} for the plugin, filtered as getReplicasForJobs / getReplicas do, plus the LFNs the
@@ -61,10 +62,25 @@ class DataManager:
         return ReplicaLookup(replicas, missing, problematic)
 
     def job_view(self, ses: Any) -> list[str]:
-        resources = self.world.resources
-        usable = [se for se in ses if resources.readable(se) and se not in self.not_for_jobs and "failover" not in se.lower()]
-        disk = [se for se in usable if resources.isDiskSE(se)]
+        """The replicas a job may read (getReplicasForJobs): readable now, not a failover or not-for-jobs
+        SE; the disk ones if any. Per call only the read ban is looked at: the rest is the SE's own."""
+        usable: list[str] = []
+        disk: list[str] = []
+        for se in ses:
+            storage, is_disk = self._for_jobs.get(se) or self._classify(se)
+            if storage is not None and storage.readable:
+                usable.append(se)
+                if is_disk:
+                    disk.append(se)
         return disk or usable
+
+    def _classify(self, se: str) -> tuple[Any, bool]:
+        """(the SE if jobs may ever read it, else None; it is a disk SE), kept: neither changes during a run."""
+        storage = self.world.grid.ses.get(se)
+        if se in self.not_for_jobs or "failover" in se.lower():
+            storage = None
+        entry = self._for_jobs[se] = (storage, self.world.resources.isDiskSE(se))
+        return entry
 
     def lookup(self, lfn: str) -> tuple[dict[str, str] | None, float]:
         """The file's replicas (None if not in the catalog) and its size in bytes."""

@@ -108,6 +108,7 @@ class Network:
         self.links: dict[tuple[str, str], Link] = {
             (l.source, l.destination): Link(sim, l.source, l.destination, l, declared=True) for l in spec.links
         }
+        self._legs_cache: dict[tuple[StorageElement | None, Link | None, StorageElement | None], tuple[list[ServerPool], float]] = {}
 
     def link(self, source: str, destination: str) -> Link:
         """The declared link, or the pair's default link (created on first use)."""
@@ -150,11 +151,17 @@ class Network:
         if link is not None and link.cut:
             link.refused += 1
             return "link cut"
-        if dst is not None and not (yield from dst.begin_write(nbytes)):
+        if dst is not None and not (dst.reserve_write(nbytes) if dst.tape is None else (yield from dst.begin_write(nbytes))):
             return "destination not writable or full"
-        pools, rates = self._legs(src, link, dst)
-        duration = (self.wan_latency if link is not None else 0.0) + (nbytes / min(rates) if rates else 0.0)
-        yield from hold_all(self.env, pools, duration)
+        pools, rate = self._legs(src, link, dst)
+        duration = (self.wan_latency if link is not None else 0.0) + (nbytes / rate if pools else 0.0)
+        if len(pools) == 1 and pools[0].try_take():  # hold_all's uncontended one-pool case, one generator less
+            try:
+                yield self.env.timeout(duration)
+            finally:
+                pools[0].release()
+        else:
+            yield from hold_all(self.env, pools, duration)
         error = link.outcome(nbytes) if link is not None else ""
         if link is not None:  # one accounting record per WAN transfer (DIRAC's DataOperation): bytes per link and channel
             channel = f"{src.name if src is not None else src_site}->{dst.name if dst is not None else dst_site}"
@@ -165,21 +172,25 @@ class Network:
             dst.end_write(nbytes, not error)
         return error
 
-    @staticmethod
-    def _legs(src: StorageElement | None, link: Link | None, dst: StorageElement | None) -> tuple[list[ServerPool], list[float]]:
-        """The pools a stream holds and their per-stream rates (bytes/s)."""
-        pools: list[ServerPool] = []
-        rates: list[float] = []
-        if src is not None:
-            pools.append(src.slots)
-            rates.append(src.read_rate)
-        if link is not None:
-            pools.append(link.pool)
-            rates.append(link.rate)
-        if dst is not None:
-            pools.append(dst.slots)
-            rates.append(dst.write_rate)
-        return pools, rates
+    def _legs(self, src: StorageElement | None, link: Link | None, dst: StorageElement | None) -> tuple[list[ServerPool], float]:
+        """The pools a stream holds and the slowest per-stream rate among them (bytes/s); the rates are
+        fixed at build time, so each combination is resolved once."""
+        key = (src, link, dst)
+        legs = self._legs_cache.get(key)
+        if legs is None:
+            pools: list[ServerPool] = []
+            rates: list[float] = []
+            if src is not None:
+                pools.append(src.slots)
+                rates.append(src.read_rate)
+            if link is not None:
+                pools.append(link.pool)
+                rates.append(link.rate)
+            if dst is not None:
+                pools.append(dst.slots)
+                rates.append(dst.write_rate)
+            legs = self._legs_cache[key] = (pools, min(rates) if rates else 0.0)
+        return legs
 
     # ------------------------------------------------------------ FTS
     def fts_transfer(self, files: Sequence[float], src_se: SE, dst_se: SE, max_attempts: int | None = None,

@@ -46,18 +46,12 @@ class StorageElement:
         self.slots = ServerPool(sim.env, spec.max_concurrency, f"se:{spec.name}")
         self.tape = tape if tape is not None else (TapeSystem(sim, spec.name, spec.tape) if spec.tape else None)
         self._bans = {kind: ActiveFaults() for kind in ACCESS_KINDS}
+        #: no active ban of that access (refreshed at each ban edge: every transfer asks)
+        self.readable = self.writable = True
         self.reads = self.writes = self.refused_reads = self.refused_writes = 0
         self.read_bytes = self.written_bytes = 0.0
 
     # ------------------------------------------------------------ status
-    @property
-    def readable(self) -> bool:
-        return not self._bans["read"]
-
-    @property
-    def writable(self) -> bool:
-        return not self._bans["write"]
-
     @property
     def free_bytes(self) -> float:
         return max(0.0, self.capacity_bytes - self.used_bytes)
@@ -100,12 +94,19 @@ class StorageElement:
     def begin_write(self, nbytes: float) -> Generator[simpy.Event, object, bool]:
         """Check status and space, reserve the bytes (and, on tape, buffer space, which may
         wait). The caller then streams the data and calls `end_write`."""
+        if not self.reserve_write(nbytes):
+            return False
+        if self.tape is not None:
+            yield self.tape.reserve_buffer(nbytes)
+        return True
+
+    def reserve_write(self, nbytes: float) -> bool:
+        """`begin_write` without the tape buffer: all of it on a disk SE, where nothing waits (a
+        network upload to disk calls this directly instead of driving a generator)."""
         if not self.can_write(nbytes):
             self.refused_writes += 1
             return False
         self.used_bytes += nbytes
-        if self.tape is not None:
-            yield self.tape.reserve_buffer(nbytes)
         return True
 
     def end_write(self, nbytes: float, ok: bool) -> None:
@@ -145,6 +146,7 @@ class StorageElement:
             raise ValueError(f"se_banned {self.name}: expected access read|write|all, got {access!r}")
         for kind in kinds:
             self._bans[kind].edge(1, active)
+        self.readable, self.writable = not self._bans["read"], not self._bans["write"]
         state = "Active" if self.readable and self.writable else "Banned"
         detail = f"read={'ok' if self.readable else 'banned'} write={'ok' if self.writable else 'banned'}"
         self.sim.log.log(self.env.now, "se.status", f"se:{self.name}", state, detail)

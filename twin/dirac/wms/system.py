@@ -146,6 +146,8 @@ class WorkloadManagement:
         self._templates: dict[int, _JobTemplate] = {}
         self._up_sites = _UpSites(world.grid.sites)
         self._log = world.sim.log.log  # the event log's row writer (the log lives as long as the run)
+        self._output_choices: dict[tuple[str, str], tuple[tuple[str, ...], frozenset[str] | None]] = {}
+        self._failover_choices: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -388,13 +390,13 @@ class WorkloadManagement:
         if not job.input_data:
             return True
         world = self.world
-        catalog = world.catalog
-        replicas = catalog.get_replicas(list(job.input_data)).successful
-        sizes = catalog.get_file_sizes(list(job.input_data)).successful
+        found, known = world.catalog.get_replicas_and_sizes(job.input_data)  # getReplicas, getFileSize
+        replicas, sizes = found.successful, known.successful
         local = self._local_ses(pilot.site)
+        job_view = world.datamanager.job_view
         by_se: Counter[str] = Counter()
         for lfn in job.input_data:
-            ses = world.datamanager.job_view(replicas.get(lfn, ()))
+            ses = job_view(replicas.get(lfn, ()))
             if not ses:
                 return False
             chosen = next((se for se in ses if se in local), ses[0])
@@ -415,33 +417,41 @@ class WorkloadManagement:
         model = runtime.step.job
         n_files = model.output_files * (max(1, len(job.input_data)) if model.outputs_per_input else 1)
         size = model.output_size_mb * MB
+        data_type = model.output_data_type
         task_id = task_of(job)[1]
-        placed: list[tuple[str, str, float, dict[str, Any]]] = []
+        stem = "%s/%03dxxx/%08d_%08d_%d_" % (runtime.output_dir, task_id // 1000, runtime.trans_id, task_id, job.reschedule_counter)
+        meta = self._output_metadata(runtime)
+        placed: list[tuple[str, int, str, dict[str, Any]]] = []
+        file_bytes = 0.0
         for k in range(n_files):
             if not self._alive(job, pilot):
                 return False  # killed while uploading: the wrapper stops
-            file_size = self.fates.file_size(model.output_data_type, size)
-            se = yield from self._upload_one(pilot, model.output_data_type, file_size)
+            file_size = self.fates.file_size(data_type, size)
+            se = yield from self._upload_one(pilot, data_type, file_size)
             if se is None or not self._alive(job, pilot):
                 return False
-            meta = dict(self._output_metadata(runtime))
-            if model.file_metadata:
-                meta.update(model.file_metadata[k % len(model.file_metadata)])
-            meta["runNumber"] = task_id
-            lfn = f"{runtime.output_dir}/{task_id // 1000:03d}xxx/{runtime.trans_id:08d}_{task_id:08d}_{job.reschedule_counter}_{k}.dat"
-            placed.append((lfn, se, file_size, meta))
+            placed.append((f"{stem}{k}.dat", int(file_size), se, self._file_metadata(meta, model.file_metadata, k, task_id)))
+            file_bytes += file_size
+        services = world.services
         for _ in placed:  # one addFile RPC per output (DataManager.putAndRegister), then setMetadata
-            world.services.meter("FileCatalogDB", "addFile")
-        world.services.meter_rpc("FileCatalog.setMetadata", len(placed))
-        yield from world.services.pay("FileCatalog")
+            services.meter("FileCatalogDB", "addFile")
+        services.meter_rpc("FileCatalog.setMetadata", len(placed))
+        yield from services.pay("FileCatalog")
         if not self._alive(job, pilot):
             return False
-        with world.services.unmetered():  # paid just above
-            fids = [world.catalog.add_file(lfn, int(file_size), se, meta) for lfn, se, file_size, meta in placed]
-        runtime.outputs.extend_ids(fids)
+        runtime.outputs.extend_ids(world.catalog.add_files_paid(placed))  # paid just above
         self.outputs_registered += len(placed)
-        self.bytes_uploaded += sum(file_size for _, _, file_size, _ in placed)
+        self.bytes_uploaded += file_bytes
         return True
+
+    @staticmethod
+    def _file_metadata(step_meta: dict[str, Any], per_file: list[dict[str, Any]], k: int, run_number: int) -> dict[str, Any]:
+        """Output `k`'s file metadata: the step's indexed fields, its `file_metadata` entry, its runNumber."""
+        meta = dict(step_meta)
+        if per_file:
+            meta.update(per_file[k % len(per_file)])
+        meta["runNumber"] = run_number
+        return meta
 
     def _output_metadata(self, runtime: "TransformationRuntime") -> dict[str, Any]:
         """The step's output metadata that the catalog indexes per file (cached until a field is added)."""
@@ -466,24 +476,47 @@ class WorkloadManagement:
         return pilot.running and job.status == js.COMPLETING
 
     def _upload_one(self, pilot: "Pilot", data_type: str, size: float) -> Iterator[Any]:
-        for ses in (self._output_ses(data_type, pilot.site), self._failover_ses(data_type)):
+        """The SE that took the file (None: all refused, or the pilot died): the production SEs in their
+        drawn order, then the failover SEs."""
+        network, site = self.world.grid.network, pilot.site
+        for ses in (self._output_ses(data_type, site), self._failover_ses(data_type)):
             for se in ses:
                 if not pilot.running:
                     return None
-                if (yield from self.world.grid.network.upload(pilot.site, se, size)):
+                if (yield from network.upload(site, se, size)):
                     return se
         return None
 
     def _output_ses(self, data_type: str, site: str) -> list[str]:
-        outputs = self.cfg.production_outputs
-        ses = list(outputs.get(data_type) or outputs.get("default") or self._default_output_ses())
+        """The data type's production SEs shuffled (one draw from wms.upload_shuffle per file), the ones
+        at `site` first, each part in drawn order."""
+        ses, remote = self._output_choice(data_type, site)
+        ses = list(ses)
         self.rng_upload.shuffle(ses)
-        local = self._local_ses(site)
-        return [se for se in ses if se in local] + [se for se in ses if se not in local]
+        if remote:
+            ses.sort(key=remote.__contains__)  # stable: local (False) first, drawn order kept within each part
+        return ses
 
-    def _failover_ses(self, data_type: str) -> list[str]:
-        failover = self.cfg.production_outputs_failover
-        return list(failover.get(data_type) or failover.get("default") or [])
+    def _output_choice(self, data_type: str, site: str) -> tuple[tuple[str, ...], frozenset[str] | None]:
+        """The data type's production SEs and, if `site` holds some but not all of them, the others (the
+        Operations ProductionOutputs and the topology do not change during a run: resolved once)."""
+        key = (data_type, site)
+        choice = self._output_choices.get(key)
+        if choice is None:
+            outputs = self.cfg.production_outputs
+            ses = tuple(outputs.get(data_type) or outputs.get("default") or self._default_output_ses())
+            local = self._local_ses(site)
+            remote = frozenset(se for se in ses if se not in local)
+            choice = self._output_choices[key] = (ses, remote if remote and len(remote) < len(set(ses)) else None)
+        return choice
+
+    def _failover_ses(self, data_type: str) -> tuple[str, ...]:
+        """ProductionOutputsFailover for the data type (resolved once: Operations do not change during a run)."""
+        ses = self._failover_choices.get(data_type)
+        if ses is None:
+            failover = self.cfg.production_outputs_failover
+            ses = self._failover_choices[data_type] = tuple(failover.get(data_type) or failover.get("default") or ())
+        return ses
 
     def _default_output_ses(self) -> list[str]:
         return sorted(name for name, se in self.world.grid.ses.items() if se.is_disk and not se.failover)
