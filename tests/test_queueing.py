@@ -173,3 +173,41 @@ def test_hold_all_in_name_order_cannot_deadlock():
     env.process(copy("ba", [b, a]))
     env.run()
     assert sorted(done) == ["ab", "ba"] and env.now == 10.0
+
+
+# ---------------------------------------------------------------- latency histogram
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from twin.engine import queueing  # noqa: E402
+from twin.engine.queueing import LatencyHistogram, _bin_edges  # noqa: E402
+
+_latencies = st.one_of(st.floats(0.0, 2e4, allow_nan=False), st.sampled_from(queueing._BIN_EDGES),
+                       st.sampled_from(queueing._BIN_EDGES).map(lambda edge: math.nextafter(edge, 0.0)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_latencies, st.integers(1, 5)), max_size=30))
+def test_histogram_bins_are_the_logarithm_s_at_and_around_every_edge(adds):
+    """The binary search over the bin edges gives the decade formula's bin (`bin_of`), also one ulp below an edge."""
+    assert len(queueing._BIN_EDGES) == LatencyHistogram.BINS  # the edges were usable: `add` searches them
+    hist = LatencyHistogram()
+    counts = [0.0] * (LatencyHistogram.BINS + 1)
+    for latency, weight in adds:
+        hist.add(latency, weight)
+        counts[LatencyHistogram.bin_of(latency)] += weight
+    assert hist.counts == counts
+
+
+def test_histogram_edges_are_refused_for_a_bin_function_that_is_not_monotone(monkeypatch):
+    """A binning that goes back down near an edge gets no edges, and `add` then bins with the formula."""
+    two_below = math.nextafter(math.nextafter(queueing._BIN_EDGES[6], 0.0), 0.0)  # bin 6, two ulps below bin 7
+
+    def jagged(x: float) -> int:
+        return 7 if x == two_below else LatencyHistogram.bin_of(x)
+
+    assert _bin_edges(jagged, LatencyHistogram.LOW, LatencyHistogram.BINS, LatencyHistogram.PER_DECADE) == []
+    monkeypatch.setattr(queueing, "_BIN_EDGES", [])
+    hist = LatencyHistogram()
+    hist.add(0.02, 2)
+    assert hist.counts[LatencyHistogram.bin_of(0.02)] == 2

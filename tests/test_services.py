@@ -565,3 +565,43 @@ def test_report_table_shows_resends_and_failures():
         "JobManager@wms": {"calls": 10, "threads": 15, "timeouts": 0, "retries": 0, "failed": 0}}}))
     assert "re-sent" in html and "19,392" in html and "9,562" in html
     assert html.count('class="warn"') == 1  # the instance that re-sent, not the quiet one
+
+
+# ---------------------------------------------------------------- flow charges enter the histograms as add_queued would
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _charged_histograms(db_rho: float, thread_rho: float, queries: int, calls: int) -> list[tuple]:
+    """(counts, total, sum) of the JobDB's and the JobManager's histograms after one flow entry and one route."""
+    from twin.grid.servers import FlowOps
+
+    sim = Simulation(seed=1)
+    grid = build_grid(sim, minimal().topology)
+    services = ServiceLayer(grid, cpu_ms_per_call=10.0, cpu_us_per_row=0.0)
+    db = grid.databases["JobDB"]
+    instance = services._instance("JobManager")
+    for pool, rho in ((db.flow, db_rho), (instance.threads, thread_rho)):  # the previous slice's load
+        pool.charge(rho * pool.capacity * pool.slice_s, calls=1000)
+    sim.env.run(until=61.0)
+    db.flow_entry(FlowOps([("Jobs", queries, queries + 2), ("LoggingInfo", 1, 1)], queries + 1, 2))
+    for _ in range(calls):
+        services.meter("JobDB", "Jobs")
+    services.charge_now(services.pay_routes("JobManager")[0])
+    return [(hist.counts, hist.total, hist.sum) for hist in (db.latency, instance.latency)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.0, 0.78), st.floats(0.0, 0.78), st.integers(1, 4), st.integers(1, 3))
+def test_flow_charges_enter_each_histogram_as_add_queued_would(db_rho, thread_rho, queries, calls):
+    """With a negligible queueing tail (Erlang C < SHORT_TAIL) a flow charge adds service + wait once itself,
+    else calls add_queued: the histograms equal those of a run where every entry goes through add_queued."""
+    import twin.dirac.services as services_module
+    import twin.grid.servers as servers_module
+
+    inline = _charged_histograms(db_rho, thread_rho, queries, calls)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(services_module, "SHORT_TAIL", -1.0)  # never below: add_queued decides every entry
+        patch.setattr(servers_module, "SHORT_TAIL", -1.0)
+        plain = _charged_histograms(db_rho, thread_rho, queries, calls)
+    assert inline == plain

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generator, Iterable, Iterator, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
-from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, any_hot
+from twin.engine.alarm import sleep
+from twin.engine.queueing import SHORT_TAIL, FlowPool, LatencyHistogram, ServerPool, any_hot
 from twin.grid.servers import FlowOps
 
 #: Which database each service reads (DIRAC's default layout), for `call(service, op)`.
@@ -243,7 +244,7 @@ class ServiceLayer:
         Only the pending work (what was deferred to `service` joined it in `pay`): what is deferred later
         waits for the next `pay`, and this call is one RPC even if another caller has taken the work since."""
         pending, self._pending = self._pending, _batch()
-        yield from self._pay((self._metered_route(service, pending),))
+        yield from self._pay_route(self._metered_route(service, pending))
 
     def call(self, service: str, op: str, rows: int = 1) -> Generator[Any, Any, None]:
         """One RPC to `service` doing `op` on `rows` rows of its database."""
@@ -286,7 +287,7 @@ class ServiceLayer:
         the latency its caller waits is returned (one timeout, none if 0.0); otherwise (a hot pool, exact mode)
         the generator that queues it call by call, which the caller drives to its end."""
         instance = self._sole.get(route.service) or self._instance(route.service)
-        if self.flow and not any_hot(route._checks.get(instance) or route.checks(instance), self.env.now):
+        if self.flow and not any_hot(route._checks.get(instance) or route.checks(instance), self.env._now):
             return self._charge_fluid(route, instance)
         return self._charge_exact(route, instance)
 
@@ -316,7 +317,7 @@ class ServiceLayer:
         for pool, rate in shared.rates:
             pool.add_stream(rate)
         self._streams_open += 1
-        return Stream(shared, self.env.now)
+        return Stream(shared, self.env._now)
 
     def _stream_table(self, kind: str, period: float, instance: ServiceInstance | None,
                       queries: list[tuple[Any, str, int]], means: list[float]) -> StreamRates:
@@ -355,7 +356,7 @@ class ServiceLayer:
         for pool, rate in stream.shared.rates:
             pool.add_stream(-rate)
         self._streams_open -= 1
-        self._count_stream(stream, self.env.now)
+        self._count_stream(stream, self.env._now)
 
     # ------------------------------------------------------------ internals
     def _routes(self, kinds: Iterable[tuple[str, int]]) -> list[_Route]:
@@ -429,12 +430,15 @@ class ServiceLayer:
     def _pay(self, routes: Iterable[_Route]) -> Generator[Any, Any, None]:
         """A caller's batches, one after the other: each flow (<= 1 timeout) unless a pool it meets is hot."""
         for route in routes:
-            cost = self.charge_now(route)
-            if isinstance(cost, float):
-                if cost > 0.0:
-                    yield self.env.timeout(cost)
-            else:
-                yield from cost
+            yield from self._pay_route(route)
+
+    def _pay_route(self, route: _Route) -> Generator[Any, Any, None]:
+        cost = self.charge_now(route)
+        if isinstance(cost, float):
+            if cost > 0.0:
+                yield sleep(self.env, cost)
+        else:
+            yield from cost
 
     def _metered_route(self, service: str, batch: Batch) -> _Route:
         """The route of a metered batch; batches of the same shape recur (one output's registration per job),
@@ -496,7 +500,11 @@ class ServiceLayer:
         threads = instance.threads
         waited = threads.charge(latency, calls)
         instance.calls += calls
-        instance.latency.add_queued(latency / calls, waited / calls, threads._wait_cache[1], calls)  # type: ignore[index]
+        prob = threads._wait_cache[1]  # type: ignore[index]  # set by charge
+        if prob < SHORT_TAIL:  # add_queued's own first test: one entry
+            instance.latency.add(latency / calls + waited / calls, calls)
+        else:
+            instance.latency.add_queued(latency / calls, waited / calls, prob, calls)
         return latency + waited
 
     def _charge_exact(self, route: _Route, instance: ServiceInstance | None) -> Generator[Any, Any, None]:

@@ -13,6 +13,8 @@ from typing import Callable, Generator
 
 import simpy
 
+from twin.engine.alarm import sleep
+
 Cycle = Callable[[], "Generator[simpy.Event, object, object] | None"]
 
 
@@ -46,17 +48,17 @@ class PeriodicAgent:
 
     def _run(self):
         if self.first_offset > 0:
-            yield self.env.timeout(self.first_offset)
+            yield sleep(self.env, self.first_offset)
         while True:
-            start = self.env.now
+            start = self.env._now
             result = self._cycle()
             if inspect.isgenerator(result):
                 yield from result
-            elapsed = self.env.now - start
+            elapsed = self.env._now - start
             self.cycles += 1
             self.busy_time += elapsed
             if elapsed >= self.polling_time:
                 self.overruns += 1
-                yield self.env.timeout(0)
+                yield sleep(self.env, 0)
             else:
-                yield self.env.timeout(self.polling_time - elapsed)
+                yield sleep(self.env, self.polling_time - elapsed)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_right as _bin
 from collections import deque
-from typing import Generator, Iterable
+from typing import Callable, Generator, Iterable
 
 import simpy
 
@@ -148,7 +149,7 @@ class ServerPool:
         self.total_wait = 0.0
 
     def _advance(self) -> None:
-        now = self.env.now
+        now = self.env._now
         dt = now - self._last
         if dt > 0.0:
             self._busy_area += self.busy * dt
@@ -415,7 +416,7 @@ class FlowPool:
 
     def note_exact(self, demand: float) -> None:
         """Exact work counts towards the slice's offered load too (it is measured by the ServerPool)."""
-        if self.env.now >= self._slice_end:
+        if self.env._now >= self._slice_end:
             self._roll()
         self._slice_demand += demand
         self._slice_calls += 1
@@ -448,13 +449,13 @@ class FlowPool:
         return max(1, cap - int(self.bg_rate + self._prev_async))
 
     def _advance_bg(self) -> None:
-        now = self.env.now
+        now = self.env._now
         if now > self._bg_last:
             self.fluid_busy += self.bg_rate * (now - self._bg_last)
             self._bg_last = now
 
     def _roll(self) -> None:
-        now = self.env.now
+        now = self.env._now
         end = self._slice_start + self.slice_s
         if now < end:
             return
@@ -484,7 +485,7 @@ class FlowPool:
     def _set_hot(self, hot: bool) -> None:
         if hot == self.hot:
             return
-        now = self.env.now
+        now = self.env._now
         if hot:
             self._hot_since = now
             self.hot_switches += 1
@@ -505,6 +506,10 @@ def any_hot(pools: Iterable[FlowPool], now: float) -> bool:
         if (now >= pool._slice_end or pool.hot or pool._slice_demand >= pool._hot_demand) and pool.is_hot():
             return True
     return False
+
+
+#: Below this Erlang C (or wait/service ratio) a flow call's queueing tail is negligible: one histogram entry.
+SHORT_TAIL = 0.01
 
 
 class LatencyHistogram:
@@ -528,17 +533,23 @@ class LatencyHistogram:
         self.sum = 0.0
         self._last_latency, self._last_bin = -1.0, 0  # of the last add: flow calls repeat a service time until a table grows
 
+    @classmethod
+    def bin_of(cls, latency: float) -> int:
+        """The bin of `latency`: its decade position, 50 per decade above 10 us (the definition `add` follows)."""
+        return 0 if latency <= cls.LOW else min(cls.BINS, int(math.log10(latency / cls.LOW) * cls.PER_DECADE) + 1)
+
     def add(self, latency: float, weight: float = 1.0) -> None:
         if latency != self._last_latency:
             self._last_latency = latency
-            self._last_bin = 0 if latency <= self.LOW else min(self.BINS, int(math.log10(latency / self.LOW) * self.PER_DECADE) + 1)
+            self._last_bin = _bin(_BIN_EDGES, latency) if _BIN_EDGES else self.bin_of(latency)
         self.counts[self._last_bin] += weight
         self.total += weight
         self.sum += latency * weight
 
     def add_queued(self, service: float, wait: float, prob_wait: float, weight: float = 1.0) -> None:
-        """`weight` calls of service time `service` meeting an M/M/c queue (mean wait `wait`, Erlang C `prob_wait`)."""
-        if prob_wait < 0.01 or wait < 0.01 * service:
+        """`weight` calls of service time `service` meeting an M/M/c queue (mean wait `wait`, Erlang C `prob_wait`).
+        (Callers that know `prob_wait < SHORT_TAIL` for several entries `add(service + wait, weight)` themselves.)"""
+        if prob_wait < SHORT_TAIL or wait < SHORT_TAIL * service:
             self.add(service + wait, weight)  # the tail is negligible next to the service time
             return
         self.add(service, weight * (1.0 - prob_wait))
@@ -561,6 +572,29 @@ class LatencyHistogram:
             if run >= target and count:
                 return self.LOW * 10 ** (max(0.0, index - 0.5) / self.PER_DECADE)
         return self.LOW * 10 ** (self.BINS / self.PER_DECADE)
+
+
+def _bin_edges(bin_of: Callable[[float], int], low: float, bins: int, per_decade: int) -> list[float]:
+    """The smallest latency of each bin 1..`bins` under `bin_of`, so that a binary search over them (C
+    `bisect`, one call) gives `bin_of`'s answer without its logarithm; empty if `bin_of` were not monotone
+    within 8 ulps of an edge (then `add` keeps the logarithm)."""
+    edges: list[float] = []
+    for k in range(1, bins + 1):
+        edge = low * 10.0 ** ((k - 1) / per_decade)  # near the edge: walk to the first float of bin >= k
+        while bin_of(edge) >= k:
+            edge = math.nextafter(edge, 0.0)
+        while bin_of(edge) < k:
+            edge = math.nextafter(edge, math.inf)
+        before, after = edge, edge
+        for _ in range(8):
+            before, after = math.nextafter(before, 0.0), math.nextafter(after, math.inf)
+            if bin_of(before) >= k or bin_of(after) < k:
+                return []
+        edges.append(edge)
+    return edges
+
+
+_BIN_EDGES = _bin_edges(LatencyHistogram.bin_of, LatencyHistogram.LOW, LatencyHistogram.BINS, LatencyHistogram.PER_DECADE)
 
 
 def run_in_threads(env: simpy.Environment, tasks: Iterable[Generator[simpy.Event, object, object]],

@@ -19,7 +19,7 @@ from typing import Any, Callable, Generator, Sequence
 
 import simpy
 
-from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, hold_all
+from twin.engine.queueing import SHORT_TAIL, FlowPool, LatencyHistogram, ServerPool, hold_all
 from twin.engine.simulation import Simulation
 from twin.grid.faultstate import ActiveFaults
 from twin.scenario import schema
@@ -228,9 +228,14 @@ class Database:
         per = latency / queries
         self.latency_ewma += EWMA_ALPHA * (per - self.latency_ewma) if self.queries > queries else per
         wait = waited / queries
-        add = self.latency.add_queued
-        for service, n in services:
-            add(service, wait, prob, n)
+        if prob < SHORT_TAIL:  # add_queued's own first test, once for all the operations
+            add = self.latency.add
+            for service, n in services:
+                add(service + wait, n)
+        else:
+            add_queued = self.latency.add_queued
+            for service, n in services:
+                add_queued(service, wait, prob, n)
         return latency
 
     def _flow_demand(self, flow: FlowOps, size: float) -> tuple[float, Sequence[tuple[float, int]]]:

@@ -31,6 +31,7 @@ from simpy.events import URGENT
 from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
 from twin.dirac.wms import job_status as js
+from twin.engine.alarm import call_after
 from twin.engine.trampoline import PENDING, Trampoline
 from twin.engine.wakeup import Hold
 
@@ -128,7 +129,7 @@ class JobAgent:
     # ------------------------------------------------------------ waiting
     def _sleep(self, seconds: float, then: Step) -> bool:
         self.step = then
-        self.wms.env.timeout(seconds).callbacks.append(self)
+        call_after(self.wms.env, seconds, self)
         return True
 
     def _hold(self, seconds: float, then: Step) -> bool:
@@ -204,7 +205,7 @@ class JobAgent:
         pilot = self.pilot
         if not pilot.running:
             return self._stop()
-        self.work_left = cpu_work_left(pilot, self.wms.env.now)
+        self.work_left = cpu_work_left(pilot, self.wms.env._now)
         if self.jobs and self.work_left <= MINIMUM_CPU_WORK:
             return self._stop()  # _checkCPUWorkLeft: "No more time left"
         return self._rpc(fp.MATCH_ATTEMPT, JobAgent._matched)
@@ -283,7 +284,7 @@ class JobAgent:
             return self._job_over()
         if payload.reason is not None and not payload.completing:  # type: ignore[union-attr]
             return self._fail_payload()
-        self.wms.jobdb.set_status(self.job, js.COMPLETING, "Uploading Output Data", self.wms.env.now, source="JobWrapper")
+        self.wms.jobdb.set_status(self.job, js.COMPLETING, "Uploading Output Data", self.wms.env._now, source="JobWrapper")
         if payload.reason is not None:  # type: ignore[union-attr]
             return self._fail_payload()
         return self._drive(self.wms.upload(self.job, self.runtime, self.pilot), JobAgent._uploaded, returns=True)  # type: ignore[arg-type]
