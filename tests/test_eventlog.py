@@ -103,3 +103,24 @@ def test_a_log_is_readable_only_for_kinds_it_keeps(tmp_path):
     assert EventLog(disabled_kinds=["job.status"]).readable(["task.status"])
     assert not EventLog(keep=False).readable(["job.status"])
     assert EventLog(path=tmp_path / "events.parquet", keep=False).readable(["job.status"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(hs.lists(hs.sampled_from(["Running", "Done", "", "Failed", "é"]) | hs.text(max_size=4), max_size=30))
+def test_text_columns_are_the_arrays_dictionary_encode_makes(values):
+    """The one-pass dictionary conversion gives dictionary_encode's array: same indices, same first-seen dictionary."""
+    import pyarrow as pa
+
+    from twin.engine.eventlog import _dictionary
+
+    assert _dictionary(values).equals(pa.array(values, pa.string()).dictionary_encode())
+
+
+def test_a_written_log_keeps_its_text_columns_dictionary_encoded_and_names_plain(tmp_path):
+    log = _fill(EventLog(path=tmp_path / "e.parquet", chunk_rows=3),
+                [(float(t), "job.status", f"job:{t}", "Done", "", 1.0) for t in range(7)])
+    log.close()
+    columns = pq.ParquetFile(tmp_path / "e.parquet").metadata.row_group(0)
+    encodings = {columns.column(i).path_in_schema: columns.column(i).encodings for i in range(columns.num_columns)}
+    assert any("DICTIONARY" in e for e in encodings["kind"]) and not any("DICTIONARY" in e for e in encodings["entity"])
+    assert read_events(tmp_path / "e.parquet")["entity"].tolist() == [f"job:{t}" for t in range(7)]

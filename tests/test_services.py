@@ -605,3 +605,24 @@ def test_flow_charges_enter_each_histogram_as_add_queued_would(db_rho, thread_rh
         patch.setattr(servers_module, "SHORT_TAIL", -1.0)
         plain = _charged_histograms(db_rho, thread_rho, queries, calls)
     assert inline == plain
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(fp.RPCS)), st.integers(-1, 4), st.integers(-1, 300)), max_size=12))
+def test_metered_footprint_rpcs_pend_as_one_entry_per_query_says(calls):
+    """meter_rpc's pending work: per (db, table) of each call, the RPCs once (on its first query), n x round
+    trips, and n x round trips x max(1, rows) rows, as Rpc.queries reads; calls of n <= 0 meter nothing."""
+    sim = Simulation(seed=1)
+    services = ServiceLayer(build_grid(sim, minimal().topology))
+    expected: dict[tuple[str, str], list[int]] = {}
+    for kind, n, rows in calls:
+        services.meter_rpc(kind, n, rows)
+        if n <= 0:
+            continue
+        for i, (db, table, queries) in enumerate(fp.RPCS[kind].queries):
+            entry = expected.setdefault((db, table), [0, 0, 0])
+            entry[0] += n if i == 0 else 0
+            entry[1] += n * queries
+            entry[2] += n * queries * max(1, rows)
+    assert {key: list(entry) for key, entry in services._pending.items()} == expected
+    assert list(services._pending) == list(expected)  # and in the order the calls met them

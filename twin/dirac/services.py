@@ -176,6 +176,7 @@ class ServiceLayer:
         self._metered_routes: dict[tuple[Any, ...], _Route] = {}
         self._checks_by_pools: dict[tuple[FlowPool, ...], dict[ServiceInstance | None, tuple[FlowPool, ...]]] = {}
         self._stream_queries: dict[str, list[tuple[Any, str, int]]] = {}
+        self._rpc_keys: dict[str, tuple[tuple[tuple[str, str], int], ...]] = {}  # kind -> ((db, table), queries) per query
         self._stream_rates: dict[tuple[str, float, ServiceInstance | None], StreamRates] = {}
         if not flow:
             for pool in self.flow_pools():
@@ -197,12 +198,19 @@ class ServiceLayer:
         if self._muted or n <= 0:
             return
         self.calls_by_kind[kind] += n
-        rpc = RPCS[kind]
-        for i, (db, table, queries) in enumerate(rpc.queries):
-            entry = self._pending[(db, table)]
-            entry[0] += n if i == 0 else 0
+        keys = self._rpc_keys.get(kind)
+        if keys is None:
+            keys = self._rpc_keys[kind] = tuple(((db, table), queries) for db, table, queries in RPCS[kind].queries)
+        pending = self._pending
+        per_query = n * rows if rows > 1 else n  # rows of one query
+        counted = False  # the RPC itself counts once, on its first query's entry
+        for key, queries in keys:
+            entry = pending[key]
+            if not counted:
+                entry[0] += n
+                counted = True
             entry[1] += n * queries
-            entry[2] += n * queries * max(1, rows)
+            entry[2] += per_query * queries
 
     @contextmanager
     def unmetered(self) -> Iterator[None]:
@@ -443,7 +451,8 @@ class ServiceLayer:
     def _metered_route(self, service: str, batch: Batch) -> _Route:
         """The route of a metered batch; batches of the same shape recur (one output's registration per job),
         so routes are kept by shape, at most `METERED_ROUTES` of them."""
-        shape = (service, tuple(batch), *itertools.chain.from_iterable(batch.values()))  # the keys, then their counts
+        # flat (no key tuple hashed again): the keys' strings, then their counts
+        shape = (service, *itertools.chain.from_iterable(batch), *itertools.chain.from_iterable(batch.values()))
         route = self._metered_routes.get(shape)
         if route is None:
             if len(self._metered_routes) >= METERED_ROUTES:  # mostly one-off shapes: the recurring ones come back

@@ -36,6 +36,9 @@ SCHEMA = pa.schema([("time", pa.float64()), ("kind", _TEXT), ("entity", pa.strin
 #: Rows per buffered batch / Parquet row group (~5 MB of buffer, ~1 MB written).
 CHUNK_ROWS = 1 << 16
 _SEP = "\x1f"  # ASCII unit separator between the strings of a column in the digest
+#: Parquet encoding: the dictionary columns stay dictionaries; `entity` (a new name on most rows) is written
+#: plain, without the dictionary page Parquet would try first, and without min/max statistics nobody reads.
+WRITE_OPTIONS = {"use_dictionary": ["kind", "state", "detail"], "write_statistics": ["time", "kind", "state", "detail", "value"]}
 
 #: What to read: None (every row), kinds, or {kind: states or None (all states of that kind)}.
 Selection = Iterable[str] | Mapping[str, Iterable[str] | None] | None
@@ -70,7 +73,7 @@ class EventLog:
         self._batches: list[pa.RecordBatch] = []
         self._keep = keep
         self.path = Path(path) if path is not None else None
-        self._writer = pq.ParquetWriter(self.path, SCHEMA, compression="zstd") if self.path is not None else None
+        self._writer = pq.ParquetWriter(self.path, SCHEMA, compression="zstd", **WRITE_OPTIONS) if self.path is not None else None
         self._closed = False
 
     def log(self, time: float, kind: str, entity: str, state: str = "", detail: str = "", value: float = math.nan) -> None:
@@ -131,7 +134,7 @@ class EventLog:
         if not self._keep and self._rows:
             raise RuntimeError("this event log kept no rows (keep=False): nothing to save")
         self._flush()
-        with pq.ParquetWriter(path, SCHEMA, compression="zstd") as writer:
+        with pq.ParquetWriter(path, SCHEMA, compression="zstd", **WRITE_OPTIONS) as writer:
             for batch in self._batches:
                 writer.write_batch(batch)
         return path
@@ -195,7 +198,8 @@ class EventLog:
 
 
 def _dictionary(values: list[str]) -> pa.DictionaryArray:
-    return pa.array(values, pa.string()).dictionary_encode()
+    """The strings dictionary-encoded in one pass (the same array as `dictionary_encode`: first-seen order)."""
+    return pa.array(values, _TEXT)
 
 
 def _kind_filter(table: pa.Table, select: Selection) -> pa.Array | None:
