@@ -227,3 +227,13 @@ def test_task_id_check_accepts_what_the_per_id_check_accepts(ids) -> None:
     table = db._trans[mc].tasks  # noqa: SLF001
     assert table.valid(ids) == all(_is_task_id(task_id, 5) for task_id in ids)
     assert table.valid(iter(ids)) == table.valid(ids)
+
+
+def test_resource_shapes_equal_in_fields_are_one_cache_key() -> None:
+    from twin.dirac.wms.taskqueue import _ResourceShape
+
+    def shape(site: str, ram: int | None) -> _ResourceShape:
+        return _ResourceShape(site, 3600, 1, ram, None, frozenset({"cta_prod"}))
+
+    cache = {shape("A", None): "a", shape("A", 4000): "a4"}
+    assert cache[shape("A", None)] == "a" and cache[shape("A", 4000)] == "a4" and shape("B", None) not in cache

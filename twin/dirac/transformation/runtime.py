@@ -8,6 +8,7 @@ genuine DIRAC), its output directory, and the readiness gate.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,8 +66,9 @@ class TransformationRuntime:
         if self.outputs is None:
             self.outputs = LfnList(self.world.fc.catalog)
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
+        """"production/step" (both names are fixed once the scenario is loaded; asked once per job)."""
         return f"{self.production.name}/{self.step.name}"
 
     @property

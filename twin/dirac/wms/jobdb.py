@@ -53,8 +53,8 @@ _DONE_CODE = _RETIRED_CODE[DONE]
 
 StatusCallback = Callable[["Job", str, str, float], None]
 _NO_SITES: frozenset[str] = frozenset()
-#: next_state's answers by (current, proposed, force): a handful of keys, asked six times per job.
-_TRANSITIONS: dict[tuple[str, str, bool], tuple[str, bool]] = {}
+#: next_state's answers by force, current and proposed status: a handful of keys, asked six times per job.
+_TRANSITIONS: dict[bool, dict[str, dict[str, tuple[str, bool]]]] = {False: {}, True: {}}
 
 
 class Job:
@@ -322,10 +322,12 @@ class JobDB:
         if status is None:
             new, accepted = old, True
         else:
-            key = (old, status, force)
-            known = _TRANSITIONS.get(key)
+            from_old = _TRANSITIONS[force].get(old)
+            if from_old is None:
+                from_old = _TRANSITIONS[force][old] = {}
+            known = from_old.get(status)
             if known is None:
-                known = _TRANSITIONS[key] = next_state(old, status, force)
+                known = from_old[status] = next_state(old, status, force)
             new, accepted = known
         if minor is not None:
             job.minor_status = minor
@@ -361,8 +363,15 @@ class JobDB:
             counts = self._site_counts[at] = {}
         counts[old] = counts.get(old, 0) - 1
         counts[new] = counts.get(new, 0) + 1
-        if old in ACTIVE_STATES or new in ACTIVE_STATES:
-            self._recount_active(at, old, new, job.job_type)
+        if old in ACTIVE_STATES or new in ACTIVE_STATES:  # the Limiter's per-site JobType counts
+            by_type = self._active.get(at)
+            if by_type is None:
+                by_type = self._active[at] = {}
+            job_type = job.job_type
+            if old in ACTIVE_STATES:
+                by_type[job_type] = by_type.get(job_type, 0) - 1
+            if new in ACTIVE_STATES:
+                by_type[job_type] = by_type.get(job_type, 0) + 1
         job.status = new
         if new == RUNNING:
             # setStartExecTime: StartExecTime and HeartBeatTime, only if not set yet
@@ -432,14 +441,6 @@ class JobDB:
             del listed[job.job_id]
         else:
             self._unlisted[job.status] -= 1
-
-    def _recount_active(self, site: str, old: str, new: str, job_type: str) -> None:
-        """The Limiter's per-site JobType counts when a job enters or leaves Running/Matched/Stalled."""
-        by_type = self._active.setdefault(site, {})
-        if old in ACTIVE_STATES:
-            by_type[job_type] = by_type.get(job_type, 0) - 1
-        if new in ACTIVE_STATES:
-            by_type[job_type] = by_type.get(job_type, 0) + 1
 
     def _count_site(self, site: str, status: str, job_type: str, delta: int) -> None:
         counts = self._site_counts.get(site)

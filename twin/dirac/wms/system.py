@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from twin.dirac.context import WorkloadContext
 
 OWNER_GROUP = "cta_prod"
-_JOB_FINAL = js.JOB_FINAL_STATES
+_JOB_FINAL, _RECEIVED, _SUBMITTING = js.JOB_FINAL_STATES, js.RECEIVED, js.SUBMITTING
 MB = 1e6
 
 
@@ -148,6 +148,7 @@ class WorkloadManagement:
         self._log = world.sim.log.log  # the event log's row writer (the log lives as long as the run)
         self._output_choices: dict[tuple[str, str], tuple[tuple[str, ...], frozenset[str] | None]] = {}
         self._failover_choices: dict[str, tuple[str, ...]] = {}
+        self._note = world.ts.note_external_status  # the task manager's memory of job statuses
 
     # ------------------------------------------------------------------ start
     def start(self) -> None:
@@ -164,9 +165,10 @@ class WorkloadManagement:
     def _on_status(self, job: Job, old: str, new: str, now: float) -> None:
         """Every job status change (six per job): its event-log row, the task manager's note, and a job
         back to Received (rescheduled) goes to the optimizers again."""
-        self._log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(job.job_group))
-        self.world.ts.note_external_status(int(job.job_group), job.task_id, new, new in _JOB_FINAL, now)
-        if new == js.RECEIVED and old != js.SUBMITTING:
+        group = job.job_group
+        self._log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(group))
+        self._note(int(group), job.task_id, new, new in _JOB_FINAL, now)
+        if new == _RECEIVED and old != _SUBMITTING:
             self._optimize_later(job, self.cfg.optimizer_delay)
 
     # ------------------------------------------------------------------ submission (WorkflowTaskAgent)

@@ -273,7 +273,8 @@ class TaskQueue:
 
 @dataclass(frozen=True, slots=True)
 class _ResourceShape:
-    """A resource description reduced to what matching reads; hashable, so candidate lists are cached."""
+    """A resource description reduced to what matching reads; hashable, so candidate lists are cached
+    (its hash is worked out once: the candidate cache is asked once per match)."""
 
     site: str
     cpu_cap: int
@@ -281,6 +282,14 @@ class _ResourceShape:
     max_ram: int | None
     job_types: frozenset[str] | None
     groups: frozenset[str] | None
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.site, self.cpu_cap, self.processors, self.max_ram, self.job_types,
+                                                self.groups)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(slots=True)
