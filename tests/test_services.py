@@ -626,3 +626,33 @@ def test_metered_footprint_rpcs_pend_as_one_entry_per_query_says(calls):
             entry[2] += n * queries * max(1, rows)
     assert {key: list(entry) for key, entry in services._pending.items()} == expected
     assert list(services._pending) == list(expected)  # and in the order the calls met them
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=80), st.integers(1, 4))
+def test_per_operation_counts_of_repeated_flow_entries_equal_counting_each_entry(charges, listed_max):
+    """A database counts a repeated flow entry's operations at the next fold: queries_by_op equals counting
+    every entry and every stream's queries as they come, values and the order operations first appear in,
+    also when the list of pending entries is folded early (a small LISTED_FLOWS)."""
+    import twin.grid.servers as servers_module
+    from twin.grid.servers import FlowOps
+
+    sim = Simulation(seed=1)
+    db = build_grid(sim, minimal().topology).databases["JobDB"]
+    ops = [("Jobs", 2, 2), ("LoggingInfo", 1, 1), ("JobParameters", 3, 9), ("TaskQueues", 1, 1), ("Sites", 2, 2), ("Jobs", 1, 1)]
+    flows = [FlowOps(ops[k:k + 2], sum(n for _, n, _ in ops[k:k + 2]), 0) for k in range(len(ops))]
+    expected: dict[str, int] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(servers_module, "LISTED_FLOWS", listed_max)
+        for k, stream in charges:
+            if stream:  # a stream's calls counted between the entries
+                db.count_queries(ops[k][0], 7)
+                expected[ops[k][0]] = expected.get(ops[k][0], 0) + 7
+                continue
+            db.flow_entry(flows[k])
+            for op, n, _ in flows[k].ops:
+                expected[op] = expected.get(op, 0) + n
+            if k == 3:  # a reader in the middle folds what waits
+                assert dict(db.queries_by_op) == expected
+    assert list(db.queries_by_op.items()) == list(expected.items())
+    assert db.queries == sum(expected.values())

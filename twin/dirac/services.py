@@ -405,8 +405,7 @@ class ServiceLayer:
         self.calls_by_kind[shared.kind] += n
         self.calls[shared.service] += n
         for db, table, queries in shared.queries:
-            db.queries += n * queries
-            db.queries_by_op[table] += n * queries
+            db.count_queries(table, n * queries)
 
     def _resolved_queries(self, kind: str) -> list[tuple[Any, str, int]]:
         """(database, table, round trips) of an RPC kind, on the databases the topology has."""
@@ -451,8 +450,7 @@ class ServiceLayer:
     def _metered_route(self, service: str, batch: Batch) -> _Route:
         """The route of a metered batch; batches of the same shape recur (one output's registration per job),
         so routes are kept by shape, at most `METERED_ROUTES` of them."""
-        # flat (no key tuple hashed again): the keys' strings, then their counts
-        shape = (service, *itertools.chain.from_iterable(batch), *itertools.chain.from_iterable(batch.values()))
+        shape = (service, tuple(batch), *itertools.chain.from_iterable(batch.values()))  # the keys, then their counts
         route = self._metered_routes.get(shape)
         if route is None:
             if len(self._metered_routes) >= METERED_ROUTES:  # mostly one-off shapes: the recurring ones come back

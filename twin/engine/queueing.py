@@ -279,7 +279,7 @@ class FlowPool:
     __slots__ = ("pool", "env", "name", "nominal", "slice_s", "hot_above", "cold_below", "enabled", "hot",
                  "_slice_start", "_slice_end", "_slice_demand", "_slice_calls", "_slice_async", "_prev_load",
                  "_prev_async", "_prev_service", "_wait_cache", "_wait_ok", "bg_rate", "_bg_last", "fluid_busy",
-                 "fluid_wait", "fluid_calls", "hot_switches", "hot_time", "_hot_since", "_down_to", "_hot_servers",
+                 "fluid_wait", "hot_switches", "hot_time", "_hot_since", "_down_to", "_hot_servers",
                  "_tolerance", "_hot_demand")
 
     def __init__(self, pool: ServerPool, slice_s: float = 60.0, hot_above: float = 0.8, cold_below: float = 0.6) -> None:
@@ -304,7 +304,6 @@ class FlowPool:
         self._bg_last = self.env.now
         self.fluid_busy = 0.0  # server-seconds charged as fluid (flow calls, async work, streams)
         self.fluid_wait = 0.0  # caller-seconds spent waiting in flow mode (Little: integral of the queue)
-        self.fluid_calls = 0
         self.hot_switches = 0
         self.hot_time = 0.0
         self._hot_since = 0.0
@@ -404,7 +403,6 @@ class FlowPool:
             wq = self.wait()  # rolls the slice first
         self._slice_demand += demand
         self._slice_calls += calls
-        self.fluid_calls += calls
         self.fluid_busy += demand
         if asynchronous:
             self._slice_async += demand

@@ -27,6 +27,7 @@ from twin.scenario import schema
 DEFAULT_SERVICE_CV = 1.0
 DEFAULT_MS_PER_ROW = 0.01  # per result/affected row beyond the first (10 us)
 EWMA_ALPHA = 0.05
+LISTED_FLOWS = 256  # flow entries whose repeated charges a database counts up before folding them into queries_by_op
 
 
 class CoreServer:
@@ -74,7 +75,7 @@ class FlowOps:
     were computed at: a DB's other cost parameters are fixed once it is built, so the same size and
     factor give the same numbers, and the repeated batches of a phase skip the arithmetic."""
 
-    __slots__ = ("ops", "size_op", "queries", "extra_rows", "_size", "_slow", "_demand", "_services")
+    __slots__ = ("ops", "size_op", "queries", "extra_rows", "_size", "_slow", "_demand", "_services", "listed", "repeats")
 
     def __init__(self, ops: Sequence[tuple[str, int, int]], queries: int, extra_rows: int) -> None:
         self.ops = ops
@@ -85,6 +86,8 @@ class FlowOps:
         self._slow = 1.0
         self._demand = 0.0
         self._services: Sequence[tuple[float, int]] = ()
+        self.listed = False  # on its database's list of entries whose per-operation counts wait (`repeats`)
+        self.repeats = 0  # charges since it was listed, not yet in `queries_by_op`
 
 
 class Database:
@@ -119,7 +122,8 @@ class Database:
         self._slow = ActiveFaults()
         self._slow_factor = 1.0
         self._down = ActiveFaults()
-        self.queries_by_op: dict[str, int] = defaultdict(int)
+        self._queries_by_op: dict[str, int] = defaultdict(int)
+        self._listed: list[FlowOps] = []  # flow entries charged again since the last fold (`queries_by_op`)
         self.queries = 0
         self.total_latency = 0.0
         self.latency_ewma = 0.0
@@ -208,9 +212,10 @@ class Database:
         else:
             demand, services = self._flow_demand(flow, size)
         queries = flow.queries
-        by_op = self.queries_by_op
-        for op, n, _ in flow.ops:
-            by_op[op] += n
+        if flow.listed:  # charged before: its per-operation counts wait for the next fold
+            flow.repeats += 1
+        else:
+            self._list(flow)
         waited = 0.0
         prob = 0.0
         for pool in self._pools:
@@ -237,6 +242,42 @@ class Database:
             for service, n in services:
                 add_queued(service, wait, prob, n)
         return latency
+
+    @property
+    def queries_by_op(self) -> dict[str, int]:
+        """Round trips per operation (table) so far. A flow entry charged again only counts its repeats
+        (one add instead of one per operation); they are folded in here, so the counts (integers) and the
+        order in which operations first appear are those of counting every entry at once."""
+        self._fold()
+        return self._queries_by_op
+
+    def count_queries(self, op: str, queries: int) -> None:
+        """`queries` round trips of `op` charged outside a flow entry (a stream's calls)."""
+        self.queries += queries
+        self._queries_by_op[op] += queries
+
+    def _list(self, flow: FlowOps) -> None:
+        """A flow entry's first charge since the last fold: counted now (its operations enter the counts in
+        charge order), its repeats from now on only counted up on it."""
+        by_op = self._queries_by_op
+        for op, n, _ in flow.ops:
+            by_op[op] += n
+        flow.listed = True
+        listed = self._listed
+        listed.append(flow)
+        if len(listed) >= LISTED_FLOWS:  # bounded: one-off entries (a metered route dropped) are let go
+            self._fold()
+
+    def _fold(self) -> None:
+        by_op = self._queries_by_op
+        for flow in self._listed:
+            repeats = flow.repeats
+            if repeats:
+                for op, n, _ in flow.ops:
+                    by_op[op] += n * repeats
+                flow.repeats = 0
+            flow.listed = False
+        self._listed.clear()
 
     def _flow_demand(self, flow: FlowOps, size: float) -> tuple[float, Sequence[tuple[float, int]]]:
         """(server-seconds of the round trips, [(service time, round trips)] for the histogram), the table
@@ -270,7 +311,7 @@ class Database:
 
     def _record(self, op: str, latency: float, queries: int = 1) -> None:
         self.queries += queries
-        self.queries_by_op[op] += queries
+        self._queries_by_op[op] += queries
         self.total_latency += latency
         per = latency / queries
         self.latency_ewma += EWMA_ALPHA * (per - self.latency_ewma) if self.queries > queries else per
