@@ -176,7 +176,7 @@ def test_hold_all_in_name_order_cannot_deadlock():
 
 
 # ---------------------------------------------------------------- latency histogram
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from twin.engine import queueing  # noqa: E402
@@ -211,3 +211,46 @@ def test_histogram_edges_are_refused_for_a_bin_function_that_is_not_monotone(mon
     hist = LatencyHistogram()
     hist.add(0.02, 2)
     assert hist.counts[LatencyHistogram.bin_of(0.02)] == 2
+
+
+# ---------------------------------------------------------------- flow pools charged alike
+from twin.engine.queueing import FlowPool, charge_alike  # noqa: E402
+
+_pool_steps = st.lists(st.one_of(
+    st.tuples(st.just("charge"), st.floats(0.0, 40.0), st.integers(1, 50)),  # demand (server-s), calls
+    st.tuples(st.just("later"), st.sampled_from([0.0, 1.0, 30.0, 61.0, 100.0, 200.0])),  # same slice, the next, one skipped
+    st.tuples(st.just("stream"), st.floats(-1.0, 2.0)),  # a background stream starts or stops on the first pool
+    st.tuples(st.just("capacity"), st.integers(0, 6)),  # a fault on the second pool
+), max_size=40)
+
+
+def _pools_after(steps: list[tuple], alike: bool) -> list[object]:
+    env = simpy.Environment()
+    pools = [FlowPool(ServerPool(env, 6, "db")), FlowPool(ServerPool(env, 4, "host"))]
+    seen: list[object] = []
+    for kind, *args in steps:
+        if kind == "charge":
+            if alike:
+                seen.append(charge_alike(pools, args[0], args[1]))
+            else:
+                waited = prob = 0.0
+                for pool in pools:
+                    waited += pool.charge(args[0], args[1])
+                    prob = max(prob, pool._wait_cache[1])
+                seen.append((waited, prob))
+        elif kind == "later":
+            env.run(until=env.now + args[0] + 1e-9)
+        elif kind == "stream":
+            pools[0].add_stream(args[0])
+        else:
+            pools[1].set_capacity(args[0])
+    seen.append([[getattr(pool, name) for name in FlowPool.__slots__ if name not in ("pool", "env")] for pool in pools])
+    return seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(_pool_steps)
+@example([("charge", 1.0, 1), ("later", 61.0), ("charge", 0.0, 1), ("charge", 1.0, 1)])  # the cached-wait branch
+def test_pools_charged_alike_equal_each_pool_charged_in_turn(steps):
+    """charge_alike (a flow entry's connection and host) returns and leaves what FlowPool.charge on each pool does."""
+    assert _pools_after(steps, alike=True) == _pools_after(steps, alike=False)

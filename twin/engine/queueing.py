@@ -497,6 +497,32 @@ class FlowPool:
         return self.hot_time + (self.env.now - self._hot_since if self.hot else 0.0)
 
 
+def charge_alike(pools: Iterable[FlowPool], demand: float, calls: float) -> tuple[float, float]:
+    """`FlowPool.charge(demand, calls)` on each pool in turn (a query holds a connection and a core of its
+    host): (their waits summed in pool order, the largest Erlang C of their waits). The case where a
+    pool's cached wait holds (same slice, same load) is `charge`'s first branch written out, so a flow
+    entry makes one call for its pools; any other case is `charge` itself."""
+    waited = 0.0
+    prob = 0.0
+    for pool in pools:
+        if pool._wait_ok and pool.env._now < pool._slice_end:
+            cache = pool._wait_cache
+            pool._slice_demand += demand
+            pool._slice_calls += calls
+            pool.fluid_busy += demand
+            wq = cache[0]  # type: ignore[index]
+            if wq:
+                pool_waited = wq * calls if wq != math.inf else 0.0
+                pool.fluid_wait += pool_waited
+                waited += pool_waited
+        else:
+            waited += pool.charge(demand, calls)
+            cache = pool._wait_cache
+        if cache[1] > prob:  # type: ignore[index]
+            prob = cache[1]  # type: ignore[index]
+    return waited, prob
+
+
 def any_hot(pools: Iterable[FlowPool], now: float) -> bool:
     """`FlowPool.is_hot` of each pool in turn until one is hot, without a call for the pools that
     plainly are not (same slice, cold, slice demand below the hot bound): a charge asks three or four."""

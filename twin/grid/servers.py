@@ -19,7 +19,7 @@ from typing import Any, Callable, Generator, Sequence
 
 import simpy
 
-from twin.engine.queueing import SHORT_TAIL, FlowPool, LatencyHistogram, ServerPool, hold_all
+from twin.engine.queueing import SHORT_TAIL, FlowPool, LatencyHistogram, ServerPool, charge_alike, hold_all
 from twin.engine.simulation import Simulation
 from twin.grid.faultstate import ActiveFaults
 from twin.scenario import schema
@@ -216,13 +216,7 @@ class Database:
             flow.repeats += 1
         else:
             self._list(flow)
-        waited = 0.0
-        prob = 0.0
-        for pool in self._pools:
-            waited += pool.charge(demand, queries)
-            pool_prob = pool._wait_cache[1]  # type: ignore[index]  # set by charge
-            if pool_prob > prob:
-                prob = pool_prob
+        waited, prob = charge_alike(self._pools, demand, queries)
         server = self.server
         if server is not None:
             server.calls += queries
