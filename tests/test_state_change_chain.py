@@ -237,3 +237,23 @@ def test_resource_shapes_equal_in_fields_are_one_cache_key() -> None:
 
     cache = {shape("A", None): "a", shape("A", 4000): "a4"}
     assert cache[shape("A", None)] == "a" and cache[shape("A", 4000)] == "a4" and shape("B", None) not in cache
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=hs.lists(hs.tuples(hs.sampled_from(["submit", "Done", "Failed", "Received", "Running", "remove"]), hs.integers(0, 9)),
+                    max_size=40))
+def test_job_rows_are_the_live_records_plus_the_retired_ones(ops) -> None:
+    db = JobDB(retain_final=False)
+    made, removed = [db.submit(0.0, job_type="User")], set()
+    for at, (op, index) in enumerate(ops):
+        job = made[index % len(made)]
+        if op == "submit":
+            made.append(db.submit(float(at), job_type="User"))
+        elif job.job_id in removed:  # JobCleaningAgent's removal is for good
+            continue
+        elif op == "remove":
+            db.remove(job)
+            removed.add(job.job_id)
+        else:
+            db.set_status(job, op, None, float(at), force=True)
+        assert db.rows == len(db) == len(db.jobs) + sum(db._retired.values())  # noqa: SLF001 - the plain count

@@ -147,7 +147,7 @@ def _size_databases(world: World) -> None:
     sizes = {
         "FileCatalogDB": lambda op: float(len(world.catalog)),
         "TransformationDB": lambda op: float(world.ts_file_rows),
-        "JobDB": lambda op: float(len(world.wms.jobdb)),
+        "JobDB": lambda op: float(world.wms.jobdb.rows),
         "ReqDB": lambda op: float(len(world.rms.db)),
     }
     for name, size_of in sizes.items():

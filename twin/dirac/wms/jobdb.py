@@ -186,7 +186,9 @@ class JobDB:
         self.retain_final = retain_final
         self.jobs: dict[int, Job] = {}
         self._retired: dict[str, int] = {state: 0 for state in RETIRED_STATES}
-        self._retired_total = 0  # sum of _retired: len() is on the service layer's hot path
+        #: rows of the Jobs table (live + retired): what a JobDB query's cost grows with, read by the service
+        #: layer on every JobDB charge (an attribute, not a len() call); ``len(self)``
+        self.rows = 0
         self._finished = _FinishedColumns(first_job_id)
         self._next_id = first_job_id
         #: the live jobs of each status agents list (entry order), and how many live jobs each other status has
@@ -223,6 +225,7 @@ class JobDB:
         )
         self._next_id += 1
         self.jobs[job.job_id] = job
+        self.rows += 1
         self._enter(job)
         self._count_site(job.site, job.status, job.job_type, +1)
         return job
@@ -231,6 +234,7 @@ class JobDB:
         """Drop a job from the DB (JobCleaningAgent removing old Done/Failed/Killed jobs)."""
         if self.jobs.pop(job.job_id, None) is None:
             return
+        self.rows -= 1
         self._leave(job)
         self._count_site(job.site, job.status, job.job_type, -1)
 
@@ -247,7 +251,7 @@ class JobDB:
         return self.jobs.get(job_id)
 
     def __len__(self) -> int:
-        return len(self.jobs) + self._retired_total
+        return self.rows
 
     def jobs_in(self, status: str) -> Collection[Job]:
         """The jobs now in ``status`` (retired jobs excepted): for a status agents list (LISTED_STATES) a
@@ -350,7 +354,6 @@ class JobDB:
                 self._unlisted[old] -= 1
         if not live:  # a retired job forced back (Failed -> rescheduled)
             self._retired[old] -= 1
-            self._retired_total -= 1
             self.jobs[job_id] = job
         listed = by_status.get(new)
         if listed is not None:
@@ -425,7 +428,6 @@ class JobDB:
         self._leave(job)
         del self.jobs[job.job_id]
         self._retired[job.status] += 1
-        self._retired_total += 1
         self._finished.add(job)
 
     def _enter(self, job: Job) -> None:

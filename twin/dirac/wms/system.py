@@ -33,6 +33,7 @@ from twin.dirac.wms.jobdb import Job, JobDB
 from twin.dirac.wms.scheduling import CACHED, DISK, TAPE, Fail, Hold, Stage, ToTaskQueue, by_job_type, by_se_sites, handle_destination, schedule_job, site_director_pilots
 from twin.dirac.wms.stalled import StalledConfig, run_stalled_job_agent
 from twin.dirac.wms.taskqueue import Limiter, TaskQueueDB, request_pilot_job
+from twin.engine.alarm import call_after
 
 if TYPE_CHECKING:
     import numpy as np
@@ -221,7 +222,7 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ optimizers
     def _optimize_later(self, job: Job, delay: float) -> None:
-        self.env.timeout(max(0.0, delay)).callbacks.append(partial(self._optimize, job))  # called with the timeout
+        call_after(self.env, max(0.0, delay), partial(self._optimize, job))  # a Timeout's place in the calendar
 
     def _optimize(self, job: Job, _timeout: Any = None) -> None:
         """JobPath -> JobSanity -> InputData -> JobScheduling, as one decision."""
