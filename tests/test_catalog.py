@@ -569,3 +569,28 @@ def test_replicas_and_sizes_in_one_pass_answer_and_charge_as_the_two_calls() -> 
     assert one_pass == (calls, dict(fc.counters)) == (
         [("FileCatalogDB", "getReplicas", 3), ("FileCatalogDB", "getFileSize", 3)], {"getReplicas": 1, "getFileSize": 1})
     assert both[0].successful[f"{MC}/gamma/z20/run2"] == {"DISK-1": f"{MC}/gamma/z20/run2", "DISK-2": f"{MC}/gamma/z20/run2"}
+
+
+def test_growth_rebuilds_the_lfn_table_as_slot_by_slot_insertion_would() -> None:
+    """_rehash places each live FileID at the first empty slot from its home without comparing keys:
+    the very table that inserting them one by one through _slot builds (removed and odd names left out)."""
+    from array import array
+
+    from twin.dirac.catalog import _EMPTY, _REMOVED
+
+    fc = FileCatalog()
+    lfns = [f"/p/{d:03d}xxx/00000001_{t:08d}_0_{k}.dat" for t in range(300) for d in (t // 100,) for k in (0, 1)]
+    lfns += ["//odd", "/p/x" + "7" * 30, "/p/plain"]
+    for i, lfn in enumerate(lfns):
+        fc.add_file(lfn, i, "SE")
+    fc.remove_files(lfns[::7])
+    fc._rehash()
+    reference = FileCatalog()
+    reference.__dict__.update({k: v for k, v in fc.__dict__.items() if k != "_slots"})
+    reference._slots = array("i", [_EMPTY]) * len(fc._slots)
+    odd = set(fc._odd.values())
+    for fid in range(len(fc._rset)):
+        if fc._rset[fid] != _REMOVED and fid not in odd:
+            reference._slots[reference._slot(reference._key_of(fid))] = fid
+    assert fc._slots == reference._slots and fc._used_slots == len(fc) - 1  # the odd name is not in the table
+    assert all(fc.file_id(lfn) == (None if i % 7 == 0 else i) for i, lfn in enumerate(lfns))

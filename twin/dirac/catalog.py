@@ -681,18 +681,26 @@ class FileCatalog(MeteredStore):
         self._used_slots += 1
 
     def _rehash(self) -> None:
-        """Grow (or clean of removed entries) to a third full: 6-12 bytes per file."""
+        """Grow (or clean of removed entries) to a third full: 6-12 bytes per file. Live keys are distinct,
+        so each FileID goes to the first empty slot from its key's home, with no key compared (the same
+        table `_slot` would build, in a fifth of the time: growth re-inserts every file ~1.5 times)."""
         size = 8
         while size < 3 * (self._live + 1):
             size *= 2
-        self._slots = array("i", [_EMPTY]) * size
-        self._used_slots = 0
+        slots = self._slots = array("i", [_EMPTY]) * size
+        mask = size - 1
         odd = set(self._odd.values())
-        rset = self._rset
-        for fid in range(len(rset)):
-            if rset[fid] != _REMOVED and fid not in odd:
-                self._slots[self._slot(self._key_of(fid))] = fid
-                self._used_slots += 1
+        text = self._text
+        used = 0
+        for fid, (did, code, number, rset) in enumerate(zip(self._file_dir, self._shape, self._number, self._rset)):
+            if rset == _REMOVED or fid in odd:
+                continue
+            i = hash((did, code, text[fid] if code == _TEXT else number)) & mask
+            while slots[i] != _EMPTY:
+                i = (i + 1) & mask
+            slots[i] = fid
+            used += 1
+        self._used_slots = used
 
     # --- lookups ------------------------------------------------------------------------------------
 
