@@ -7,7 +7,8 @@
 
 Both runs use the synthetic scenario of `run_benchmarks.py` with the same slots, so the jobs in
 flight are the same and the difference between the two runs is what the extra finished jobs keep.
-Each run happens in its own subprocess under tracemalloc (one frame per allocation); a snapshot is
+Each run happens in its own subprocess under tracemalloc (two frames per allocation, so that a timeout
+made in twin/engine/alarm.py is charged to its caller: `_site`); a snapshot is
 taken when the run ends (the event log closed, before the summary). Allocations are grouped by
 owner (the module that allocated them) and by line; the report gives bytes per finished job for
 each, i.e. (bytes in run 2 - bytes in run 1) / (final jobs in run 2 - final jobs in run 1).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import linecache
 import subprocess
 import sys
 import tempfile
@@ -104,16 +106,33 @@ class _Snapshot(Exception):
     """Raised from the progress callback to stop a run once its mid-run snapshot is taken."""
 
 
+#: A timeout without simpy's Timeout (twin/engine/alarm.py) is allocated there for its caller: the Alarm is
+#: the caller's (a job record's sleep is slot code, a job's optimizer delay is not), the calendar tuple its
+#: `heappush` makes is simpy's scheduling (counted as CALENDAR_ENTRIES, as `Environment.schedule`'s).
+ALARM_FILE = "twin/engine/alarm.py"
+
+
+def _site(traceback: tracemalloc.Traceback) -> tuple[str, str, int]:
+    """(owner, file, line) an allocation is charged to: its innermost frame, or for an Alarm its caller."""
+    frame = traceback[-1]  # with two frames traced, the innermost is last
+    name = owner(frame.filename)
+    if name != ALARM_FILE:
+        return name, frame.filename, frame.lineno
+    if "heappush(" in linecache.getline(frame.filename, frame.lineno):
+        return "simpy", "", 0  # the calendar entry: `Environment.schedule`'s allocation
+    caller = traceback[-2] if len(traceback) > 1 else frame
+    return owner(caller.filename), caller.filename, caller.lineno
+
+
 def _grouped(snap: tracemalloc.Snapshot) -> dict[str, dict[str, int]]:
     by_owner: Counter[str] = Counter()
     by_line: Counter[str] = Counter()
     by_function: Counter[str] = Counter()
-    for stat in snap.statistics("lineno"):
-        frame = stat.traceback[0]
-        name = owner(frame.filename)
+    for stat in snap.statistics("traceback"):
+        name, filename, lineno = _site(stat.traceback)
         by_owner[name] += stat.size
-        by_line[f"{name}:{frame.lineno}"] += stat.size
-        by_function[f"{name}:{function_at(frame.filename, frame.lineno)}"] += stat.size
+        by_line[f"{name}:{lineno}"] += stat.size
+        by_function[f"{name}:{function_at(filename, lineno) if filename else 'Environment.schedule'}"] += stat.size
     return {"by_owner": dict(by_owner), "by_line": dict(by_line), "by_function": dict(by_function)}
 
 
@@ -130,7 +149,7 @@ def snapshot_run(jobs: int, slots: int, at_hours: float | None = None) -> dict[s
     snaps: dict[str, tracemalloc.Snapshot] = {}
     calendar: dict[str, int] = {}  # bytes of simpy's calendar list (its array grows to the run's most entries)
     with tempfile.TemporaryDirectory() as tmp:
-        tracemalloc.start(1)
+        tracemalloc.start(2)  # an Alarm's allocation is charged to its caller (`_site`)
         world = build_world(scenario, events_path=Path(tmp) / "events.parquet")
         if at_hours is not None:
             snaps["built"] = tracemalloc.take_snapshot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -79,3 +80,14 @@ def test_an_interrupted_process_leaves_its_alarm_without_resuming_twice():
     env.timeout(5).callbacks.append(lambda _ev: proc.interrupt())
     env.run()
     assert seen == [(5, "interrupted"), (25, "slept again")]
+
+
+@pytest.mark.parametrize("schedule", [lambda env: sleep(env, -1.0), lambda env: call_after(env, -1.0, lambda _e: None)])
+def test_a_negative_delay_is_refused_as_a_timeout_s(schedule):
+    """simpy's Timeout raises on a negative delay; an Alarm in the past would move the clock back."""
+    env = simpy.Environment(initial_time=10.0)
+    with pytest.raises(ValueError, match="Negative delay"):
+        env.timeout(-1.0)
+    with pytest.raises(ValueError, match="Negative delay"):
+        schedule(env)
+    assert env._queue == []

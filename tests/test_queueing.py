@@ -254,3 +254,13 @@ def _pools_after(steps: list[tuple], alike: bool) -> list[object]:
 def test_pools_charged_alike_equal_each_pool_charged_in_turn(steps):
     """charge_alike (a flow entry's connection and host) returns and leaves what FlowPool.charge on each pool does."""
     assert _pools_after(steps, alike=True) == _pools_after(steps, alike=False)
+
+
+@pytest.mark.parametrize("latency", [math.nan, math.inf])
+def test_a_latency_that_is_not_a_finite_number_is_refused(latency):
+    """The binary search would file NaN/inf in the top bin and poison the mean; the formula refused them."""
+    hist = LatencyHistogram()
+    hist.add(0.5)
+    with pytest.raises(ValueError, match="not a finite number"):
+        hist.add(latency)
+    assert hist.total == 1.0 and hist.counts[LatencyHistogram.BINS] == 0.0

@@ -656,3 +656,21 @@ def test_per_operation_counts_of_repeated_flow_entries_equal_counting_each_entry
                 assert dict(db.queries_by_op) == expected
     assert list(db.queries_by_op.items()) == list(expected.items())
     assert db.queries == sum(expected.values())
+
+
+def test_queries_by_op_is_a_snapshot_not_the_live_counts():
+    """A reference kept to `queries_by_op` must not go stale while the repeats of a listed flow entry are
+    counted up on the entry: each read folds them in and hands out a copy."""
+    from twin.grid.servers import FlowOps
+
+    sim = Simulation(seed=1)
+    db = build_grid(sim, minimal().topology).databases["JobDB"]
+    flow = FlowOps([("Jobs", 2, 2)], 2, 0)
+    db.flow_entry(flow)
+    first = db.queries_by_op
+    for _ in range(3):
+        db.flow_entry(flow)
+    assert first == {"Jobs": 2}  # taken before the repeats: unchanged
+    assert db.queries_by_op == {"Jobs": 8} and db.queries == 8
+    first["Jobs"] = 0
+    assert db.queries_by_op == {"Jobs": 8}

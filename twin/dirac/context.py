@@ -73,7 +73,7 @@ class TransformationAgents(Protocol):
     task_updates: dict[int, dict[int, tuple[str, float]]]
     tasks_created: int
 
-    def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool) -> None: ...
+    def note_external_status(self, trans_id: int, task_id: int, status: str, final: bool, now: float) -> None: ...
 
 
 class Operator(Protocol):

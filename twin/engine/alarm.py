@@ -34,12 +34,18 @@ class Alarm:
 
 
 def sleep(env: simpy.Environment, delay: float) -> Alarm:
-    """What `env.timeout(delay)` schedules, for a process to yield (`delay` >= 0)."""
+    """What `env.timeout(delay)` schedules, for a process to yield; a negative `delay` raises as there
+    (an entry in the past would move simpy's clock back and corrupt every time integral silently)."""
+    if delay < 0:
+        raise ValueError(f"Negative delay {delay}")
     alarm = Alarm([])
     heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # type: ignore[attr-defined]
     return alarm
 
 
 def call_after(env: simpy.Environment, delay: float, callback: Callable[[Any], Any]) -> None:
-    """`env.timeout(delay).callbacks.append(callback)` (`delay` >= 0): `callback(alarm)` then."""
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), Alarm([callback])))  # type: ignore[attr-defined]
+    """`env.timeout(delay).callbacks.append(callback)`: `callback(alarm)` then; a negative `delay` raises."""
+    if delay < 0:
+        raise ValueError(f"Negative delay {delay}")
+    alarm = Alarm([callback])
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # type: ignore[attr-defined]

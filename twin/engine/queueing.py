@@ -396,7 +396,8 @@ class FlowPool:
         return self._wait_cache[1] if self._wait_cache else 0.0
 
     def charge(self, demand: float, calls: float = 1.0, asynchronous: bool = False) -> float:
-        """Account `calls` calls needing `demand` server-seconds; returns their total waiting time (flow)."""
+        """Account `calls` calls needing `demand` server-seconds; returns their total waiting time (flow).
+        `charge_alike` restates the cached-wait branch for several pools at once: change both together."""
         if self._wait_ok and self.env._now < self._slice_end:
             wq = self._wait_cache[0]  # type: ignore[index]  # what wait() would return: same slice, same load
         else:
@@ -564,6 +565,8 @@ class LatencyHistogram:
 
     def add(self, latency: float, weight: float = 1.0) -> None:
         if latency != self._last_latency:
+            if not latency < math.inf:  # NaN or inf: the binary search would file them in the top bin silently
+                raise ValueError(f"latency {latency} is not a finite number")
             self._last_latency = latency
             self._last_bin = _bin(_BIN_EDGES, latency) if _BIN_EDGES else self.bin_of(latency)
         self.counts[self._last_bin] += weight

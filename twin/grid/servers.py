@@ -241,9 +241,10 @@ class Database:
     def queries_by_op(self) -> dict[str, int]:
         """Round trips per operation (table) so far. A flow entry charged again only counts its repeats
         (one add instead of one per operation); they are folded in here, so the counts (integers) and the
-        order in which operations first appear are those of counting every entry at once."""
+        order in which operations first appear are those of counting every entry at once. A copy: a kept
+        reference to the live counts would miss the repeats charged after it was taken."""
         self._fold()
-        return self._queries_by_op
+        return dict(self._queries_by_op)
 
     def count_queries(self, op: str, queries: int) -> None:
         """`queries` round trips of `op` charged outside a flow entry (a stream's calls)."""

@@ -439,9 +439,8 @@ def _select(items: Iterable[Any], get: Callable[[Any, str], Any], cond: Mapping[
     timed = bool(time_stamp) and (newer is not None or older is not None)
     out = []
     for item in items:
-        for attr, wanted in checks:  # _matches, inlined: the agents ask every cycle
-            value = get(item, attr)
-            if not (value in wanted if isinstance(wanted, (list, tuple, set)) else value == wanted):
+        for attr, wanted in checks:
+            if not _matches(get(item, attr), wanted):
                 break
         else:
             if timed and (newer is not None and get(item, time_stamp) < newer
@@ -1149,13 +1148,11 @@ class TransformationDB(MeteredStore):
                 chosen.append(task_id)
         jobs: dict[int, dict[str, Any]] = {}
         se_names, target_se, trans_id = tasks.se_codes.names, tasks.target_se, trans.id
-        inputs, inputs_end, lfns = tasks.inputs, tasks.inputs_end, self._lfn.names
+        inputs_of, lfns = tasks.inputs_of, self._lfn.names
         for task_id in chosen:
-            row = task_id - 1
-            first, end = inputs_end[row - 1] if row else 0, inputs_end[row]  # the task's FileIDs (`inputs_of`)
-            job = jobs[task_id] = {"TaskID": task_id, "TransformationID": trans_id, "TargetSE": se_names[target_se[row]],
+            job = jobs[task_id] = {"TaskID": task_id, "TransformationID": trans_id, "TargetSE": se_names[target_se[task_id - 1]],
                                    "Status": st.TASK_CREATED,
-                                   "InputData": ";".join([lfns[fid] for fid in inputs[first:end]]) if end > first else ""}
+                                   "InputData": ";".join([lfns[fid] for fid in inputs_of(task_id)])}  # `_input_vector`
             if site:
                 job["Site"] = site
         tasks.set_statuses(chosen, st.TASK_RESERVED, t)
