@@ -594,15 +594,14 @@ def _charged_histograms(db_rho: float, thread_rho: float, queries: int, calls: i
 @settings(max_examples=40, deadline=None)
 @given(st.floats(0.0, 0.78), st.floats(0.0, 0.78), st.integers(1, 4), st.integers(1, 3))
 def test_flow_charges_enter_each_histogram_as_add_queued_would(db_rho, thread_rho, queries, calls):
-    """With a negligible queueing tail (Erlang C < SHORT_TAIL) a flow charge adds service + wait once itself,
-    else calls add_queued: the histograms equal those of a run where every entry goes through add_queued."""
-    import twin.dirac.services as services_module
+    """With a negligible queueing tail (Erlang C < SHORT_TAIL) a database's flow entry adds service + wait once
+    for all its operations, else calls add_queued: the histograms (the database's and the service's, whose
+    entry always goes through add_queued) equal those of a run where every entry goes through add_queued."""
     import twin.grid.servers as servers_module
 
     inline = _charged_histograms(db_rho, thread_rho, queries, calls)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services_module, "SHORT_TAIL", -1.0)  # never below: add_queued decides every entry
-        patch.setattr(servers_module, "SHORT_TAIL", -1.0)
+        patch.setattr(servers_module, "SHORT_TAIL", -1.0)  # never below: add_queued decides every entry
         plain = _charged_histograms(db_rho, thread_rho, queries, calls)
     assert inline == plain
 

@@ -27,7 +27,7 @@ from typing import Any, Generator, Iterable, Iterator, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
 from twin.engine.alarm import sleep
-from twin.engine.queueing import SHORT_TAIL, FlowPool, LatencyHistogram, ServerPool, any_hot
+from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, any_hot
 from twin.grid.servers import FlowOps
 
 #: Which database each service reads (DIRAC's default layout), for `call(service, op)`.
@@ -507,11 +507,7 @@ class ServiceLayer:
         threads = instance.threads
         waited = threads.charge(latency, calls)
         instance.calls += calls
-        prob = threads._wait_cache[1]  # type: ignore[index]  # set by charge
-        if prob < SHORT_TAIL:  # add_queued's own first test: one entry
-            instance.latency.add(latency / calls + waited / calls, calls)
-        else:
-            instance.latency.add_queued(latency / calls, waited / calls, prob, calls)
+        instance.latency.add_queued(latency / calls, waited / calls, threads._wait_cache[1], calls)  # type: ignore[index]
         return latency + waited
 
     def _charge_exact(self, route: _Route, instance: ServiceInstance | None) -> Generator[Any, Any, None]:

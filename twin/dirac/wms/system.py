@@ -421,7 +421,7 @@ class WorkloadManagement:
         n_files = model.output_files * (max(1, len(job.input_data)) if model.outputs_per_input else 1)
         size = model.output_size_mb * MB
         data_type = model.output_data_type
-        task_id = task_of(job)[1]
+        task_id = job.task_id
         stem = "%s/%03dxxx/%08d_%08d_%d_" % (runtime.output_dir, task_id // 1000, runtime.trans_id, task_id, job.reschedule_counter)
         meta = self._output_metadata(runtime)
         placed: list[tuple[str, int, str, dict[str, Any]]] = []
@@ -555,8 +555,3 @@ def _ops_list(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return list(value)
-
-
-def task_of(job: Job) -> tuple[int, int]:
-    """(TransformationID, TaskID) from the job's JobGroup and its "%08d_%08d" name (kept as the TaskID)."""
-    return int(job.job_group), job.task_id
