@@ -33,7 +33,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from twin.dirac.returnvalues import S_ERROR, S_OK
 
 Meter = Callable[[str, str, int], None]
 Result = dict[str, Any]
+F = TypeVar("F", bound=Callable[..., Any])
+#: The holders of one value of a directory field (a name: `_Field.set` shadows the builtin in its class)
+HolderSet = set[int]
 
 NO_SUCH_FILE = "No such file or directory"
 DIRECTORY_META = "-d"
@@ -95,10 +98,10 @@ def one_row(_result: Any) -> int:
     return 1
 
 
-def metered(op: str, rows: Callable[[Any], int] = result_rows) -> Callable:
+def metered(op: str, rows: Callable[[Any], int] = result_rows) -> Callable[[F], F]:
     """Decorate a public DB method so each call is counted and charged, failed calls with 0 rows."""
 
-    def decorate(method: Callable) -> Callable:
+    def decorate(method: F) -> F:
         fixed = rows is one_row  # no need to read the result
 
         @functools.wraps(method)
@@ -111,7 +114,7 @@ def metered(op: str, rows: Callable[[Any], int] = result_rows) -> Callable:
             self._charge(op, 1 if fixed else rows(result))
             return result
 
-        return call
+        return cast(F, call)
 
     return decorate
 
@@ -136,9 +139,10 @@ class MeteredStore:
 
 def parse_field_type(ftype: type | str) -> type:
     """Map int/float/str or a DIRAC type name ("INT", "VARCHAR(128)", "float", "string") to a Python type."""
-    if ftype in (int, float, str):
-        return ftype  # type: ignore[return-value]
-    if isinstance(ftype, str):
+    if isinstance(ftype, type):
+        if ftype in (int, float, str):
+            return ftype
+    elif isinstance(ftype, str):
         low = ftype.strip().lower()
         if low.startswith("int"):
             return int
@@ -149,27 +153,16 @@ def parse_field_type(ftype: type | str) -> type:
     raise ValueError(f"Unsupported metadata type {ftype!r}: use int, float or str")
 
 
-class _Field:
-    """One metadata field: type, holder -> value, value -> holders, and its distinct values in order.
+class _MetaField:
+    """What a directory field and a file field share: name, value type, level ("-d" / "-f"), the value check;
+    each stores values per holder (a directory ID or a FileID) in its own way."""
 
-    A bucket holding a single holder is stored as the bare int (most file values, e.g. run numbers, are
-    unique), so 10^6 files do not cost 10^6 sets. Sorted values are maintained lazily: new values are
-    buffered and merged in on the next range query, so loading files in any order stays cheap; a value
-    whose bucket empties stays listed (``_stale`` counts them) until a linear compaction, and while any
-    stale value is listed, range scans check liveness value by value instead of slicing directly.
-    """
-
-    __slots__ = ("name", "ptype", "level", "values", "buckets", "_order", "_pending", "_stale")
+    __slots__ = ("name", "ptype", "level")
 
     def __init__(self, name: str, ptype: type, level: str) -> None:
         self.name = name
         self.ptype = ptype
         self.level = level
-        self.values: dict[int, Any] = {}
-        self.buckets: dict[Any, int | set[int]] = {}
-        self._order: list[Any] = []
-        self._pending: list[Any] = []
-        self._stale = 0
 
     def coerce(self, value: Any) -> Any:
         """The value in this field's type, or ValueError: int fields take ints, float fields numbers."""
@@ -187,6 +180,33 @@ class _Field:
         )
 
     def set(self, holder: int, value: Any) -> None:
+        raise NotImplementedError
+
+    def discard(self, holder: int) -> None:
+        raise NotImplementedError
+
+
+class _Field(_MetaField):
+    """One metadata field: type, holder -> value, value -> holders, and its distinct values in order.
+
+    A bucket holding a single holder is stored as the bare int (most file values, e.g. run numbers, are
+    unique), so 10^6 files do not cost 10^6 sets. Sorted values are maintained lazily: new values are
+    buffered and merged in on the next range query, so loading files in any order stays cheap; a value
+    whose bucket empties stays listed (``_stale`` counts them) until a linear compaction, and while any
+    stale value is listed, range scans check liveness value by value instead of slicing directly.
+    """
+
+    __slots__ = ("values", "buckets", "_order", "_pending", "_stale")
+
+    def __init__(self, name: str, ptype: type, level: str) -> None:
+        super().__init__(name, ptype, level)
+        self.values: dict[int, Any] = {}
+        self.buckets: dict[Any, int | set[int]] = {}
+        self._order: list[Any] = []
+        self._pending: list[Any] = []
+        self._stale = 0
+
+    def set(self, holder: int, value: Any) -> None:
         if holder in self.values:
             if self.values[holder] == value:
                 return
@@ -196,7 +216,7 @@ class _Field:
         if bucket is None:
             self.buckets[value] = holder
             self._pending.append(value)
-        elif type(bucket) is int:
+        elif isinstance(bucket, int):
             self.buckets[value] = {bucket, holder}
         else:
             bucket.add(holder)
@@ -206,7 +226,7 @@ class _Field:
         if value is _MISSING:
             return
         bucket = self.buckets[value]
-        if type(bucket) is int:
+        if isinstance(bucket, int):
             del self.buckets[value]
             self._stale += 1
             return
@@ -264,10 +284,17 @@ class _Field:
                 end = min(end, (bisect_left if op == "<" else bisect_right)(order, operand))
         return self._live(order[start:end]) if self._stale else order[start:end]
 
-    def holders(self, values: list[Any]) -> set[int]:
+    def holders(self, values: list[Any]) -> HolderSet:
         """Holders of any of `values` (a fresh set: callers may keep it)."""
-        buckets = [self.buckets[v] for v in values]
-        return {b for b in buckets if type(b) is int}.union(*(b for b in buckets if type(b) is not int))
+        single: HolderSet = set()
+        several: list[HolderSet] = []
+        for value in values:
+            bucket = self.buckets[value]
+            if isinstance(bucket, int):
+                single.add(bucket)
+            else:
+                several.append(bucket)
+        return single.union(*several)
 
 
 class _Missing:
@@ -278,7 +305,7 @@ class _Missing:
 _MISSING: Any = _Missing()
 
 
-def _parse_condition(field: _Field, condition: Any) -> list[tuple[str, Any]]:
+def _parse_condition(field: _MetaField, condition: Any) -> list[tuple[str, Any]]:
     """A DIRAC MetaQuery value ({op: operand}, a list, or a scalar) as typed (op, operand) pairs."""
     if isinstance(condition, dict):
         pairs = list(condition.items())
@@ -333,7 +360,7 @@ def _append(column: array, value: int, wide: str) -> array:
     return column
 
 
-class _FileField:
+class _FileField(_MetaField):
     """A file metadata field as one column indexed by FileID: int64 / float64 values, or str values as
     codes into a label list; no per-file object. Values a column cannot hold (an int outside int64, a
     NaN) sit in a sparse `extra` dict. Queries are vectorised over the FileIDs in scope (the file
@@ -341,18 +368,14 @@ class _FileField:
     keeps its Input queries up to date per registered file, so a per-value index would cost ~100 B per
     file for nothing)."""
 
-    __slots__ = ("name", "ptype", "level", "column", "extra", "labels", "label_codes")
+    __slots__ = ("column", "extra", "labels", "label_codes")
 
     def __init__(self, name: str, ptype: type) -> None:
-        self.name = name
-        self.ptype = ptype
-        self.level = FILE_META
+        super().__init__(name, ptype, FILE_META)
         self.column = array("I" if ptype is str else "i" if ptype is int else "d")  # int: "q" once needed
         self.extra: dict[int, Any] = {}
         self.labels: list[Any] = [None]  # code 0: no value
         self.label_codes: dict[Any, int] = {}
-
-    coerce = _Field.coerce
 
     def _missing(self) -> Any:
         if self.ptype is int:
@@ -580,7 +603,7 @@ class FileCatalog(MeteredStore):
         super().__init__(meter)
         #: called with the LFN after each new file is registered (push-mode filters hook here)
         self.on_file_registered: list[Callable[[str], None]] = []
-        self._fields: dict[str, _Field | _FileField] = {}
+        self._fields: dict[str, _MetaField] = {}
         self._file_fields: list[_FileField] = []
         self._dirs: list[_Dir] = [_Dir(_ROOT, "/", -1)]
         self._dir_ids: dict[str, int] = {"/": _ROOT}
@@ -716,7 +739,7 @@ class FileCatalog(MeteredStore):
             raise FileNotFoundError(f"{NO_SUCH_FILE}: {path}")
         return did
 
-    def _chain(self, did: int) -> Iterable[int]:
+    def _chain(self, did: int) -> Iterator[int]:
         """`did` and its ancestors, deepest first."""
         dirs = self._dirs
         while did != -1:
@@ -1064,7 +1087,7 @@ class FileCatalog(MeteredStore):
         parsed = [(key, _parse_condition(self._field(key), cond)) for key, cond in query.items()]
         return lambda meta: all(_satisfies(meta.get(key, _MISSING), ops) for key, ops in parsed)
 
-    def _field(self, key: str) -> _Field:
+    def _field(self, key: str) -> _MetaField:
         field = self._fields.get(key)
         if field is None:
             raise ValueError(f"Metadata field {key!r} is not defined")
@@ -1084,14 +1107,14 @@ class FileCatalog(MeteredStore):
             field = self._field(key)
             if isinstance(field, _FileField):
                 file_terms.append((field, _parse_condition(field, cond)))
-            else:
+            elif isinstance(field, _Field):
                 dir_terms.append((field, field.matching_values(_parse_condition(field, cond))))
         tops = self._matching_tops(dir_terms, base)
         fids = self._subtree_files(tops) if tops else np.zeros(0, dtype=np.int64)
-        for field, ops in file_terms:
+        for file_field, ops in file_terms:
             if not len(fids):
                 break
-            fids = fids[field.mask(fids, ops)]
+            fids = fids[file_field.mask(fids, ops)]
         return fids
 
     def _matching_tops(self, dir_terms: list[tuple[_Field, list[Any]]], base: int) -> list[int]:

@@ -11,7 +11,7 @@ no import circle, not even a type-only one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Generator, Protocol
 
 if TYPE_CHECKING:
     from twin.dirac.catalog import FileCatalog, FileCatalogClient
@@ -47,9 +47,10 @@ class DataManager(Protocol):
 
 
 class TaskSubmitter(Protocol):
-    """The WMS (WorkflowTasks) or the RMS (RequestTasks): turn a task into a job or a request."""
+    """The WMS (WorkflowTasks) or the RMS (RequestTasks): turn a task into a job or a request (a process
+    returning the JobID / RequestID, None when not submitted)."""
 
-    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]: ...
+    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Generator[Any, Any, int | None]: ...
 
 
 class Workload(TaskSubmitter, Protocol):

@@ -10,7 +10,7 @@ Scheduled until the FTS3Agent's callback, then RegisterReplica registers the rep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 from twin.dirac import fts3, rms
 from twin.dirac.fts3 import FTS3System
@@ -68,7 +68,7 @@ class RequestManagement:
         self.world.ts.note_external_status(trans_id, task_id, new, new in rms.REQUEST_FINAL_STATES, self.world.sim.now)
 
     # ------------------------------------------------------------------ RequestTaskAgent submission
-    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:
+    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Generator[Any, Any, int | None]:
         world, now = self.world, self.world.sim.now
         trans_id, task_id = trans["TransformationID"], task["TaskID"]
         lfns = [lfn for lfn in task["InputData"].split(";") if lfn]

@@ -23,6 +23,7 @@ import itertools
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generator, Iterable, Iterator, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
@@ -179,8 +180,8 @@ class ServiceLayer:
         self._rpc_keys: dict[str, tuple[tuple[tuple[str, str], int], ...]] = {}  # kind -> ((db, table), queries) per query
         self._stream_rates: dict[tuple[str, float, ServiceInstance | None], StreamRates] = {}
         if not flow:
-            for pool in self.flow_pools():
-                pool.set_exact(True)
+            for flow_pool in self.flow_pools():
+                flow_pool.set_exact(True)
 
     # ------------------------------------------------------------ metering (pure logic)
     def meter(self, db: str, op: str, rows: int = 1, queries: int | None = None) -> None:
@@ -568,7 +569,7 @@ class ServiceLayer:
                     yield env.any_of([grant, env.timeout(self.connection_timeout)])
                 if grant.triggered:
                     return instance, grant
-                grant.callbacks.append(lambda _ev, p=pool, g=grant: self._abandoned(p, g))
+                grant.callbacks.append(partial(self._abandoned, pool, grant))
             banned.add(order)
             if len(banned) == n_urls:
                 banned.clear()
@@ -581,7 +582,7 @@ class ServiceLayer:
             yield grant
         return instance, grant
 
-    def _abandoned(self, pool: ServerPool, grant: Any) -> None:
+    def _abandoned(self, pool: ServerPool, grant: Any, _event: Any = None) -> None:
         """A worker thread picks up a connection its client has given up on: the handshake fails, the thread is free."""
         self.env.timeout(ABANDONED_HANDSHAKE_S).callbacks.append(lambda _ev: pool.cancel(grant))
 
@@ -593,7 +594,7 @@ class ServiceLayer:
         for service, hosts in sorted(self.instances.items()):
             for inst in hosts:
                 key = f"{service}@{inst.server.name}"
-                sim.metrics.gauge(f"svc.calls_per_s[{key}]", RateGauge(sim, lambda i=inst: i.calls))
+                sim.metrics.gauge(f"svc.calls_per_s[{key}]", RateGauge(sim, partial(getattr, inst, "calls")))  # read live
                 sim.metrics.gauge(f"svc.busy_threads[{key}]", RateGauge(sim, inst.threads.busy_seconds))
                 sim.metrics.gauge(f"svc.queue[{key}]", RateGauge(sim, inst.threads.queue_seconds))
 
@@ -609,7 +610,7 @@ def _service_means(queries: list[tuple[Any, str, int]]) -> list[float]:
     """Mean service time of one round trip of each (database, table, round trips) now; asked once per
     database when its tables have one size (`Database.size_by_op` false), as the twin's are."""
     means: list[float] = []
-    asked = None
+    asked: Any = None
     mean = 0.0
     for db, table, _ in queries:
         if db is not asked or db.size_by_op:

@@ -18,7 +18,7 @@ Scale choices (documented in docs/fidelity.md):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
 
 from twin.dirac.transformation import status as st
 from twin.engine.queueing import run_in_threads
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 TS = "TransformationManager"
 FC = "FileCatalog"
+#: An agent cycle or one of its steps: a simulated process (yields simpy events, returns nothing)
+Steps = Generator[Any, Any, None]
+#: WorkflowTasks / RequestTasks `submit_task`: a process returning the JobID / RequestID (None: not submitted)
+Submit = Callable[[dict[str, Any], dict[str, Any]], Generator[Any, Any, "int | None"]]
 
 
 class TransformationAgents:
@@ -87,7 +91,7 @@ class TransformationAgents:
         return [t for t in res["Value"] if t["Type"] in types and (not automatic or t["AgentType"] == st.AGENT_TYPE_AUTOMATIC)]
 
     # ------------------------------------------------------------------ InputDataAgent
-    def input_data_cycle(self) -> Iterator[Any]:
+    def input_data_cycle(self) -> Steps:
         world = self.world
         for trans in self._transformations([st.ACTIVE], self.input_types):
             trans_id = trans["TransformationID"]
@@ -105,11 +109,11 @@ class TransformationAgents:
             yield from world.services.pay(TS)
 
     # ------------------------------------------------------------------ TransformationAgent
-    def transformation_cycle(self) -> Iterator[Any]:
+    def transformation_cycle(self) -> Steps:
         transformations = self._transformations([st.ACTIVE, st.COMPLETING, st.FLUSH], self.job_types | self.dm_types)
         yield from run_in_threads(self.world.sim.env, map(self._process_transformation, transformations), self.cfg.agent_threads)
 
-    def _process_transformation(self, trans: dict[str, Any]) -> Iterator[Any]:
+    def _process_transformation(self, trans: dict[str, Any]) -> Steps:
         world, now = self.world, self.world.sim.now
         trans_id = trans["TransformationID"]
         tsdb = world.tsdb
@@ -137,7 +141,8 @@ class TransformationAgents:
             yield from world.services.pay(TS)
         data = lookup.replicas
         tasks = self._run_plugin(trans, data, files) if data else []
-        world.services.meter("TransformationDB", "addTaskForTransformation", len(tasks))
+        if tasks is not None:  # a failed plugin (None, logged) makes no addTaskForTransformation call
+            world.services.meter("TransformationDB", "addTaskForTransformation", len(tasks))
         yield from world.services.pay(TS)
         assigned, all_created = self._create_tasks(trans_id, tasks) if tasks is not None else (0, False)
         self.leftover[trans_id] = len(files) - lost - assigned
@@ -193,13 +198,13 @@ class TransformationAgents:
         return assigned, all_created
 
     # ------------------------------------------------------------------ task managers
-    def workflow_task_cycle(self) -> Iterator[Any]:
+    def workflow_task_cycle(self) -> Steps:
         yield from self._task_manager_cycle(self.job_types, self.world.wms.submit_task)
 
-    def request_task_cycle(self) -> Iterator[Any]:
+    def request_task_cycle(self) -> Steps:
         yield from self._task_manager_cycle(self.dm_types, self.world.rms.submit_task)
 
-    def _task_manager_cycle(self, types: set[str], submit) -> Iterator[Any]:
+    def _task_manager_cycle(self, types: set[str], submit: Submit) -> Steps:
         world = self.world
         cfg = self.cfg
         monitored = self._transformations([st.ACTIVE, st.COMPLETING, st.STOPPED], types)
@@ -210,19 +215,19 @@ class TransformationAgents:
         to_submit = [t for t in monitored if t["Status"] in (st.ACTIVE, st.COMPLETING) and t["AgentType"] == st.AGENT_TYPE_AUTOMATIC]
         yield from run_in_threads(world.sim.env, (self._submit_tasks(trans, submit) for trans in to_submit), cfg.agent_threads)
 
-    def _submit_tasks(self, trans: dict[str, Any], submit) -> Iterator[Any]:
+    def _submit_tasks(self, trans: dict[str, Any], submit: Submit) -> Steps:
         """TaskManagerAgentBase.submitTasks for one transformation (one thread of the agent's pool)."""
         world = self.world
         trans_id = trans["TransformationID"]
         res = world.tsdb.getTasksToSubmit(trans_id, self.cfg.tasks_per_loop, now=world.sim.now)
-        submitted = []
+        submitted: list[tuple[int, int]] = []
         for task in res["Value"]["JobDictionary"].values():
             external_id = yield from submit(trans, task)
             if external_id is not None:
                 submitted.append((task["TaskID"], external_id))
         yield from self._update_db_after_submission(trans_id, submitted)
 
-    def _update_db_after_submission(self, trans_id: int, submitted: list[tuple[int, int]]) -> Iterator[Any]:
+    def _update_db_after_submission(self, trans_id: int, submitted: list[tuple[int, int]]) -> Steps:
         """updateDBAfterTaskSubmission: Submitted + ExternalID per task, visible when the calls return."""
         world = self.world
         if submitted:
@@ -273,7 +278,7 @@ class TransformationAgents:
                 due[trans_id] = taken
         return due
 
-    def _update_task_status(self, ids: set[int]) -> Iterator[Any]:
+    def _update_task_status(self, ids: set[int]) -> Steps:
         """MonitorTasks: copy job/request statuses older than 10 min onto the tasks, as
         TaskManagerAgentBase.updateTaskStatus does: one setTaskStatus call per transformation and
         new status with all its TaskIDs, which makes one UPDATE per task (TransformationDB.setTaskStatus)."""
@@ -292,7 +297,7 @@ class TransformationAgents:
                 services.meter("TransformationDB", "setTaskStatus", len(task_ids), queries=len(task_ids))
         yield from services.pay(TS)
 
-    def _update_file_status(self, ids: set[int]) -> Iterator[Any]:
+    def _update_file_status(self, ids: set[int]) -> Steps:
         """MonitorFiles: files still Assigned to a finished task -> Processed (Done) or Unused (Failed);
         a Killed job's files stay Assigned (only the CTA failover agent's Reassign frees them).
         As TaskManagerAgentBase.updateFileStatus: one getTransformationFiles per transformation (its
@@ -313,7 +318,7 @@ class TransformationAgents:
                 world.tsdb.setFileStatusForTransformation(trans_id, new, lfns, now=world.sim.now)
         yield from world.services.pay(TS)
 
-    def _check_reserved(self, ids: set[int]) -> Iterator[Any]:
+    def _check_reserved(self, ids: set[int]) -> Steps:
         """CheckReserved: tasks Reserved for over 1 h and never submitted go back to Created."""
         world = self.world
         older = world.sim.now - self.cfg.check_reserved_age
@@ -326,7 +331,7 @@ class TransformationAgents:
         yield from world.services.pay(TS)
 
     # ------------------------------------------------------------------ MCExtensionAgent
-    def mc_extension_cycle(self) -> Iterator[Any]:
+    def mc_extension_cycle(self) -> Steps:
         world, cfg = self.world, self.cfg
         for trans in self._transformations([st.ACTIVE], set(cfg.extendable_types)):
             n = self.tasks_to_extend(trans)

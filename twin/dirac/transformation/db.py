@@ -19,7 +19,7 @@ import functools
 from array import array
 from itertools import repeat
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -253,8 +253,8 @@ class _TaskTable:
 
     def __init__(self, notify: Callable[[int, "str | None", str, float], None] | None = None,
                  se_codes: "Codes[str] | None" = None) -> None:
-        self.codes = Codes()
-        self.se_codes = se_codes if se_codes is not None else Codes()
+        self.codes: Codes[str] = Codes()
+        self.se_codes: Codes[str] = se_codes if se_codes is not None else Codes()
         self.status = array("B")
         self.external_id = array("i")
         self.external_text: dict[int, str] = {}  # TaskID -> an ExternalID that is not an int32 in canonical form
@@ -436,15 +436,15 @@ def _select(items: Iterable[Any], get: Callable[[Any, str], Any], cond: Mapping[
             older: float | None, newer: float | None, time_stamp: str | None) -> list[Any]:
     """SQL-like WHERE: equality / IN on `cond`, and time_stamp >= newer, time_stamp < older."""
     checks = list(cond.items())
-    timed = bool(time_stamp) and (newer is not None or older is not None)
+    stamp = time_stamp if newer is not None or older is not None else None  # only a bound makes it a condition
     out = []
     for item in items:
         for attr, wanted in checks:
             if not _matches(get(item, attr), wanted):
                 break
         else:
-            if timed and (newer is not None and get(item, time_stamp) < newer
-                          or older is not None and get(item, time_stamp) >= older):
+            if stamp and (newer is not None and get(item, stamp) < newer
+                          or older is not None and get(item, stamp) >= older):
                 continue
             out.append(item)
     return out
@@ -481,6 +481,10 @@ def _unknown(_trans_name: Any) -> Result:
     return S_ERROR(TRANSFORMATION_NOT_FOUND)
 
 
+def _unknown_task(trans: _Transformation, task_ids: list[Any]) -> Result:
+    return S_ERROR(f"Unknown task in transformation {trans.id}: {task_ids}")
+
+
 class TransformationDB(MeteredStore):
     """The TS database. Public methods return S_OK/S_ERROR and are metered as db="TransformationDB"."""
 
@@ -510,8 +514,8 @@ class TransformationDB(MeteredStore):
         self._names: dict[str, int] = {}
         self._next_id = 1
         self._lfn: Codes[str] = Codes([""])  # DataFiles: LFN <-> FileID, global ("" holds 0: FileIDs start at 1)
-        self._status = Codes()
-        self._se = Codes()
+        self._status: Codes[str] = Codes()
+        self._se: Codes[str] = Codes()
         self._unknown_se = self._se.code(st.UNKNOWN_SE)
         self._unused = self._status_code(st.UNUSED)
         self._assigned = self._status_code(st.ASSIGNED)
@@ -755,8 +759,9 @@ class TransformationDB(MeteredStore):
         for row in range(len(trans.files)):
             self._notify(trans, row, self._status.names[trans.files.status[row]], DROPPED, t)
         notify = trans.tasks.notify
-        for task in trans.tasks.all() if notify is not None else ():
-            notify(task.task_id, task.status, DROPPED, t)
+        if notify is not None:
+            for task in trans.tasks.all():
+                notify(task.task_id, task.status, DROPPED, t)
         trans.files = _FileTable()
         trans.tasks = _TaskTable(trans.tasks.notify)
         trans.queries.clear()
@@ -851,8 +856,9 @@ class TransformationDB(MeteredStore):
                 return trans.id
             if attr == "TaskID":
                 return table.task_id[row] or None
-            column = {"FileID": table.file_id, "ErrorCount": table.error_count,
-                      "LastUpdate": table.last_update, "InsertedTime": table.inserted}[attr]
+            columns: dict[str, array[Any]] = {"FileID": table.file_id, "ErrorCount": table.error_count,
+                                              "LastUpdate": table.last_update, "InsertedTime": table.inserted}
+            column = columns[attr]
             return column[row]
         return get
 
@@ -1098,7 +1104,7 @@ class TransformationDB(MeteredStore):
         return selected
 
     @staticmethod
-    def _candidate_tasks(tasks: _TaskTable, cond: Mapping[str, Any]) -> tuple[list[_Task | None], str | None]:
+    def _candidate_tasks(tasks: _TaskTable, cond: Mapping[str, Any]) -> tuple[Sequence[_Task | None], str | None]:
         if "TaskID" in cond:
             return [tasks.get(task_id) for task_id in dict.fromkeys(_ids(cond["TaskID"]))], "TaskID"
         if "ExternalStatus" in cond:
@@ -1162,7 +1168,7 @@ class TransformationDB(MeteredStore):
 
     def _unknown_tasks(self, trans: _Transformation, task_ids: list[Any]) -> Result | None:
         """The S_ERROR for a list naming a task the transformation does not have (None: all known)."""
-        return None if trans.tasks.valid(task_ids) else S_ERROR(f"Unknown task in transformation {trans.id}: {task_ids}")
+        return None if trans.tasks.valid(task_ids) else _unknown_task(trans, task_ids)
 
     @metered("setTaskStatus")
     def setTaskStatus(self, transName: int | str, taskID: int | list[int], status: str,
@@ -1204,7 +1210,7 @@ class TransformationDB(MeteredStore):
         n = len(tasks) if tasks is not None else 0
         for task_id, job_id in submitted:
             if tasks is None or not _is_task_id(task_id, n):
-                results.append(_unknown(trans_id) if tasks is None else self._unknown_tasks(trans, [task_id]))
+                results.append(_unknown(trans_id) if trans is None else _unknown_task(trans, [task_id]))
                 continue
             if type(job_id) is int and _INT32[0] <= job_id <= _INT32[1]:
                 tasks.set_external_int(task_id, job_id)

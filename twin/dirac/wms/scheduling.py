@@ -74,13 +74,19 @@ Decision = Hold | Stage | ToTaskQueue | Fail
 
 
 class SchedulableJob(Protocol):
-    """The job attributes JobScheduling reads (``twin.dirac.wms.jobdb.Job`` has them)."""
+    """The job attributes JobScheduling reads (``twin.dirac.wms.jobdb.Job`` has them): read-only members,
+    so a job whose attributes are narrower (a frozenset, a tuple) matches."""
 
-    sites: Collection[str]
-    banned_sites: Collection[str]
-    reschedule_counter: int
-    reschedule_time: float | None
-    input_data: Sequence[str]
+    @property
+    def sites(self) -> Collection[str]: ...
+    @property
+    def banned_sites(self) -> Collection[str]: ...
+    @property
+    def reschedule_counter(self) -> int: ...
+    @property
+    def reschedule_time(self) -> float | None: ...
+    @property
+    def input_data(self) -> Sequence[str]: ...
 
 
 # ----------------------------------------------------------------------------------- JobScheduling

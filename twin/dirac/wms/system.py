@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -95,8 +95,8 @@ class _JobTemplate:
         return float(rng.lognormal(self.log_mean, self.sigma))
 
 
-class _UpSites(Collection[str]):
-    """The site mask as a live view of the grid: a site is in it while it is up."""
+class _UpSites:
+    """The site mask as a live view of the grid: a site is in it while it is up (a Collection[str])."""
 
     __slots__ = ("sites",)
 
@@ -104,7 +104,7 @@ class _UpSites(Collection[str]):
         self.sites = sites
 
     def __contains__(self, name: object) -> bool:
-        site = self.sites.get(name)
+        site = self.sites.get(name) if isinstance(name, str) else None
         return site is not None and site.up
 
     def __iter__(self) -> Iterator[str]:
@@ -157,10 +157,10 @@ class WorkloadManagement:
         sim.agent("SiteDirector", cfg.site_director.polling_time, self.site_director_cycle, 11.0, cfg.site_director.enabled)
         sim.agent("StalledJobAgent", cfg.stalled_job_agent.polling_time, self.stalled_cycle, 1800.0, cfg.stalled_job_agent.enabled)
         for status in (js.WAITING, js.STAGING, js.RUNNING, js.DONE, js.FAILED):
-            sim.metrics.gauge(f"wms.jobs_{status.lower()}", lambda s=status: self.jobdb.count(s))
+            sim.metrics.gauge(f"wms.jobs_{status.lower()}", partial(self.jobdb.count, status))
         for site in self.world.grid.sites:
-            sim.metrics.gauge(f"wms.running[{site}]", lambda s=site: self.jobdb.count_at(s, js.RUNNING))
-            sim.metrics.gauge(f"wms.done[{site}]", lambda s=site: self.jobs_done_by_site[s])
+            sim.metrics.gauge(f"wms.running[{site}]", partial(self.jobdb.count_at, site, js.RUNNING))
+            sim.metrics.gauge(f"wms.done[{site}]", partial(self.jobs_done_by_site.__getitem__, site))
 
     # ------------------------------------------------------------------ status callback
     def _on_status(self, job: Job, old: str, new: str, now: float) -> None:
@@ -173,7 +173,7 @@ class WorkloadManagement:
             self._optimize_later(job, self.cfg.optimizer_delay)
 
     # ------------------------------------------------------------------ submission (WorkflowTaskAgent)
-    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Iterator[Any]:
+    def submit_task(self, trans: dict[str, Any], task: dict[str, Any]) -> Generator[Any, Any, int | None]:
         """WorkflowTasks: build the job from the task, destination (BySE/ByJobType AND the job's Site), submit; returns the JobID (None: not
         submitted). The job exists once JobManager's insertNewJobIntoDB has returned, not while the call waits;
         the task manager then records Submitted + JobID for all its submissions (updateDBAfterTaskSubmission)."""
@@ -213,9 +213,9 @@ class WorkloadManagement:
         mapping = f"JobTypeMapping/{job_type}"
         return by_job_type(
             job_type, target_se, self.world.grid.sites, resources.sites_for,
-            exclude=_ops_list(ops.getValue(f"{mapping}/Exclude", [])),
+            exclude=_ops_list(ops.getValue(f"{mapping}/Exclude", [])) or [],
             allow=_allowed(ops.getOptionsDict(f"{mapping}/Allow")),
-            auto_added_sites=_ops_list(ops.getValue("JobTypeMapping/AutoAddedSites", [])),
+            auto_added_sites=_ops_list(ops.getValue("JobTypeMapping/AutoAddedSites", [])) or [],
             tiers_with_storage=resources.tiers_with_storage(),
             job_type_auto_added_sites=_ops_list(ops.getValue(f"{mapping}/AutoAddedSites", None)),
         )
@@ -270,7 +270,7 @@ class WorkloadManagement:
             out[lfn] = by_site
         return out
 
-    def _stage(self, job: Job, decision: Stage) -> Iterator[Any]:
+    def _stage(self, job: Job, decision: Stage) -> Generator[Any, Any, None]:
         """StageRequestAgent/StageMonitorAgent: recall the files at the chosen site, pin them, re-optimize."""
         world = self.world
         sizes = world.catalog.get_file_sizes(list(decision.files)).successful
@@ -287,7 +287,7 @@ class WorkloadManagement:
         self._optimize(job)
 
     # ------------------------------------------------------------------ SiteDirector
-    def site_director_cycle(self) -> Iterator[Any]:
+    def site_director_cycle(self) -> Generator[Any, Any, None]:
         submitted = 0  # one bulk addPilotReferences per CE submission
         for ce in self.world.grid.ces.values():
             if not ce.site.up:
@@ -388,7 +388,7 @@ class WorkloadManagement:
             self.world.tsdb.setFileStatusForTransformation(int(job.job_group), status, list(job.input_data), now=self.env.now)
 
     # ------------------------------------------------------------------ data in and out
-    def download(self, job: Job, pilot: "Pilot") -> Iterator[Any]:
+    def download(self, job: Job, pilot: "Pilot") -> Generator[Any, Any, bool]:
         """CTAODownloadInputData: each file from a local replica if any, else any usable one."""
         if not job.input_data:
             return True
@@ -411,7 +411,7 @@ class WorkloadManagement:
                 return False
         return True
 
-    def upload(self, job: Job, runtime: "TransformationRuntime", pilot: "Pilot") -> Iterator[Any]:
+    def upload(self, job: Job, runtime: "TransformationRuntime", pilot: "Pilot") -> Generator[Any, Any, bool]:
         """cta-prod-managedata: each output to the shuffled production SEs (local first), then failover SEs,
         then one catalog registration. The registration takes effect only if the job is still alive when the
         FileCatalog call returns: a pilot that dies mid-transfer or while the catalog is down leaves no catalog
@@ -478,7 +478,7 @@ class WorkloadManagement:
         """The job wrapper still runs: its pilot is alive and nobody killed or stalled the job."""
         return pilot.running and job.status == js.COMPLETING
 
-    def _upload_one(self, pilot: "Pilot", data_type: str, size: float) -> Iterator[Any]:
+    def _upload_one(self, pilot: "Pilot", data_type: str, size: float) -> Generator[Any, Any, str | None]:
         """The SE that took the file (None: all refused, or the pilot died): the production SEs in their
         drawn order, then the failover SEs."""
         network, site = self.world.grid.network, pilot.site
@@ -493,8 +493,8 @@ class WorkloadManagement:
     def _output_ses(self, data_type: str, site: str) -> list[str]:
         """The data type's production SEs shuffled (one draw from wms.upload_shuffle per file), the ones
         at `site` first, each part in drawn order."""
-        ses, remote = self._output_choice(data_type, site)
-        ses = list(ses)
+        choice, remote = self._output_choice(data_type, site)
+        ses = list(choice)
         self.rng_upload.shuffle(ses)
         if remote:
             ses.sort(key=remote.__contains__)  # stable: local (False) first, drawn order kept within each part
@@ -525,7 +525,7 @@ class WorkloadManagement:
         return sorted(name for name, se in self.world.grid.ses.items() if se.is_disk and not se.failover)
 
     # ------------------------------------------------------------------ StalledJobAgent
-    def stalled_cycle(self) -> Iterator[Any]:
+    def stalled_cycle(self) -> Generator[Any, Any, None]:
         now = self.env.now
         for job in list(self.jobdb.jobs_in(js.RUNNING)) + list(self.jobdb.jobs_in(js.COMPLETING)):
             if job.pilot is not None and job.pilot.running:
