@@ -115,6 +115,7 @@ def measure(jobs: int, event_log: bool, trace: bool, slots: int | None = None) -
     """Build, run and summarise one synthetic scenario; all timings and memory figures."""
     import tracemalloc
 
+    from twin._native import compiled_modules
     from twin.build import build_world
     from twin.summary import summarize
 
@@ -153,6 +154,7 @@ def measure(jobs: int, event_log: bool, trace: bool, slots: int | None = None) -
         "kb_per_in_flight_job": (rss - rss0) / 1e3 / max(1, in_flight),
         "tracemalloc_peak_mb": traced / 1e6 if traced is not None else None,
         "tracemalloc_kb_per_job": traced / 1e3 / max(1, summary["jobs"]["total"]) if traced is not None else None,
+        "compiled_modules": len(compiled_modules()),  # 0: pure Python; else tools/native.py build ran in this checkout
     }
 
 
@@ -447,7 +449,8 @@ def _say(row: dict[str, Any]) -> None:
         print(f"{row['jobs']:>9,} jobs: reference loop {row['reference_jobs_per_cpu_s']:,.0f} jobs per CPU s, "
               f"twin/reference {row['reference_ratio']:.3f} (CPU time)", flush=True)
     print(f"{row['jobs']:>9,} jobs (event log {'on' if row['event_log'] else 'off'}"
-          f"{', tracemalloc' if row.get('tracemalloc_peak_mb') else ''}): run {row['run_s']:.1f} s "
+          f"{', tracemalloc' if row.get('tracemalloc_peak_mb') else ''}"
+          f"{', %d modules compiled' % row['compiled_modules'] if row.get('compiled_modules') else ''}): run {row['run_s']:.1f} s "
           f"(CPU {row['run_cpu_s']:.1f} s), {row['jobs_per_s']:,.0f} jobs/s, {row['simpy_events_per_s']:,.0f} simpy events/s, "
           f"RSS +{row['rss_growth_mb']:.0f} MB, {row['kb_per_job']:.2f} KB/job, "
           f"{row['kb_per_in_flight_job']:.2f} KB/in-flight job", flush=True)

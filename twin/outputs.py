@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from twin import __version__
+from twin._native import compiled_modules
 from twin.errors import TwinError
 
 MANIFEST = "run.json"
@@ -147,7 +148,7 @@ class Staging:
     def commit(self, status: str = COMPLETE, **info: Any) -> Path:
         """Write run.json last and rename the staging folder into place; returns where it went."""
         manifest = {"format": MANIFEST_FORMAT, "kind": self.kind, "status": status, "twin_version": __version__,
-                    **self.info, **info, "files": _inventory(self.path)}
+                    "compiled_modules": compiled_modules(), **self.info, **info, "files": _inventory(self.path)}
         (self.path / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
         target = self.out
         if status != COMPLETE and _has_files(target):

@@ -1,0 +1,136 @@
+"""The compiled mode's guard rails: a tree whose extensions do not match their sources never runs,
+and tools/native.py refuses bad arguments in one line. (The compiled modules themselves are checked by
+CI, which builds them and runs the quick suite, golden event logs included, against them.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from pathlib import Path
+
+import pytest
+
+from twin import _native
+
+ROOT = Path(__file__).resolve().parents[1]
+SUFFIX = EXTENSION_SUFFIXES[0]
+
+
+def _tree(tmp_path: Path) -> Path:
+    """A package with two sources: twin/a.py and twin/sub/b.py."""
+    package = tmp_path / "twin"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("A = 1\n")
+    (package / "sub" / "b.py").write_text("B = 2\n")
+    return package
+
+
+def _compile(package: Path, *sources: str, record: bool = True) -> Path:
+    """Fake a build of `sources`: an extension file beside each, and (if `record`) the manifest."""
+    manifest = package / "_native.json"
+    for source in sources:
+        (package.parent / source).with_suffix("").with_name(Path(source).stem + SUFFIX).write_bytes(b"\x7fELF")
+    (package / (_native.SHARED_LIB + SUFFIX)).write_bytes(b"\x7fELF")
+    if record:
+        modules = {s: _native.source_sha256(package.parent / s) for s in sources}
+        manifest.write_text(json.dumps({"mypy": "x", "modules": modules}))
+    return manifest
+
+
+def test_a_pure_tree_is_fine(tmp_path):
+    package = _tree(tmp_path)
+    assert _native.stale(package, package / "_native.json") is None
+    assert _native.compiled_modules(package) == []
+
+
+def test_a_fresh_build_is_fine_and_names_its_modules(tmp_path):
+    package = _tree(tmp_path)
+    manifest = _compile(package, "twin/a.py", "twin/sub/b.py")
+    assert _native.stale(package, manifest) is None
+    assert _native.compiled_modules(package) == ["twin.a", "twin.sub.b"]
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda p, m: (p / "sub" / "b.py").write_text("B = 3\n"), "twin/sub/b.py changed since its compiled extension was built"),
+    (lambda p, m: (p / "sub" / "b.py").unlink(), "twin/sub/b.py changed since its compiled extension was built"),
+    (lambda p, m: (p / f"a{SUFFIX}").unlink(), "twin/a.py: _native.json records it compiled but its extension is missing"),
+    (lambda p, m: m.unlink(), "twin/a.py has a compiled extension that _native.json does not record"),
+    (lambda p, m: (p / f"c{SUFFIX}").write_bytes(b""), "twin/c.py has a compiled extension that _native.json does not record"),
+])
+def test_a_tree_that_no_longer_matches_its_build_is_stale(tmp_path, damage, expected):
+    package = _tree(tmp_path)
+    manifest = _compile(package, "twin/a.py", "twin/sub/b.py")
+    damage(package, manifest)
+    assert _native.stale(package, manifest) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("{not json", "unreadable compiled-mode manifest"),
+    ('{"modules": []}', "modules: expected a mapping of source path to sha256"),
+    ("[]", "modules: expected a mapping of source path to sha256"),
+])
+def test_a_damaged_manifest_is_refused_with_its_path(tmp_path, text, expected):
+    package = _tree(tmp_path)
+    manifest = _compile(package, "twin/a.py")
+    manifest.write_text(text)
+    with pytest.raises(ImportError, match=expected) as caught:
+        _native.stale(package, manifest)
+    assert str(manifest) in str(caught.value)
+
+
+@pytest.fixture
+def stale_copy(tmp_path):
+    """A copy of the twin package whose alarm module has an extension no manifest records."""
+    copy = tmp_path / "checkout"
+    shutil.copytree(ROOT / "twin", copy / "twin", ignore=shutil.ignore_patterns("__pycache__", "*.so", "_native.json"))
+    (copy / "twin" / "engine" / f"alarm{SUFFIX}").write_bytes(b"")
+    return copy
+
+
+def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_twin_command_refuses_a_stale_tree_in_one_line(stale_copy):
+    done = _python(["-m", "twin.cli", "--help"], stale_copy)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "twin: compiled modules are stale: twin/engine/alarm.py has a compiled extension that _native.json does not "
+        "record; rebuild with `python tools/native.py build` or remove them with `python tools/native.py clean`"]
+    assert "Traceback" not in done.stderr
+
+
+def test_importing_a_stale_tree_raises_import_error(stale_copy):
+    done = _python(["-c", "import twin"], stale_copy)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("ImportError: twin: compiled modules are stale: twin/engine/alarm.py")
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], "the following arguments are required: action"),
+    (["compile"], "argument action: invalid choice: 'compile'"),
+    (["status", "twin/engine/alarm.py"], "status takes no MODULE arguments"),
+    (["clean", "twin/engine/alarm.py"], "clean takes no MODULE arguments"),
+    (["build", "twin/engine/no_such_module.py"], "MODULE 'twin/engine/no_such_module.py': expected a source file of the twin package"),
+    (["build", "tools/native.py"], "MODULE 'tools/native.py': expected a source file of the twin package"),
+])
+def test_native_tool_refuses_bad_arguments(args, expected):
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "native.py"), *args], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert expected in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
+
+
+def test_native_status_reports_this_tree():
+    done = subprocess.run([sys.executable, str(ROOT / "tools" / "native.py"), "status"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    compiled = _native.compiled_modules()
+    expected = f"native: {len(compiled)} compiled module(s)" + (f": {', '.join(compiled)}" if compiled else " (pure Python)")
+    assert done.stdout.strip() == expected
