@@ -134,3 +134,14 @@ def test_native_status_reports_this_tree():
     compiled = _native.compiled_modules()
     expected = f"native: {len(compiled)} compiled module(s)" + (f": {', '.join(compiled)}" if compiled else " (pure Python)")
     assert done.stdout.strip() == expected
+
+
+def test_version_says_how_the_checkout_runs(capsys):
+    from twin.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    compiled = _native.compiled_modules()
+    assert capsys.readouterr().out.strip() == (
+        f"twin 0.1.0 ({len(compiled)} modules compiled)" if compiled else "twin 0.1.0 (pure Python)")

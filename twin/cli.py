@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from twin import __version__
+from twin._native import compiled_modules
 from twin import options as opt
 from twin.errors import TwinError
 from twin.scenario.paths import parse_params
@@ -48,6 +49,12 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
+def _build() -> str:
+    """How this checkout runs: pure Python, or with `tools/native.py build`'s compiled modules."""
+    compiled = compiled_modules()
+    return f"{len(compiled)} modules compiled" if compiled else "pure Python"
+
+
 def register(name: str, help: str, arguments: str, run: str, *examples: str) -> None:
     """Register `twin NAME`; `arguments` and `run` are 'module:function' (see the module doc)."""
     COMMANDS[name] = Command(name, help, arguments, run, examples)
@@ -61,7 +68,7 @@ def _resolve(target: str) -> Callable:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="twin", description="Digital twin of the CTAO DIRAC/CTADIRAC production system.",
                      epilog=EXIT_CODES)
-    parser.add_argument("--version", action="version", version=f"twin {__version__}")
+    parser.add_argument("--version", action="version", version=f"twin {__version__} ({_build()})")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
     for command in COMMANDS.values():
         epilog = "\n".join(["examples:", *(f"  {e}" for e in command.examples), "", EXIT_CODES])
