@@ -244,8 +244,12 @@ def _pools_after(steps: list[tuple], alike: bool) -> list[object]:
             pools[0].add_stream(args[0])
         else:
             pools[1].set_capacity(args[0])
-    seen.append([[getattr(pool, name) for name in FlowPool.__slots__ if name not in ("pool", "env")] for pool in pools])
+    seen.append([[getattr(pool, name) for name in _FLOW_POOL_FIELDS if name not in ("pool", "env")] for pool in pools])
     return seen
+
+
+#: FlowPool's fields: its __slots__, or where a compiled (mypyc) class lists them instead of keeping __slots__.
+_FLOW_POOL_FIELDS: tuple[str, ...] = getattr(FlowPool, "__slots__", None) or getattr(FlowPool, "__mypyc_attrs__")
 
 
 @settings(max_examples=150, deadline=None)

@@ -8,14 +8,14 @@ can cost simulated time: DB queries, service calls, server CPU.
 
 from __future__ import annotations
 
-import inspect
-from typing import Callable, Generator
+from typing import Any, Callable, Generator, Iterator
 
 import simpy
 
 from twin.engine.alarm import sleep
 
-Cycle = Callable[[], "Generator[simpy.Event, object, object] | None"]
+#: A cycle: instant (returns None) or a generator of the events its work waits on.
+Cycle = Callable[[], "Iterator[Any] | None"]
 
 
 class PeriodicAgent:
@@ -46,13 +46,14 @@ class PeriodicAgent:
         self.overruns = 0
         self.process = env.process(self._run()) if enabled else None
 
-    def _run(self):
+    def _run(self) -> Generator[Any, object, None]:
+        """The agent's process; yields Events and Alarms (an Alarm is no Event type: what simpy reads of one)."""
         if self.first_offset > 0:
             yield sleep(self.env, self.first_offset)
         while True:
             start = self.env._now
             result = self._cycle()
-            if inspect.isgenerator(result):
+            if result is not None:  # not inspect.isgenerator: a compiled (mypyc) generator is not a Python one
                 yield from result
             elapsed = self.env._now - start
             self.cycles += 1

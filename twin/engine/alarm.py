@@ -16,18 +16,31 @@ Processes yield an `Alarm` as they yield a Timeout (`Process._resume` and `Tramp
 from __future__ import annotations
 
 from heapq import heappush
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Protocol
 
 import simpy
 from simpy.core import NORMAL
+
+
+class Waitable(Protocol):
+    """What a process waits on, as simpy's calendar and a process's resumption read it: an Event or an Alarm.
+
+    `callbacks` is None once processed (simpy's own annotation says a list: compiled code would check it)."""
+
+    @property
+    def callbacks(self) -> list[Callable[[Any], Any]] | None: ...
+    @property
+    def _ok(self) -> bool: ...
+    @property
+    def _value(self) -> Any: ...
 
 
 class Alarm:
     """A triggered, successful event with no value, due at the instant it was scheduled for."""
 
     __slots__ = ("callbacks",)
-    _ok = True
-    _value = None
+    _ok: ClassVar[bool] = True
+    _value: ClassVar[None] = None
 
     def __init__(self, callbacks: list[Callable[[Any], Any]]) -> None:
         self.callbacks: list[Callable[[Any], Any]] | None = callbacks
@@ -39,7 +52,8 @@ def sleep(env: simpy.Environment, delay: float) -> Alarm:
     if delay < 0:
         raise ValueError(f"Negative delay {delay}")
     alarm = Alarm([])
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # type: ignore[attr-defined]
+    calendar: list[Any] = env._queue  # typed for Events; an Alarm has what simpy reads of one (module docstring)
+    heappush(calendar, (env._now + delay, NORMAL, next(env._eid), alarm))
     return alarm
 
 
@@ -48,4 +62,5 @@ def call_after(env: simpy.Environment, delay: float, callback: Callable[[Any], A
     if delay < 0:
         raise ValueError(f"Negative delay {delay}")
     alarm = Alarm([callback])
-    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), alarm))  # type: ignore[attr-defined]
+    calendar: list[Any] = env._queue  # typed for Events; an Alarm has what simpy reads of one (module docstring)
+    heappush(calendar, (env._now + delay, NORMAL, next(env._eid), alarm))

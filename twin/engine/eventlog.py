@@ -100,9 +100,11 @@ class EventLog:
             raise RuntimeError(f"event log {self.path} is closed: no row can be added after the run")
         times = np.array(self._time, dtype=np.float64)
         values = np.array(self._value, dtype=np.float64)
-        texts = (self._kind, self._entity, self._state, self._detail)
-        for hasher, data in zip(self._hashers, (times, *texts, values)):
-            hasher.update(data.tobytes() if isinstance(data, np.ndarray) else (_SEP.join(data) + _SEP).encode("utf-8"))
+        hashers = self._hashers
+        hashers[0].update(times.tobytes())
+        for hasher, texts in zip(hashers[1:5], (self._kind, self._entity, self._state, self._detail)):
+            hasher.update((_SEP.join(texts) + _SEP).encode("utf-8"))
+        hashers[5].update(values.tobytes())
         batch = pa.RecordBatch.from_arrays(
             [pa.array(times), _dictionary(self._kind), pa.array(self._entity, pa.string()),
              _dictionary(self._state), _dictionary(self._detail), pa.array(values)], schema=SCHEMA)

@@ -17,7 +17,7 @@ import itertools
 import math
 from bisect import bisect_right as _bin
 from collections import deque
-from typing import Callable, Generator, Iterable
+from typing import Callable, ClassVar, Final, Generator, Iterable
 
 import simpy
 
@@ -213,11 +213,11 @@ def hold_all(env: simpy.Environment, pools: Iterable[ServerPool], duration: floa
             yield grant
         yield env.timeout(duration)
     finally:
-        for pool, grant in reversed(held):
-            if grant is None:
+        for pool, held_grant in reversed(held):
+            if held_grant is None:
                 pool.release()
             else:
-                pool.cancel(grant)
+                pool.cancel(held_grant)
 
 
 def _pool_name(pool: ServerPool) -> str:
@@ -260,6 +260,10 @@ def mmc_wait(c: int, a: float, mean_service: float) -> float:
     return erlang_c(c, a) * mean_service / (c - a) if a > 0.0 else 0.0
 
 
+#: A flow pool's cached (wait, Erlang C, offered load) when none is cached: its load (inf) is no pool's.
+_NO_WAIT: Final = (0.0, 0.0, math.inf)
+
+
 class FlowPool:
     """A ServerPool charged as a fluid while it is cold, exactly while it is hot.
 
@@ -298,7 +302,7 @@ class FlowPool:
         self._slice_async = 0.0
         self._prev_load = self._prev_async = 0.0
         self._prev_service = 0.0
-        self._wait_cache: tuple[float, float, float] | None = None
+        self._wait_cache: tuple[float, float, float] = _NO_WAIT
         self._wait_ok = False  # the cached wait holds until the offered load or the servers change (slice end, stream, fault)
         self.bg_rate = 0.0  # server-seconds per second of background streams
         self._bg_last = self.env.now
@@ -328,7 +332,7 @@ class FlowPool:
         self._roll()
         self._down_to = int(capacity)
         self._hot_servers = self.hot_above * min(self.nominal, self._down_to)
-        self._wait_cache, self._wait_ok = None, False  # the cached wait was for the old servers
+        self._wait_cache, self._wait_ok = _NO_WAIT, False  # the cached wait was for the old servers
         self._update_hot_demand()
         self.pool.set_capacity(self._exact_capacity())
         self._decide()
@@ -344,7 +348,7 @@ class FlowPool:
         bg_rate = self.bg_rate + rate
         self.bg_rate = bg_rate if bg_rate > 0.0 else 0.0
         if self._wait_ok:  # the cached wait still holds if `wait` would keep it (`a` within the tolerance)
-            moved = self._prev_load + self.bg_rate - self._wait_cache[2]  # type: ignore[index]
+            moved = self._prev_load + self.bg_rate - self._wait_cache[2]
             self._wait_ok = -self._tolerance <= moved <= self._tolerance
         self._update_hot_demand()
         if self.hot:
@@ -378,7 +382,7 @@ class FlowPool:
         else:
             a = self.bg_rate
         cache = self._wait_cache
-        if cache is not None and -self._tolerance <= a - cache[2] <= self._tolerance:
+        if -self._tolerance <= a - cache[2] <= self._tolerance:  # (never for _NO_WAIT)
             return cache[0]
         c = self._capacity_now()
         if s > 0 and 0 < a < c:
@@ -393,13 +397,13 @@ class FlowPool:
     def wait_probability(self) -> float:
         """Erlang C of the current slice: the share of calls that wait at all."""
         self.wait()
-        return self._wait_cache[1] if self._wait_cache else 0.0
+        return self._wait_cache[1]
 
     def charge(self, demand: float, calls: float = 1.0, asynchronous: bool = False) -> float:
         """Account `calls` calls needing `demand` server-seconds; returns their total waiting time (flow).
         `charge_alike` restates the cached-wait branch for several pools at once: change both together."""
         if self._wait_ok and self.env._now < self._slice_end:
-            wq = self._wait_cache[0]  # type: ignore[index]  # what wait() would return: same slice, same load
+            wq = self._wait_cache[0]  # what wait() would return: same slice, same load
         else:
             wq = self.wait()  # rolls the slice first
         self._slice_demand += demand
@@ -467,7 +471,7 @@ class FlowPool:
         self._slice_start = end + skipped * self.slice_s
         self._slice_end = self._slice_start + self.slice_s
         self._slice_demand = self._slice_calls = self._slice_async = 0.0
-        self._wait_cache = None
+        self._wait_cache = _NO_WAIT
         self._wait_ok = False
         self._decide()
 
@@ -511,7 +515,7 @@ def charge_alike(pools: Iterable[FlowPool], demand: float, calls: float) -> tupl
             pool._slice_demand += demand
             pool._slice_calls += calls
             pool.fluid_busy += demand
-            wq = cache[0]  # type: ignore[index]
+            wq = cache[0]
             if wq:
                 pool_waited = wq * calls if wq != math.inf else 0.0
                 pool.fluid_wait += pool_waited
@@ -519,8 +523,8 @@ def charge_alike(pools: Iterable[FlowPool], demand: float, calls: float) -> tupl
         else:
             waited += pool.charge(demand, calls)
             cache = pool._wait_cache
-        if cache[1] > prob:  # type: ignore[index]
-            prob = cache[1]  # type: ignore[index]
+        if cache[1] > prob:
+            prob = cache[1]
     return waited, prob
 
 
@@ -547,10 +551,10 @@ class LatencyHistogram:
 
     __slots__ = ("counts", "total", "sum", "_last_latency", "_last_bin")
 
-    PER_DECADE = 50
-    LOW = 1e-5
-    BINS = 50 * 9
-    _WAIT_QUANTILES = tuple(-math.log(1.0 - u) for u in (0.125, 0.375, 0.625, 0.875))
+    PER_DECADE: Final = 50
+    LOW: Final = 1e-5
+    BINS: Final = 50 * 9
+    _WAIT_QUANTILES: ClassVar[tuple[float, ...]] = tuple(-math.log(1.0 - u) for u in (0.125, 0.375, 0.625, 0.875))
 
     def __init__(self) -> None:
         self.counts = [0.0] * (self.BINS + 1)

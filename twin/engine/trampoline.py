@@ -16,6 +16,8 @@ from typing import Any, Callable, Generator
 
 import simpy
 
+from twin.engine.alarm import Waitable
+
 #: What `Trampoline.start` returns while the generator waits on an event.
 PENDING: Any = object()
 
@@ -25,7 +27,7 @@ class Trampoline:
 
     __slots__ = ("generator", "then")
 
-    def __init__(self, generator: Generator[simpy.Event, Any, Any], then: Callable[[Any], Any]) -> None:
+    def __init__(self, generator: Generator[Waitable, Any, Any], then: Callable[[Any], Any]) -> None:
         self.generator = generator
         self.then = then
 
@@ -34,12 +36,12 @@ class Trampoline:
         (`then` is not called), else PENDING (`then` is called when it ends)."""
         return self._run(None)
 
-    def _resume(self, event: simpy.Event) -> None:
+    def _resume(self, event: Waitable) -> None:
         value = self._run(event)
         if value is not PENDING:
             self.then(value)
 
-    def _run(self, event: simpy.Event | None) -> Any:
+    def _run(self, event: Waitable | None) -> Any:
         generator = self.generator
         while True:
             try:
@@ -48,12 +50,14 @@ class Trampoline:
                 elif event._ok:
                     event = generator.send(event._value)
                 else:  # as Process._resume does: the generator gets its own copy of the failure
+                    assert isinstance(event, simpy.Event)  # only an Event fails (an Alarm always succeeds)
                     event._defused = True
                     exc = type(event._value)(*event._value.args)
                     exc.__cause__ = event._value
                     event = generator.throw(exc)
             except StopIteration as stop:
                 return stop.value
-            if event.callbacks is not None:  # not processed yet: wait for it
-                event.callbacks.append(self._resume)
+            callbacks = event.callbacks
+            if callbacks is not None:  # not processed yet: wait for it
+                callbacks.append(self._resume)
                 return PENDING

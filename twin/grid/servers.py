@@ -283,6 +283,7 @@ class Database:
         adds exactly nothing (0.0), so its sums are those of the general case."""
         ops = flow.ops
         scale = self.slowdown * self._slow_factor / 1000.0
+        services: Sequence[tuple[float, int]]
         if self._size_by_op:
             services = [(self.service_mean(op, 1) + self.ms_per_row * max(0, rows - n) * scale / n, n) for op, n, rows in ops]
             demand = 0.0

@@ -116,7 +116,7 @@ class JobAgent:
         begin = simpy.Event(env)
         begin._ok = True
         begin._value = None
-        begin.callbacks.append(self)  # type: ignore[union-attr]
+        begin.callbacks.append(self)
         env.schedule(begin, URGENT)
 
     def __call__(self, _event: Any = None) -> None:
@@ -151,7 +151,9 @@ class JobAgent:
 
     def _held(self) -> bool:
         """After a hold: the pilot still runs and nobody killed or stalled the job (the wrapper goes on)."""
-        return self.pilot.running and self.job.status in (js.RUNNING, js.COMPLETING)  # type: ignore[union-attr]
+        job = self.job
+        assert job is not None  # a hold is always a job's
+        return self.pilot.running and job.status in (js.RUNNING, js.COMPLETING)
 
     def _drive(self, generator: Any, then: Step, returns: bool) -> bool:
         """Run a phase written as a generator; its value goes to `result` if `returns`."""
@@ -181,10 +183,11 @@ class JobAgent:
     def _paying(self) -> bool:
         """The next route of the call in progress: flow (charged now, one timeout or none) or exact (driven)."""
         routes = self.routes
+        assert routes is not None  # set by `_call`
         services = self.wms.services
         at = self.route_at
-        while at < len(routes):  # type: ignore[arg-type]
-            cost = services.charge_now(routes[at])  # type: ignore[index]
+        while at < len(routes):
+            cost = services.charge_now(routes[at])
             at += 1
             self.route_at = at
             if isinstance(cost, float):
@@ -247,66 +250,80 @@ class JobAgent:
 
     # ------------------------------------------------------------ JobWrapper
     def _look_up_model(self) -> bool:
-        if not self.runtime.step.job.model_query:  # type: ignore[union-attr]
+        runtime = self.runtime
+        assert runtime is not None  # the phases from here to `_job_over` run a matched job
+        if not runtime.step.job.model_query:
             return self._download()
         return self._hold(MODEL_LOOKUP_S, JobAgent._model_looked_up)
 
     def _model_looked_up(self) -> bool:
         if not self._held():
             return self._job_over()
-        self.result = self.wms.model_found(self.runtime)  # type: ignore[arg-type]
+        runtime = self.runtime
+        assert runtime is not None
+        self.result = self.wms.model_found(runtime)
         return self._call(self.wms.services.pay_routes("FileCatalog"), JobAgent._model_paid)
 
     def _model_paid(self) -> bool:
         if not self.result:
-            return self._fail("Model not found", _cpu(self.job, self.pilot, MODEL_LOOKUP_S), None)  # type: ignore[arg-type]
+            job = self.job
+            assert job is not None
+            return self._fail("Model not found", _cpu(job, self.pilot, MODEL_LOOKUP_S), None)
         return self._download()
 
     def _download(self) -> bool:
         job = self.job
-        if not job.input_data:  # type: ignore[union-attr]
+        assert job is not None
+        if not job.input_data:
             self.result = True
             self.step = JobAgent._run_payload
             return False
-        return self._drive(self.wms.download(job, self.pilot), JobAgent._run_payload, returns=True)  # type: ignore[arg-type]
+        return self._drive(self.wms.download(job, self.pilot), JobAgent._run_payload, returns=True)
 
     def _run_payload(self) -> bool:
         if not self.result:
             if self.pilot.running:
                 return self._fail("Input Data Download Failed", 0.0, None)
             return self._job_over()
-        self.payload = payload = self.wms.plan_payload(self.job, self.pilot, self.runtime)  # type: ignore[arg-type]
+        job, runtime = self.job, self.runtime
+        assert job is not None and runtime is not None
+        self.payload = payload = self.wms.plan_payload(job, self.pilot, runtime)
         return self._hold(payload.seconds, JobAgent._payload_ended)
 
     def _payload_ended(self) -> bool:
-        payload = self.payload
         if not self._held():
             return self._job_over()
-        if payload.reason is not None and not payload.completing:  # type: ignore[union-attr]
+        job, runtime, payload = self.job, self.runtime, self.payload
+        assert job is not None and runtime is not None and payload is not None
+        if payload.reason is not None and not payload.completing:
             return self._fail_payload()
-        self.wms.jobdb.set_status(self.job, js.COMPLETING, "Uploading Output Data", self.wms.env._now, source="JobWrapper")
-        if payload.reason is not None:  # type: ignore[union-attr]
+        self.wms.jobdb.set_status(job, js.COMPLETING, "Uploading Output Data", self.wms.env._now, source="JobWrapper")
+        if payload.reason is not None:
             return self._fail_payload()
-        return self._drive(self.wms.upload(self.job, self.runtime, self.pilot), JobAgent._uploaded, returns=True)  # type: ignore[arg-type]
+        return self._drive(self.wms.upload(job, runtime, self.pilot), JobAgent._uploaded, returns=True)
 
     def _uploaded(self) -> bool:
         job, pilot = self.job, self.pilot
-        if not pilot.running or job.status != js.COMPLETING:  # type: ignore[union-attr]
+        assert job is not None
+        if not pilot.running or job.status != js.COMPLETING:
             return self._job_over()
         if not self.result:
-            return self._fail("Failed to upload output data", job.cpu_work, st.PROBLEMATIC)  # type: ignore[union-attr]
-        self.wms.job_succeeded(job, pilot)  # type: ignore[arg-type]
+            return self._fail("Failed to upload output data", job.cpu_work, st.PROBLEMATIC)
+        self.wms.job_succeeded(job, pilot)
         return self._rpc(fp.JOB_END, JobAgent._job_over)
 
     def _fail(self, reason: str, cpu_hs06s: float, inputs: str | None, then: Step | None = None) -> bool:
         """A failure the job sees itself: recorded now, reported by the JOB_END calls."""
-        self.wms.job_failed(self.job, reason, cpu_hs06s, inputs)  # type: ignore[arg-type]
+        job = self.job
+        assert job is not None
+        self.wms.job_failed(job, reason, cpu_hs06s, inputs)
         return self._rpc(fp.JOB_END, then or JobAgent._job_over)
 
     def _fail_payload(self) -> bool:
         payload = self.payload
-        return self._fail(payload.reason, payload.cpu_hs06s, payload.inputs,  # type: ignore[union-attr,arg-type]
-                          JobAgent._stop_after_failure if payload.stops_pilot else None)  # type: ignore[union-attr]
+        assert payload is not None and payload.reason is not None  # a payload that failed
+        return self._fail(payload.reason, payload.cpu_hs06s, payload.inputs,
+                          JobAgent._stop_after_failure if payload.stops_pilot else None)
 
     def _stop_after_failure(self) -> bool:
         """JobAgent StopOnApplicationFailure, once the failure is reported."""

@@ -234,10 +234,10 @@ class TaskQueue:
 
     __slots__ = ("tq_id", "definition", "classes", "count", "_priority", "_db", "holder")
 
-    def __init__(self, tq_id: int, definition: TQDefinition, db: TaskQueueDB) -> None:
+    def __init__(self, tq_id: int, definition: TQDefinition, db: TaskQueueDB, holder: _Definition) -> None:
         self.tq_id = tq_id
         self.definition = definition
-        self.holder: _Definition | None = None  # the TQs of its definition (set by the TaskQueueDB)
+        self.holder = holder  # the TQs of its definition
         self.classes: dict[int, _PriorityClass] = {}
         self.count = 0
         self._priority = 1.0
@@ -420,7 +420,7 @@ class TaskQueueDB:
         definition = self.definition_for(job, sites)
         group = self._definitions.get(definition)
         tq = group.smallest() if group is not None else None
-        if tq is None or (self.max_jobs_in_tq is not None and tq.count >= self.max_jobs_in_tq):
+        if group is None or tq is None or (self.max_jobs_in_tq is not None and tq.count >= self.max_jobs_in_tq):
             tq = self._create(definition)
             group = self._definitions[definition]
         cls = tq.classes.get(int(job.priority))
@@ -527,11 +527,11 @@ class TaskQueueDB:
 
     # ------------------------------------------------------------------ internals
     def _create(self, definition: TQDefinition) -> TaskQueue:
-        tq = TaskQueue(self._next_tq_id, definition, self)
+        holder = self._definitions.setdefault(definition, _Definition())
+        tq = TaskQueue(self._next_tq_id, definition, self, holder)
         self._next_tq_id += 1
         self.tqs[tq.tq_id] = tq
-        tq.holder = self._definitions.setdefault(definition, _Definition())
-        tq.holder.add(tq)
+        holder.add(tq)
         self._by_group.setdefault(definition.owner_group, {})[tq.tq_id] = tq
         if definition.sites:
             for site in definition.sites:
