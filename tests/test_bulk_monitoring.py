@@ -5,27 +5,43 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from conftest import minimal
 from twin.build import build_world
+from twin.dirac.transformation import agents
 from twin.dirac.wms import job_status as js
+
+#: Compiled (mypyc) agents check that the world's TransformationDB is one, so the recording proxy cannot stand in.
+AGENTS_COMPILED = not agents.__file__.endswith(".py")
 
 
 def _run_recording_set_task_status():
     world = build_world(minimal())
     calls: list[tuple[float, int, str, int]] = []
-    tsdb = world.tsdb
-    original = tsdb.setTaskStatus
-
-    def recording(trans_id, task_ids, status, now=None):
-        ids = task_ids if isinstance(task_ids, list) else [task_ids]
-        calls.append((world.sim.now, trans_id, status, len(ids)))
-        return original(trans_id, task_ids, status, now=now)
-
-    tsdb.setTaskStatus = recording
+    world.tsdb = _RecordingTSDB(world.tsdb, world.sim, calls)  # the agents reach the DB through the world
     world.run()
+    world.tsdb = world.tsdb.db
     return world, calls
 
 
+class _RecordingTSDB:
+    """The TransformationDB with its setTaskStatus calls recorded (a proxy: a compiled DB's methods cannot be patched)."""
+
+    def __init__(self, db, sim, calls):
+        self.db, self.sim, self.calls = db, sim, calls
+
+    def setTaskStatus(self, trans_id, task_ids, status, now=None):
+        ids = task_ids if isinstance(task_ids, list) else [task_ids]
+        self.calls.append((self.sim.now, trans_id, status, len(ids)))
+        return self.db.setTaskStatus(trans_id, task_ids, status, now=now)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+@pytest.mark.skipif(AGENTS_COMPILED, reason="records the agents' calls through a proxy DB, which compiled agents refuse "
+                                            "(they check its type); the same calls are checked in pure mode")
 def test_one_set_task_status_per_transformation_and_status_per_cycle():
     world, calls = _run_recording_set_task_status()
     assert calls, "MonitorTasks never updated a task"
@@ -38,7 +54,8 @@ def test_one_set_task_status_per_transformation_and_status_per_cycle():
 
 
 def test_bulk_monitoring_leaves_tasks_with_their_jobs_final_status():
-    world, _ = _run_recording_set_task_status()
+    world = build_world(minimal())
+    world.run()
     done = world.wms.jobdb.count(js.DONE)
     assert done > 0
     with world.services.unmetered():

@@ -372,7 +372,7 @@ class _FileField(_MetaField):
 
     def __init__(self, name: str, ptype: type) -> None:
         super().__init__(name, ptype, FILE_META)
-        self.column = array("I" if ptype is str else "i" if ptype is int else "d")  # int: "q" once needed
+        self.column: array[Any] = array("I" if ptype is str else "i" if ptype is int else "d")  # int: "q" once needed
         self.extra: dict[int, Any] = {}
         self.labels: list[Any] = [None]  # code 0: no value
         self.label_codes: dict[Any, int] = {}

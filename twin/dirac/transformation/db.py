@@ -1170,8 +1170,9 @@ class TransformationDB(MeteredStore):
         """The S_ERROR for a list naming a task the transformation does not have (None: all known)."""
         return None if trans.tasks.valid(task_ids) else _unknown_task(trans, task_ids)
 
+    # TaskIDs are typed Any: they come from callers as they are and are checked here (`_unknown_tasks`).
     @metered("setTaskStatus")
-    def setTaskStatus(self, transName: int | str, taskID: int | list[int], status: str,
+    def setTaskStatus(self, transName: int | str, taskID: Any, status: str,
                       now: float | None = None) -> Result:
         trans = self._lookup(transName)
         if trans is None:
@@ -1184,7 +1185,7 @@ class TransformationDB(MeteredStore):
         return S_OK()
 
     @metered("setTaskStatusAndWmsID", one_row)
-    def setTaskStatusAndWmsID(self, transName: int | str, taskID: int, status: str, taskWmsID: Any,
+    def setTaskStatusAndWmsID(self, transName: int | str, taskID: Any, status: str, taskWmsID: Any,
                               now: float | None = None) -> Result:
         trans = self._lookup(transName)
         if trans is None:
@@ -1196,7 +1197,7 @@ class TransformationDB(MeteredStore):
         trans.tasks.set_statuses((taskID,), status, self._now(now))
         return S_OK()
 
-    def set_tasks_status_and_wms_ids(self, trans_id: int, submitted: Iterable[tuple[int, int]], status: str,
+    def set_tasks_status_and_wms_ids(self, trans_id: int, submitted: Iterable[tuple[Any, Any]], status: str,
                                      now: float | None = None) -> list[Result]:
         """What one setTaskStatusAndWmsID(trans_id, taskID, status, JobID) call per (taskID, JobID) does
         (TaskManager.updateDBAfterTaskSubmission makes one per submitted task), applied in one pass: each
@@ -1225,7 +1226,7 @@ class TransformationDB(MeteredStore):
         return results
 
     @metered("getTaskInputVector")
-    def getTaskInputVector(self, transName: int | str, taskID: int | list[int]) -> Result:
+    def getTaskInputVector(self, transName: int | str, taskID: Any) -> Result:
         trans = self._lookup(transName)
         if trans is None:
             return _unknown(transName)
