@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import simpy
 
 from conftest import minimal
 from twin.build import build_world
@@ -28,15 +29,21 @@ STALLED_CYCLES_S = 5 * 3600.0  # StalledJobAgent: Stalled after 4500 s of silenc
 
 
 def _records(monkeypatch: pytest.MonkeyPatch) -> list[JobAgent]:
-    """Every JobAgent record started from now on (nothing else keeps them: the events they wait on do)."""
+    """Every JobAgent record started from now on (nothing else keeps them: the events they wait on do), in
+    order of start: a record starts by scheduling an event of which it is the callback (`JobAgent.start`).
+    Seen at simpy's `schedule`, not by patching `JobAgent.start`, which a compiled WMS calls natively."""
     started: list[JobAgent] = []
-    start = JobAgent.start
+    seen: set[int] = set()
+    schedule = simpy.Environment.schedule
 
-    def recording(self: JobAgent) -> None:
-        started.append(self)
-        start(self)
+    def recording(env: simpy.Environment, event: simpy.Event, *args: object) -> None:
+        for callback in event.callbacks or ():
+            if isinstance(callback, JobAgent) and id(callback) not in seen:
+                seen.add(id(callback))
+                started.append(callback)
+        schedule(env, event, *args)
 
-    monkeypatch.setattr(JobAgent, "start", recording)
+    monkeypatch.setattr(simpy.Environment, "schedule", recording)
     return started
 
 
