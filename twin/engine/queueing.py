@@ -29,7 +29,7 @@ class Grant(simpy.Event):
 
     def __init__(self, env: simpy.Environment) -> None:
         super().__init__(env)
-        self.queued_at = env.now
+        self.queued_at: float = env._now
         self.withdrawn = False
 
 
@@ -128,7 +128,8 @@ class ServerPool:
     def _grant(self, grant: Grant) -> None:
         self.busy += 1
         self.granted += 1
-        self.total_wait += self.env.now - grant.queued_at
+        now: float = self.env._now
+        self.total_wait += now - grant.queued_at
         grant.succeed()
 
     def _dispatch(self) -> None:
@@ -143,13 +144,15 @@ class ServerPool:
     # ------------------------------------------------------------ statistics
     def reset_stats(self) -> None:
         """Start the statistics afresh from now (e.g. after a warm-up period)."""
-        self._since = self._last = self.env.now
+        now: float = self.env._now
+        self._since: float = now
+        self._last: float = now
         self._busy_area = self._queue_area = self._capacity_area = 0.0
         self.arrivals = self.completions = self.granted = self.reneged = 0
         self.total_wait = 0.0
 
     def _advance(self) -> None:
-        now = self.env._now
+        now: float = self.env._now  # (simpy's clock is typed int | float: a float for compiled arithmetic)
         dt = now - self._last
         if dt > 0.0:
             self._busy_area += self.busy * dt
@@ -225,7 +228,7 @@ def _pool_name(pool: ServerPool) -> str:
 
 
 # ---------------------------------------------------------------- flow-level charging
-_ERLANG_C_MEMO: dict[tuple[int, int], float] = {}
+_ERLANG_C_MEMO: Final[dict[tuple[int, int], float]] = {}
 
 
 def erlang_c_cached(c: int, a: float) -> float:
@@ -296,7 +299,7 @@ class FlowPool:
         self.cold_below = cold_below
         self.enabled = True
         self.hot = False
-        self._slice_start = self.env.now
+        self._slice_start: float = self.env._now
         self._slice_end = self._slice_start + self.slice_s
         self._slice_demand = self._slice_calls = 0.0
         self._slice_async = 0.0
@@ -305,7 +308,7 @@ class FlowPool:
         self._wait_cache: tuple[float, float, float] = _NO_WAIT
         self._wait_ok = False  # the cached wait holds until the offered load or the servers change (slice end, stream, fault)
         self.bg_rate = 0.0  # server-seconds per second of background streams
-        self._bg_last = self.env.now
+        self._bg_last: float = self.env._now
         self.fluid_busy = 0.0  # server-seconds charged as fluid (flow calls, async work, streams)
         self.fluid_wait = 0.0  # caller-seconds spent waiting in flow mode (Little: integral of the queue)
         self.hot_switches = 0
@@ -356,7 +359,8 @@ class FlowPool:
 
     # ------------------------------------------------------------ charging
     def is_hot(self) -> bool:
-        if self.env._now >= self._slice_end:
+        now: float = self.env._now
+        if now >= self._slice_end:
             self._roll()
         if self.hot:
             return True
@@ -370,7 +374,8 @@ class FlowPool:
         Cached per slice; background streams change `a` by tiny steps (one job's heartbeats),
         so the cache is refreshed only when `a` moved by more than 1 % of the servers.
         """
-        if self.env._now >= self._slice_end:
+        now: float = self.env._now
+        if now >= self._slice_end:
             self._roll()
         s = self._prev_service
         self._wait_ok = bool(s)  # `a` then moves only when the slice rolls or a stream starts or stops
@@ -378,7 +383,7 @@ class FlowPool:
             a = self._prev_load + self.bg_rate
         elif self._slice_calls:  # no full slice measured yet: the rate so far in this one
             s = self._slice_demand / self._slice_calls
-            a = self._slice_demand / max(1.0, self.env._now - self._slice_start) + self.bg_rate
+            a = self._slice_demand / max(1.0, now - self._slice_start) + self.bg_rate
         else:
             a = self.bg_rate
         cache = self._wait_cache
@@ -402,7 +407,8 @@ class FlowPool:
     def charge(self, demand: float, calls: float = 1.0, asynchronous: bool = False) -> float:
         """Account `calls` calls needing `demand` server-seconds; returns their total waiting time (flow).
         `charge_alike` restates the cached-wait branch for several pools at once: change both together."""
-        if self._wait_ok and self.env._now < self._slice_end:
+        now: float = self.env._now
+        if self._wait_ok and now < self._slice_end:
             wq = self._wait_cache[0]  # what wait() would return: same slice, same load
         else:
             wq = self.wait()  # rolls the slice first
@@ -419,7 +425,8 @@ class FlowPool:
 
     def note_exact(self, demand: float) -> None:
         """Exact work counts towards the slice's offered load too (it is measured by the ServerPool)."""
-        if self.env._now >= self._slice_end:
+        now: float = self.env._now
+        if now >= self._slice_end:
             self._roll()
         self._slice_demand += demand
         self._slice_calls += 1
@@ -452,13 +459,13 @@ class FlowPool:
         return max(1, cap - int(self.bg_rate + self._prev_async))
 
     def _advance_bg(self) -> None:
-        now = self.env._now
+        now: float = self.env._now
         if now > self._bg_last:
             self.fluid_busy += self.bg_rate * (now - self._bg_last)
             self._bg_last = now
 
     def _roll(self) -> None:
-        now = self.env._now
+        now: float = self.env._now
         end = self._slice_start + self.slice_s
         if now < end:
             return
@@ -488,7 +495,7 @@ class FlowPool:
     def _set_hot(self, hot: bool) -> None:
         if hot == self.hot:
             return
-        now = self.env._now
+        now: float = self.env._now
         if hot:
             self._hot_since = now
             self.hot_switches += 1
@@ -510,7 +517,8 @@ def charge_alike(pools: Iterable[FlowPool], demand: float, calls: float) -> tupl
     waited = 0.0
     prob = 0.0
     for pool in pools:
-        if pool._wait_ok and pool.env._now < pool._slice_end:
+        now: float = pool.env._now
+        if pool._wait_ok and now < pool._slice_end:
             cache = pool._wait_cache
             pool._slice_demand += demand
             pool._slice_calls += calls
@@ -538,7 +546,7 @@ def any_hot(pools: Iterable[FlowPool], now: float) -> bool:
 
 
 #: Below this Erlang C (or wait/service ratio) a flow call's queueing tail is negligible: one histogram entry.
-SHORT_TAIL = 0.01
+SHORT_TAIL = 0.01  # (not Final: tests patch it, and compiled code would inline a Final)
 
 
 class LatencyHistogram:
@@ -625,7 +633,8 @@ def _bin_edges(bin_of: Callable[[float], int], low: float, bins: int, per_decade
     return edges
 
 
-_BIN_EDGES = _bin_edges(LatencyHistogram.bin_of, LatencyHistogram.LOW, LatencyHistogram.BINS, LatencyHistogram.PER_DECADE)
+_BIN_EDGES = _bin_edges(  # (not Final: a test patches it)
+    LatencyHistogram.bin_of, LatencyHistogram.LOW, LatencyHistogram.BINS, LatencyHistogram.PER_DECADE)
 
 
 def run_in_threads(env: simpy.Environment, tasks: Iterable[Generator[simpy.Event, object, object]],

@@ -165,7 +165,7 @@ class Network:
         error = link.outcome(nbytes) if link is not None else ""
         if link is not None:  # one accounting record per WAN transfer (DIRAC's DataOperation): bytes per link and channel
             channel = f"{src.name if src is not None else src_site}->{dst.name if dst is not None else dst_site}"
-            self.sim.log.log(self.env.now, "transfer.status", f"link:{link.name}", "Failed" if error else "Done", channel, nbytes)
+            self.sim.log.log(self.env._now, "transfer.status", f"link:{link.name}", "Failed" if error else "Done", channel, nbytes)
         if src is not None and not error:
             src.end_read(nbytes)
         if dst is not None:

@@ -15,7 +15,7 @@ simulated.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Generator, Sequence
+from typing import Any, Callable, Final, Generator, Sequence
 
 import simpy
 
@@ -24,9 +24,9 @@ from twin.engine.simulation import Simulation
 from twin.grid.faultstate import ActiveFaults
 from twin.scenario import schema
 
-DEFAULT_SERVICE_CV = 1.0
-DEFAULT_MS_PER_ROW = 0.01  # per result/affected row beyond the first (10 us)
-EWMA_ALPHA = 0.05
+DEFAULT_SERVICE_CV: Final = 1.0
+DEFAULT_MS_PER_ROW: Final = 0.01  # per result/affected row beyond the first (10 us)
+EWMA_ALPHA: Final = 0.05
 LISTED_FLOWS = 256  # flow entries whose repeated charges a database counts up before folding them into queries_by_op
 
 
@@ -228,13 +228,13 @@ class Database:
         self.latency_ewma += EWMA_ALPHA * (per - self.latency_ewma) if self.queries > queries else per
         wait = waited / queries
         if prob < SHORT_TAIL:  # add_queued's own first test, once for all the operations
-            add = self.latency.add
+            histogram = self.latency  # (its methods called on it: native calls when compiled)
             for service, n in services:
-                add(service + wait, n)
+                histogram.add(service + wait, n)
         else:
-            add_queued = self.latency.add_queued
+            histogram = self.latency
             for service, n in services:
-                add_queued(service, wait, prob, n)
+                histogram.add_queued(service, wait, prob, n)
         return latency
 
     @property

@@ -11,23 +11,25 @@ proposal itself: in DIRAC a status update on a Deleted job is accepted. This is 
 
 from __future__ import annotations
 
-SUBMITTING = "Submitting"
-RECEIVED = "Received"
-CHECKING = "Checking"
-STAGING = "Staging"
-SCOUTING = "Scouting"
-WAITING = "Waiting"
-MATCHED = "Matched"
+from typing import Final
+
+SUBMITTING: Final = "Submitting"
+RECEIVED: Final = "Received"
+CHECKING: Final = "Checking"
+STAGING: Final = "Staging"
+SCOUTING: Final = "Scouting"
+WAITING: Final = "Waiting"
+MATCHED: Final = "Matched"
 #: Virtual: DIRAC almost never stores it (StalledJobAgent's reschedule sites do, briefly).
-RESCHEDULED = "Rescheduled"
-RUNNING = "Running"
-STALLED = "Stalled"
-COMPLETING = "Completing"
-DONE = "Done"
-COMPLETED = "Completed"
-FAILED = "Failed"
-DELETED = "Deleted"
-KILLED = "Killed"
+RESCHEDULED: Final = "Rescheduled"
+RUNNING: Final = "Running"
+STALLED: Final = "Stalled"
+COMPLETING: Final = "Completing"
+DONE: Final = "Done"
+COMPLETED: Final = "Completed"
+FAILED: Final = "Failed"
+DELETED: Final = "Deleted"
+KILLED: Final = "Killed"
 
 #: In DIRAC's declaration order.
 JOB_STATES: tuple[str, ...] = (

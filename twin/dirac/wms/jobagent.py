@@ -36,8 +36,9 @@ from twin.engine.trampoline import PENDING, Trampoline
 from twin.engine.wakeup import Hold
 
 if TYPE_CHECKING:
+    from twin.dirac.services import ServiceLayer, Stream
     from twin.dirac.transformation.runtime import TransformationRuntime
-    from twin.dirac.wms.jobdb import Job
+    from twin.dirac.wms.jobdb import Job, JobDB
     from twin.grid.site import Pilot
 
 #: Seconds a job spends looking up its model files in the catalog (CTA jobs with a model query).
@@ -69,9 +70,9 @@ class JobAgentWMS(Protocol):
 
     env: simpy.Environment
     cfg: Any
-    jobdb: Any
+    jobdb: "JobDB"
     fates: Any
-    services: Any
+    services: "ServiceLayer"
 
     def match(self, pilot: "Pilot", work_left: float) -> "Job | None": ...
     def start_job(self, job: "Job") -> "TransformationRuntime": ...
@@ -104,7 +105,7 @@ class JobAgent:
         self.job: Job | None = None
         self.runtime: TransformationRuntime | None = None
         self.payload: Payload | None = None
-        self.heartbeats: Any = None
+        self.heartbeats: Stream | None = None
         self.routes: list[Any] | None = None
         self.route_at = 0
         self.result: Any = None  # what the last driven generator returned (download/upload success)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -38,23 +38,23 @@ from twin.dirac.wms.job_status import (
 #: Matched, Running, Completing, Stalled, Rescheduled; the invariants: the pilot-bound ones). The others
 #: (Received, Checking, Waiting, the final ones, ...) are only counted: a waiting job is one dict entry
 #: (``jobs``), and half of a job's status changes touch no index.
-LISTED_STATES: frozenset[str] = frozenset({SUBMITTING, MATCHED, RUNNING, COMPLETING, STALLED, RESCHEDULED})
+LISTED_STATES: Final[frozenset[str]] = frozenset({SUBMITTING, MATCHED, RUNNING, COMPLETING, STALLED, RESCHEDULED})
 #: Statuses counted against a site's RunningLimit (Limiter._countsByJobType).
-ACTIVE_STATES: frozenset[str] = frozenset({RUNNING, MATCHED, STALLED})
-JOB_ACCEPTED = "Job accepted"
-JOB_RESCHEDULED = "Job Rescheduled"
-MAX_RESCHEDULING_REACHED = "Maximum of reschedulings reached"
-DEFAULT_CPU_TIME = 86400  # JobManifest default CPUTime (s)
+ACTIVE_STATES: Final[frozenset[str]] = frozenset({RUNNING, MATCHED, STALLED})
+JOB_ACCEPTED: Final = "Job accepted"
+JOB_RESCHEDULED: Final = "Job Rescheduled"
+MAX_RESCHEDULING_REACHED: Final = "Maximum of reschedulings reached"
+DEFAULT_CPU_TIME: Final = 86400  # JobManifest default CPUTime (s)
 #: Final statuses a job leaves only by force (Failed -> rescheduled): retired jobs are in one of these.
 #: (Completed is final too but moves on to Done/Failed, so Completed jobs stay records.)
-RETIRED_STATES: tuple[str, ...] = (DONE, FAILED, KILLED)
-_RETIRED_CODE: dict[str, int] = {state: code for code, state in enumerate(RETIRED_STATES)}
-_DONE_CODE = _RETIRED_CODE[DONE]
+RETIRED_STATES: Final[tuple[str, ...]] = (DONE, FAILED, KILLED)
+_RETIRED_CODE: Final[dict[str, int]] = {state: code for code, state in enumerate(RETIRED_STATES)}
+_DONE_CODE: Final = _RETIRED_CODE[DONE]
 
 StatusCallback = Callable[["Job", str, str, float], None]
-_NO_SITES: frozenset[str] = frozenset()
+_NO_SITES: Final[frozenset[str]] = frozenset()
 #: next_state's answers by force, current and proposed status: a handful of keys, asked six times per job.
-_TRANSITIONS: dict[bool, dict[str, dict[str, tuple[str, bool]]]] = {False: {}, True: {}}
+_TRANSITIONS: Final[dict[bool, dict[str, dict[str, tuple[str, bool]]]]] = {False: {}, True: {}}
 
 
 class Job:

@@ -25,17 +25,17 @@ import heapq
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 from twin.dirac.wms.job_status import MATCHED, WAITING
 from twin.dirac.wms.jobdb import Job, JobDB
 
-DEFAULT_GROUP_SHARE = 1000.0
-TQ_MIN_SHARE = 0.001
+DEFAULT_GROUP_SHARE: Final = 1000.0
+TQ_MIN_SHARE: Final = 0.001
 #: TaskQueueDB.__defaultCPUSegments (s): a job's CPUTime is rounded up to one of these.
-CPU_SEGMENTS: tuple[int, ...] = (
+CPU_SEGMENTS: Final[tuple[int, ...]] = (
     6 * 60,
     30 * 60,
     3600,
@@ -50,13 +50,13 @@ CPU_SEGMENTS: tuple[int, ...] = (
     10 * 86400,
     int(12.5 * 86400),
 )
-MAX_JOBS_IN_TQ = 5000
-JOBS_PER_TRY = 50
-QUEUES_PER_TRY = 10
-MAX_MATCH_RETRY = 3
-_JOB_PRIORITY_BOUNDS = (0.001, 10)
-_ONLY_FIRST = (0,)  # the draw order of a single candidate TQ
-_FRONT_MAX = 512  # a priority class's sorted front list spills its tail back to the heap beyond this
+MAX_JOBS_IN_TQ: Final = 5000
+JOBS_PER_TRY: Final = 50
+QUEUES_PER_TRY: Final = 10
+MAX_MATCH_RETRY: Final = 3
+_JOB_PRIORITY_BOUNDS: Final = (0.001, 10)
+_ONLY_FIRST: Final = (0,)  # the draw order of a single candidate TQ
+_FRONT_MAX: Final = 512  # a priority class's sorted front list spills its tail back to the heap beyond this
 
 
 def fit_cpu_time_to_segment(cpu_time: float, segments: tuple[int, ...] = CPU_SEGMENTS) -> int:
