@@ -33,7 +33,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -46,14 +46,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: The holders of one value of a directory field (a name: `_Field.set` shadows the builtin in its class)
 HolderSet = set[int]
 
-NO_SUCH_FILE = "No such file or directory"
-DIRECTORY_META = "-d"
-FILE_META = "-f"
-OPERATORS = ("=", "in", "!=", "nin", "<", "<=", ">", ">=")
-_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_LEVEL_NAMES = {DIRECTORY_META: "directory", FILE_META: "file"}
-_DIRAC_TYPE_NAMES = {int: "INT", float: "FLOAT", str: "VARCHAR(128)"}
-_ROOT = 0
+NO_SUCH_FILE: Final = "No such file or directory"
+DIRECTORY_META: Final = "-d"
+FILE_META: Final = "-f"
+OPERATORS: Final = ("=", "in", "!=", "nin", "<", "<=", ">", ">=")
+_COMPARE: Final = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_LEVEL_NAMES: Final = {DIRECTORY_META: "directory", FILE_META: "file"}
+_DIRAC_TYPE_NAMES: Final = {int: "INT", float: "FLOAT", str: "VARCHAR(128)"}
+_ROOT: Final = 0
 
 
 # --- bulk results and metering, shared with the TransformationDB --------------------------------
@@ -302,7 +302,7 @@ class _Missing:
         return "<missing>"
 
 
-_MISSING: Any = _Missing()
+_MISSING: Final[Any] = _Missing()
 
 
 def _parse_condition(field: _MetaField, condition: Any) -> list[tuple[str, Any]]:
@@ -344,9 +344,9 @@ def _satisfies(value: Any, ops: list[tuple[str, Any]]) -> bool:
     return True
 
 
-_NO_INT = -(2**63)
-_NO_INT32 = -(2**31)
-_INT64 = (-(2**63) + 1, 2**63 - 1)
+_NO_INT: Final = -(2**63)
+_NO_INT32: Final = -(2**31)
+_INT64: Final = (-(2**63) + 1, 2**63 - 1)
 
 
 def _append(column: array, value: int, wide: str) -> array:
@@ -479,13 +479,14 @@ def _vector_op(values: np.ndarray, op: str, operand: Any) -> np.ndarray:
 
 # --- names: an LFN is its directory plus a name coded as (shape, number) -------------------------------
 
-_DIGIT_SPLIT = re.compile(r"([0-9]+)")  # split keeping the runs: literals at even, runs at odd indexes
-_MAX_DIGITS = 18  # a name's digits packed into one int64
-_TEXT = 0xFFFF  # shape code of a name kept as text
-_REMOVED = 0xFFFF  # replica-set code of a removed file (its name stays decodable)
-_EMPTY, _TOMB = -1, -2
-_ASCII_DIGITS = frozenset(b"0123456789")
-_MASK_DIGITS = bytes.maketrans(b"0123456789", b"\0" * 10)
+_DIGIT_SPLIT: Final = re.compile(r"([0-9]+)")  # split keeping the runs: literals at even, runs at odd indexes
+_MAX_DIGITS: Final = 18  # a name's digits packed into one int64
+_TEXT: Final = 0xFFFF  # shape code of a name kept as text
+_REMOVED: Final = 0xFFFF  # replica-set code of a removed file (its name stays decodable)
+_EMPTY: Final = -1  # an LFN-table slot never used
+_TOMB: Final = -2  # a slot whose file was removed
+_ASCII_DIGITS: Final = frozenset(b"0123456789")
+_MASK_DIGITS: Final = bytes.maketrans(b"0123456789", b"\0" * 10)
 
 
 class _NameCodec:
@@ -689,9 +690,10 @@ class FileCatalog(MeteredStore):
                     return i
                 i = (i + 1) & mask
         numbers, shapes, dirs = self._number, self._shape, self._file_dir
+        wanted: int = number  # a numbered name's key holds its number (an int: compared as one when compiled)
         while True:
             fid = slots[i]
-            if fid == _EMPTY or fid >= 0 and numbers[fid] == number and shapes[fid] == code and dirs[fid] == did:
+            if fid == _EMPTY or fid >= 0 and numbers[fid] == wanted and shapes[fid] == code and dirs[fid] == did:
                 return i
             i = (i + 1) & mask
 

@@ -24,15 +24,15 @@ from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generator, Iterable, Iterator, Sequence
+from typing import Any, Final, Generator, Iterable, Iterator, Sequence
 
 from twin.dirac.footprint import DB_HOME, QUERIES_PER_CALL, RPCS
 from twin.engine.alarm import sleep
 from twin.engine.queueing import FlowPool, LatencyHistogram, ServerPool, any_hot
-from twin.grid.servers import FlowOps
+from twin.grid.servers import CoreServer, Database, FlowOps
 
 #: Which database each service reads (DIRAC's default layout), for `call(service, op)`.
-SERVICE_DB = {
+SERVICE_DB: Final = {
     "JobManager": "JobDB",
     "JobStateUpdate": "JobDB",
     "JobMonitoring": "JobDB",
@@ -46,16 +46,16 @@ SERVICE_DB = {
     "FTS3Manager": "FTS3DB",
 }
 
-DEFAULT_MAX_THREADS = 15  # DIRAC Core/DISET/private/ServiceConfiguration.py:getMaxThreads default
-DEFAULT_RPC_TIMEOUT = 600.0  # DIRAC Core/DISET/private/BaseClient.py:_setTimeout default
-DEFAULT_CONNECTION_TIMEOUT = 10.0  # DIRAC Core/DISET/__init__.py, the client's connect + TLS handshake
-DEFAULT_MAX_WAITING = 100  # DIRAC ServiceConfiguration.getMaxWaitingPetitions default (ServiceReactor throttling)
+DEFAULT_MAX_THREADS: Final = 15  # DIRAC Core/DISET/private/ServiceConfiguration.py:getMaxThreads default
+DEFAULT_RPC_TIMEOUT: Final = 600.0  # DIRAC Core/DISET/private/BaseClient.py:_setTimeout default
+DEFAULT_CONNECTION_TIMEOUT: Final = 10.0  # DIRAC Core/DISET/__init__.py, the client's connect + TLS handshake
+DEFAULT_MAX_WAITING: Final = 100  # DIRAC ServiceConfiguration.getMaxWaitingPetitions default (ServiceReactor throttling)
 #: Thread time an abandoned connection costs when its turn comes: the worker's TLS accept fails on the socket
 #: the client closed (Service._processInThread -> handshake). Assumption: one failed handshake, ~2 ms.
-ABANDONED_HANDSHAKE_S = 0.002
+ABANDONED_HANDSHAKE_S: Final = 0.002
 
 Batch = dict[tuple[str, str], list[int]]  # (db, op) -> [rpcs, queries, rows]
-METERED_ROUTES = 64  # metered batch shapes kept resolved, the oldest dropped first (a cycle's batch varies with its rows)
+METERED_ROUTES: Final = 64  # metered batch shapes kept resolved, the oldest dropped first (a cycle's batch varies with its rows)
 
 
 def _batch() -> Batch:
@@ -71,7 +71,7 @@ class ServiceInstance:
     """One running copy of a DIRAC service on a host, with its thread pool (MaxThreads)."""
 
     service: str
-    server: Any
+    server: CoreServer
     threads: FlowPool
     calls: int = 0
     timeouts: int = 0
@@ -88,7 +88,7 @@ class StreamRates:
 
     __slots__ = ("kind", "period", "service", "queries", "means", "rates")
 
-    def __init__(self, kind: str, period: float, service: str, queries: list[tuple[Any, str, int]],
+    def __init__(self, kind: str, period: float, service: str, queries: list[tuple[Database, str, int]],
                  means: list[float], rates: tuple[tuple[FlowPool, float], ...]) -> None:
         self.kind = kind
         self.period = period
@@ -118,8 +118,8 @@ class _Route:
 
     __slots__ = ("service", "calls", "batch", "parts", "flows", "pools", "rows", "cpu", "_checks")
 
-    def __init__(self, service: str, calls: int, batch: Batch | None, parts: list[tuple[Any, str, int, int]],
-                 flows: list[tuple[Any, FlowOps]], pools: Sequence[FlowPool],
+    def __init__(self, service: str, calls: int, batch: Batch | None, parts: list[tuple[Database, str, int, int]],
+                 flows: list[tuple[Database, FlowOps]], pools: Sequence[FlowPool],
                  rows: int, cpu: float, checks: dict[ServiceInstance | None, tuple[FlowPool, ...]]) -> None:
         self.service = service
         self.calls = calls
@@ -176,7 +176,7 @@ class ServiceLayer:
         self._route_cache: dict[tuple[tuple[str, int], ...], list[_Route]] = {}
         self._metered_routes: dict[tuple[Any, ...], _Route] = {}
         self._checks_by_pools: dict[tuple[FlowPool, ...], dict[ServiceInstance | None, tuple[FlowPool, ...]]] = {}
-        self._stream_queries: dict[str, list[tuple[Any, str, int]]] = {}
+        self._stream_queries: dict[str, list[tuple[Database, str, int]]] = {}
         self._rpc_keys: dict[str, tuple[tuple[tuple[str, str], int], ...]] = {}  # kind -> ((db, table), queries) per query
         self._stream_rates: dict[tuple[str, float, ServiceInstance | None], StreamRates] = {}
         if not flow:
@@ -329,7 +329,7 @@ class ServiceLayer:
         return Stream(shared, self.env._now)
 
     def _stream_table(self, kind: str, period: float, instance: ServiceInstance | None,
-                      queries: list[tuple[Any, str, int]], means: list[float]) -> StreamRates:
+                      queries: list[tuple[Database, str, int]], means: list[float]) -> StreamRates:
         """The (pool, rate) table of a stream: one rate per pool (a stream's queries to one DB share its pools)."""
         by_pool: dict[FlowPool, float] = {}
         total_db = 0.0
@@ -408,7 +408,7 @@ class ServiceLayer:
         for db, table, queries in shared.queries:
             db.count_queries(table, n * queries)
 
-    def _resolved_queries(self, kind: str) -> list[tuple[Any, str, int]]:
+    def _resolved_queries(self, kind: str) -> list[tuple[Database, str, int]]:
         """(database, table, round trips) of an RPC kind, on the databases the topology has."""
         resolved = self._stream_queries.get(kind)
         if resolved is None:
@@ -431,7 +431,7 @@ class ServiceLayer:
                 return instance
         return hosts[next(turn)]
 
-    def _database(self, name: str) -> Any:
+    def _database(self, name: str) -> Database | None:
         databases = self.grid.databases
         return databases.get(name) or databases.get(DB_HOME.get(name, ""))
 
@@ -463,8 +463,8 @@ class ServiceLayer:
     def _route(self, service: str, calls: int, batch: Batch, keep_batch: bool = True) -> _Route:
         """How a batch is charged: per (database, op) for the exact path, per database for the flow path.
         `keep_batch=False`: a metered route, never merged with other work, need not hold its batch."""
-        parts: list[tuple[Any, str, int, int]] = []
-        flows: dict[Any, list[Any]] = {}
+        parts: list[tuple[Database, str, int, int]] = []
+        flows: dict[Database, list[Any]] = {}
         total_rows = 0
         for (name, op), entry in batch.items():
             queries = entry[1]
@@ -479,6 +479,7 @@ class ServiceLayer:
             flow[1].append((op, queries, rows))
             flow[2] += queries
             flow[3] += max(0, rows - queries)
+        pools: Sequence[FlowPool]
         if len(flows) == 1:
             pools = next(iter(flows)).pools
         else:
@@ -606,11 +607,11 @@ class ServiceLayer:
         return pools
 
 
-def _service_means(queries: list[tuple[Any, str, int]]) -> list[float]:
+def _service_means(queries: list[tuple[Database, str, int]]) -> list[float]:
     """Mean service time of one round trip of each (database, table, round trips) now; asked once per
     database when its tables have one size (`Database.size_by_op` false), as the twin's are."""
     means: list[float] = []
-    asked: Any = None
+    asked: Database | None = None
     mean = 0.0
     for db, table, _ in queries:
         if db is not asked or db.size_by_op:

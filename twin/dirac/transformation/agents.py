@@ -18,7 +18,7 @@ Scale choices (documented in docs/fidelity.md):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Final, Generator, Mapping
 
 from twin.dirac.transformation import status as st
 from twin.engine.queueing import run_in_threads
@@ -27,8 +27,8 @@ from twin.dirac.transformation.supply import supply_mode, tasks_to_create
 if TYPE_CHECKING:
     from twin.dirac.context import AgentsContext
 
-TS = "TransformationManager"
-FC = "FileCatalog"
+TS: Final = "TransformationManager"
+FC: Final = "FileCatalog"
 #: An agent cycle or one of its steps: a simulated process (yields simpy events, returns nothing)
 Steps = Generator[Any, Any, None]
 #: WorkflowTasks / RequestTasks `submit_task`: a process returning the JobID / RequestID (None: not submitted)

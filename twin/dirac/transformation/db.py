@@ -20,7 +20,7 @@ from array import array
 from itertools import repeat
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -35,30 +35,30 @@ FileStatusListener = Callable[[int, str, "str | None", str, float], None]
 #: (transID, taskID, old status or None when created, new status, now)
 TaskStatusListener = Callable[[int, int, "str | None", str, float], None]
 #: The pseudo-status reported for rows that cleanTransformation drops (DIRAC deletes them).
-DROPPED = "Deleted"
+DROPPED: Final = "Deleted"
 
-TRANSPARAMS = (
+TRANSPARAMS: Final = (
     "TransformationID", "TransformationName", "Description", "LongDescription", "CreationDate",
     "LastUpdate", "Author", "AuthorGroup", "Type", "Plugin", "AgentType", "Status", "FileMask",
     "TransformationGroup", "GroupSize", "InheritedFrom", "Body", "MaxNumberOfTasks", "EventsPerTask",
     "TransformationFamily",
 )
-MUTABLE_PARAMS = (
+MUTABLE_PARAMS: Final = (
     "TransformationName", "Description", "LongDescription", "AgentType", "Status", "GroupSize",
     "MaxNumberOfTasks", "TransformationFamily", "Body",
 )
-TRANSFILEPARAMS = (
+TRANSFILEPARAMS: Final = (
     "TransformationID", "FileID", "Status", "TaskID", "TargetSE", "UsedSE", "ErrorCount", "LastUpdate",
     "InsertedTime",
 )
-FILE_COLUMNS = ("LFN",) + TRANSFILEPARAMS
-TASKSPARAMS = (
+FILE_COLUMNS: Final = ("LFN",) + TRANSFILEPARAMS
+TASKSPARAMS: Final = (
     "TaskID", "TransformationID", "ExternalStatus", "ExternalID", "TargetSE", "CreationTime", "LastUpdateTime",
 )
-NOT_ALL_FILES_AVAILABLE = "Not all supplied files available in the transformation database"
-TRANSFORMATION_NOT_FOUND = "Transformation does not exist"
+NOT_ALL_FILES_AVAILABLE: Final = "Not all supplied files available in the transformation database"
+TRANSFORMATION_NOT_FOUND: Final = "Transformation does not exist"
 #: TaskID given to inherited files: parent TaskID offset by parent ID (TransformationDB convention).
-INHERITED_TASK_OFFSET = 1_000_000
+INHERITED_TASK_OFFSET: Final = 1_000_000
 
 
 def next_file_status(current: str, proposed: str, error_count: int, force: bool, max_reset: int) -> str:
@@ -149,8 +149,8 @@ class _FileTable:
 
 #: Task statuses whose tasks are kept in the columns only (counted, not indexed): where a year of
 #: finished tasks sits, and never iterated in entry order (an ExternalStatus query sorts by TaskID).
-_UNINDEXED_TASK_STATES = frozenset(st.TASK_FINAL_STATES) | {st.TASK_COMPLETED}
-_INT32 = (-(2**31), 2**31 - 1)
+_UNINDEXED_TASK_STATES: Final = frozenset(st.TASK_FINAL_STATES) | {st.TASK_COMPLETED}
+_INT32: Final = (-(2**31), 2**31 - 1)
 
 
 class _Runs:

@@ -21,7 +21,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from twin.dirac import footprint as fp
 from twin.dirac.transformation import status as st
@@ -42,9 +42,11 @@ if TYPE_CHECKING:
     from twin.grid.site import Pilot
     from twin.dirac.context import WorkloadContext
 
-OWNER_GROUP = "cta_prod"
-_JOB_FINAL, _RECEIVED, _SUBMITTING = js.JOB_FINAL_STATES, js.RECEIVED, js.SUBMITTING
-MB = 1e6
+OWNER_GROUP: Final = "cta_prod"
+_JOB_FINAL: Final = js.JOB_FINAL_STATES
+_RECEIVED: Final = js.RECEIVED
+_SUBMITTING: Final = js.SUBMITTING
+MB: Final = 1e6
 
 
 
@@ -120,7 +122,7 @@ class WorkloadManagement:
         self.services = world.services  # what a JobAgent record charges its RPCs to (jobagent.JobAgentWMS)
         cfg = world.scenario.dirac
         self.cfg = cfg
-        self.env = world.sim.env
+        self.env = world.sim.env  # its clock read as `env._now`: the `now` property is one Python call more
         self.jobdb = JobDB(on_status=self._on_status, max_rescheduling=cfg.max_rescheduling, retain_final=False)
         delays = {site: {job_type: (d.interval, d.burst) for job_type, d in by_type.items()}
                   for site, by_type in cfg.matching_delays.items()}
@@ -146,7 +148,7 @@ class WorkloadManagement:
         self._local_ses_cache: dict[str, set[str]] = {}
         self._templates: dict[int, _JobTemplate] = {}
         self._up_sites = _UpSites(world.grid.sites)
-        self._log = world.sim.log.log  # the event log's row writer (the log lives as long as the run)
+        self._events = world.sim.log  # the event log (lives as long as the run)
         self._output_choices: dict[tuple[str, str], tuple[tuple[str, ...], frozenset[str] | None]] = {}
         self._failover_choices: dict[str, tuple[str, ...]] = {}
         self._note = world.ts.note_external_status  # the task manager's memory of job statuses
@@ -167,7 +169,7 @@ class WorkloadManagement:
         """Every job status change (six per job): its event-log row, the task manager's note, and a job
         back to Received (rescheduled) goes to the optimizers again."""
         group = job.job_group
-        self._log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(group))
+        self._events.log(now, "job.status", f"job:{job.job_id}", new, job.minor_status, float(group))
         self._note(int(group), job.task_id, new, new in _JOB_FINAL, now)
         if new == _RECEIVED and old != _SUBMITTING:
             self._optimize_later(job, self.cfg.optimizer_delay)
@@ -226,7 +228,7 @@ class WorkloadManagement:
 
     def _optimize(self, job: Job, _timeout: Any = None) -> None:
         """JobPath -> JobSanity -> InputData -> JobScheduling, as one decision."""
-        now = self.env.now
+        now = self.env._now
         if job.status not in (js.RECEIVED, js.CHECKING):
             return
         if job.status == js.RECEIVED:
@@ -257,7 +259,7 @@ class WorkloadManagement:
         """{lfn: {site: disk|tape|cached}} over readable replicas (getReplicasForJobs view)."""
         if not lfns:
             return {}
-        world, now = self.world, self.env.now
+        world, now = self.world, self.env._now
         found = world.catalog.get_replicas(lfns).successful
         out: dict[str, dict[str, str]] = {}
         for lfn, ses in found.items():
@@ -281,9 +283,9 @@ class WorkloadManagement:
                 continue
             ok = yield from world.grid.ses[ses[0]].stage(float(sizes.get(lfn, 0)))
             if ok:
-                self.pinned[(lfn, ses[0])] = self.env.now + world.grid.tapes[ses[0]].pin_lifetime
+                self.pinned[(lfn, ses[0])] = self.env._now + world.grid.tapes[ses[0]].pin_lifetime
         yield from world.services.pay("StorageManager")
-        self.jobdb.set_status(job, js.CHECKING, "Staging complete", self.env.now, source="StageMonitor")
+        self.jobdb.set_status(job, js.CHECKING, "Staging complete", self.env._now, source="StageMonitor")
         self._optimize(job)
 
     # ------------------------------------------------------------------ SiteDirector
@@ -293,7 +295,7 @@ class WorkloadManagement:
             if not ce.site.up:
                 continue
             waiting_jobs = self.tqdb.count_matching({"Site": ce.site.name, "CPUTime": ce.queue_cpu_time,
-                                                     "MaxRAM": ce.memory_mb, "NumberOfProcessors": ce.processors}, self.env.now)
+                                                     "MaxRAM": ce.memory_mb, "NumberOfProcessors": ce.processors}, self.env._now)
             free = ce.slots - ce.running - ce.waiting
             n = site_director_pilots(free, ce.max_waiting_pilots, ce.waiting, waiting_jobs, self.cfg.max_pilots_per_cycle)
             if n:
@@ -310,12 +312,12 @@ class WorkloadManagement:
     def match(self, pilot: "Pilot", work_left: float) -> Job | None:
         """Matcher.requestJob for the pilot's resource description (its CPU work left as CPUTime)."""
         return request_pilot_job(self.tqdb, self.jobdb, pilot.site, int(work_left), pilot.memory_mb, pilot.processors,
-                                 self.rng_match, self.env.now)
+                                 self.rng_match, self.env._now)
 
     def start_job(self, job: Job) -> "TransformationRuntime":
         """The JobWrapper starts: the job is Running from now (its heartbeat too); returns its step's runtime."""
         runtime = self.world.runtime(int(job.job_group))
-        start = self.env.now
+        start = self.env._now
         job.start_time = start
         job.heartbeat_time = start
         self.jobdb.set_status(job, js.RUNNING, "Job Initialization", start, source="JobWrapper")
@@ -348,8 +350,8 @@ class WorkloadManagement:
         """Outputs registered: the inputs are Processed and the job Done (reported by the JOB_END calls)."""
         self.cpu_used_hs06s += job.cpu_work
         self._set_inputs(job, st.PROCESSED)
-        self.jobdb.set_status(job, js.DONE, "Execution Complete", self.env.now, source="JobWrapper")
-        job.end_time = self.env.now
+        self.jobdb.set_status(job, js.DONE, "Execution Complete", self.env._now, source="JobWrapper")
+        job.end_time = self.env._now
         self.jobs_done_by_site[pilot.site] += 1
 
     def _fate(self, job: Job, pilot: "Pilot", step_key: str, cpu_wall: float) -> tuple[Fate, float]:
@@ -360,7 +362,7 @@ class WorkloadManagement:
         input_bytes = 0.0
         if job.input_data and self.fates.step(step_key).fail_prob_per_input_gb:
             input_bytes = float(sum(self.world.catalog.get_file_sizes(list(job.input_data)).successful.values()))
-        fate = self.fates.fate(pilot.site, pilot.id, step_key, job.input_data, input_bytes, overhead, payload, self.env.now)
+        fate = self.fates.fate(pilot.site, pilot.id, step_key, job.input_data, input_bytes, overhead, payload, self.env._now)
         return fate, overhead + payload
 
     def jobs_of(self, trans_id: int) -> list[Job]:
@@ -371,8 +373,8 @@ class WorkloadManagement:
         """JobManager.killJob: out of its task queue, Killed; a running job stops at its next step."""
         self.tqdb.remove(job)
         if job.status in (js.RUNNING, js.COMPLETING) and job.pilot is not None and job.start_time is not None:
-            self.cpu_wasted_hs06s += _cpu(job, job.pilot, self.env.now - job.start_time)
-        self.jobdb.set_status(job, js.KILLED, reason, self.env.now, source="JobManager")
+            self.cpu_wasted_hs06s += _cpu(job, job.pilot, self.env._now - job.start_time)
+        self.jobdb.set_status(job, js.KILLED, reason, self.env._now, source="JobManager")
 
     def job_failed(self, job: Job, reason: str, cpu_hs06s: float, inputs: str | None) -> None:
         """A job failure seen by the job itself: CTA sets its inputs directly (not forced); reported by JOB_END."""
@@ -380,12 +382,12 @@ class WorkloadManagement:
         self.cpu_wasted_hs06s += cpu_hs06s
         if inputs is not None:
             self._set_inputs(job, inputs)
-        self.jobdb.set_status(job, js.FAILED, reason, self.env.now, source="JobWrapper")
-        job.end_time = self.env.now
+        self.jobdb.set_status(job, js.FAILED, reason, self.env._now, source="JobWrapper")
+        job.end_time = self.env._now
 
     def _set_inputs(self, job: Job, status: str) -> None:
         if job.input_data:
-            self.world.tsdb.setFileStatusForTransformation(int(job.job_group), status, list(job.input_data), now=self.env.now)
+            self.world.tsdb.setFileStatusForTransformation(int(job.job_group), status, list(job.input_data), now=self.env._now)
 
     # ------------------------------------------------------------------ data in and out
     def download(self, job: Job, pilot: "Pilot") -> Generator[Any, Any, bool]:
@@ -526,7 +528,7 @@ class WorkloadManagement:
 
     # ------------------------------------------------------------------ StalledJobAgent
     def stalled_cycle(self) -> Generator[Any, Any, None]:
-        now = self.env.now
+        now = self.env._now
         for job in list(self.jobdb.jobs_in(js.RUNNING)) + list(self.jobdb.jobs_in(js.COMPLETING)):
             if job.pilot is not None and job.pilot.running:
                 job.heartbeat_time = now
