@@ -8,13 +8,15 @@
     python tools/native.py clean      # back to pure Python
 
 Why: the per-job work of a run is spread flat over a dozen modules (docs/performance.md); compiling them
-removes the interpreter's dispatch around it. The compiled modules run the same code: the event log of
-every run is bit-identical to pure Python's (CI builds them and compares, see .ci/run). The pure-Python
-install stays the default; nothing here is needed to run or test the twin.
+removes the interpreter's dispatch around it. The compiled modules run the same code: CI builds them and
+runs the quick suite against them, whose golden event logs (tests/test_golden_logs.py: faults, FTS3,
+exact charging, operator actions) must stay bit-identical to pure Python's (see .ci/run). The pure-Python
+install stays the default; nothing here is needed to run or test the twin. What differs, and the
+measured speed-up: docs/performance.md, "Compiled mode".
 
 The extensions sit beside their sources (`twin/engine/alarm.cpython-311-...so` beside `alarm.py`),
-with mypyc's shared runtime `twin/_native_lib__mypyc...so`, and `twin/_native.json` records each
-compiled source's sha256: `import twin` refuses a tree whose sources changed after the build.
+with mypyc's shared runtime `twin/_native_lib__mypyc...so`, and `twin/_native.json` records the sha256 of
+every source the build compiled or type-checked against: `import twin` refuses a tree where one changed.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _shared_libs() -> list[Path]:
     return sorted((ROOT / "twin").glob(native.SHARED_LIB + ".*"))
 
 
-def clean() -> int:
+def clean(quiet: bool = False) -> int:
     """Remove every compiled extension, the shared runtime, the manifest and the build folder."""
     native = _manifest_module()
     removed = list(native.extensions(ROOT / "twin").values()) + _shared_libs()
@@ -88,41 +90,54 @@ def clean() -> int:
         path.unlink()
     native.MANIFEST.unlink(missing_ok=True)
     shutil.rmtree(BUILD, ignore_errors=True)
-    print(f"native: removed {len(removed)} compiled file(s); the twin runs pure Python")
+    if not quiet:
+        print(f"native: removed {len(removed)} compiled file(s); the twin runs pure Python")
     return 0
 
 
 def build(modules: tuple[str, ...] = MODULES) -> int:
-    """Compile `modules` in place as one group and record their sources' sha256."""
+    """Compile `modules` in place as one group and record the sources it was built from."""
     if importlib.util.find_spec("mypyc") is None:
         print('native: mypyc is not installed: pip install -e ".[native]"', file=sys.stderr)
         return 2
-    clean()
+    clean(quiet=True)
+    native = _manifest_module()
+    before = native.sources(ROOT / "twin")  # read before compiling: an edit during the build must not pass
     BUILD.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CFLAGS": f"{os.environ.get('CFLAGS', '')} {CFLAGS}".strip()}
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", _SETUP, ",".join(modules), GROUP, str(BUILD)],
                           cwd=ROOT, env=env)
     if done.returncode != 0:
-        clean()
-        print("native: the build failed (see above); the twin stays pure Python", file=sys.stderr)
-        return 1
-    native = _manifest_module()
-    record = {"mypy": _mypy_version(), "modules": {m: native.source_sha256(ROOT / m) for m in modules}}
-    native.MANIFEST.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        return _abandon("the build failed (see above)")
+    if native.sources(ROOT / "twin") != before:
+        return _abandon("sources changed during the build")
+    record = {"mypy": _mypy_version(), "modules": {m: before[m] for m in modules}, "sources": before}
+    staging = native.MANIFEST.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(staging, native.MANIFEST)  # whole or absent: an interrupted build leaves no half manifest
     problem = native.stale(ROOT / "twin", native.MANIFEST)
     if problem is not None:
-        print(f"native: the build left an inconsistent tree: {problem}", file=sys.stderr)
-        return 1
-    print(f"native: {len(modules)} modules compiled: {', '.join(native.compiled_modules(ROOT / 'twin'))}")
+        return _abandon(f"the build left an inconsistent tree: {problem}")
+    print(f"native: {len(modules)} modules compiled with mypyc {record['mypy']}: "
+          f"{', '.join(native.compiled_modules(ROOT / 'twin'))}")
     return 0
+
+
+def _abandon(why: str) -> int:
+    clean(quiet=True)
+    print(f"native: {why}; the twin stays pure Python", file=sys.stderr)
+    return 1
 
 
 def status() -> int:
     """Print which modules run compiled; exit 1 when the extensions do not match their sources."""
     native = _manifest_module()
     compiled = native.compiled_modules(ROOT / "twin")
-    problem = native.stale(ROOT / "twin", native.MANIFEST)
     print(f"native: {len(compiled)} compiled module(s)" + (f": {', '.join(compiled)}" if compiled else " (pure Python)"))
+    try:
+        problem = native.stale(ROOT / "twin", native.MANIFEST)
+    except ImportError as exc:
+        problem = str(exc)
     if problem is not None:
         print(f"native: stale: {problem}", file=sys.stderr)
         return 1
@@ -142,11 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action != "build" and args.modules:
         parser.error(f"{args.action} takes no MODULE arguments")
-    unknown = [m for m in args.modules if not (ROOT / m).is_file() or not m.startswith("twin/") or not m.endswith(".py")]
-    if unknown:
-        parser.error(f"MODULE {unknown[0]!r}: expected a source file of the twin package, relative to {ROOT} (e.g. twin/engine/alarm.py)")
+    modules = []
+    for given in args.modules:
+        path = (ROOT / given).resolve()
+        if not (path.is_file() and path.suffix == ".py" and path.is_relative_to(ROOT / "twin")):
+            parser.error(f"MODULE {given!r}: expected a source file of the twin package, relative to {ROOT} "
+                         "(e.g. twin/engine/alarm.py)")
+        modules.append(path.relative_to(ROOT).as_posix())
     if args.action == "build":
-        return build(tuple(args.modules) or MODULES)
+        return build(tuple(modules) or MODULES)
     return {"status": status, "clean": clean}[args.action]()
 
 

@@ -7,12 +7,24 @@ from twin import _native
 
 __version__ = "0.1.0"
 
-# Compiled mode (`python tools/native.py build`): extensions shadow their sources, so a tree whose
-# extensions no longer match the checkout must not run. The `twin` command says so in one line.
-_stale = _native.stale()
-if _stale is not None:
-    _message = f"twin: compiled modules are stale: {_stale}; rebuild with `python tools/native.py build` or remove them with `python tools/native.py clean`"
+
+def _refuse_stale_build() -> None:
+    """Compiled mode (`python tools/native.py build`): extensions shadow their sources, so a tree whose
+    extensions no longer match the sources they were built from must not run. The `twin` command says
+    so in one line (exit 2); an importer gets an ImportError."""
+    try:
+        problem = _native.stale()
+        message = None if problem is None else (
+            f"twin: compiled modules are stale: {problem}; rebuild with `python tools/native.py build` "
+            "or remove them with `python tools/native.py clean`")
+    except ImportError as exc:
+        message = str(exc)
+    if message is None:
+        return
     if _os.path.basename(_sys.argv[0]) in ("twin", "-m"):
-        _sys.stderr.write(_message + "\n")
+        _sys.stderr.write(message + "\n")
         raise SystemExit(2)
-    raise ImportError(_message)
+    raise ImportError(message)
+
+
+_refuse_stale_build()
