@@ -65,3 +65,27 @@ def test_bulk_monitoring_leaves_tasks_with_their_jobs_final_status():
 
 def tsdb_calls(world) -> int:
     return world.tsdb.counters["setTaskStatus"]
+
+
+def test_a_failing_plugin_is_logged_and_the_run_goes_on(monkeypatch):
+    """TransformationAgent: a plugin whose run() fails leaves its files Unused, logs plugin.error and makes no
+    addTaskForTransformation call; the cycle goes on (it raised TypeError on the failed plugin's None tasks)."""
+    from twin.dirac.returnvalues import S_ERROR
+    from twin.dirac.transformation.runtime import TransformationRuntime
+
+    class FailingPlugin:
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+        def run(self):
+            return S_ERROR("no tasks today")
+
+    monkeypatch.setattr(TransformationRuntime, "make_plugin", lambda self: FailingPlugin())
+    world = build_world(minimal(**{"run.duration": "1d"}))
+    world.run()
+    errors = world.sim.log.frame({"plugin.error": None})
+    assert len(errors) > 0 and set(errors.detail.astype(str)) == {"no tasks today"}
+    assert world.tsdb.counters["addTaskForTransformation"] == 0  # no task was created by the failed plugin
+    processing = [t for t in world.tsdb.getTransformations()["Value"] if t["Type"] == "DataReprocessing"]
+    assert processing and all(world.tsdb.getTransformationStats(t["TransformationID"])["Value"].get("Assigned", 0) == 0
+                              for t in processing)
