@@ -509,7 +509,7 @@ class FlowPool:
         return self.hot_time + (self.env.now - self._hot_since if self.hot else 0.0)
 
 
-def charge_alike(pools: Iterable[FlowPool], demand: float, calls: float) -> tuple[float, float]:
+def charge_alike(pools: list[FlowPool], demand: float, calls: float) -> tuple[float, float]:
     """`FlowPool.charge(demand, calls)` on each pool in turn (a query holds a connection and a core of its
     host): (their waits summed in pool order, the largest Erlang C of their waits). The case where a
     pool's cached wait holds (same slice, same load) is `charge`'s first branch written out, so a flow
@@ -536,7 +536,7 @@ def charge_alike(pools: Iterable[FlowPool], demand: float, calls: float) -> tupl
     return waited, prob
 
 
-def any_hot(pools: Iterable[FlowPool], now: float) -> bool:
+def any_hot(pools: tuple[FlowPool, ...], now: float) -> bool:
     """`FlowPool.is_hot` of each pool in turn until one is hot, without a call for the pools that
     plainly are not (same slice, cold, slice demand below the hot bound): a charge asks three or four."""
     for pool in pools:
