@@ -593,3 +593,25 @@ def test_growth_rebuilds_the_lfn_table_as_slot_by_slot_insertion_would() -> None
             fc._slots[fc._slot(fc._key_of(fid))] = fid
     assert rehashed == fc._slots and fc._used_slots == len(fc) - 1  # the odd name is not in the table
     assert all(fc.file_id(lfn) == (None if i % 7 == 0 else i) for i, lfn in enumerate(lfns))
+
+
+@pytest.mark.parametrize("lfns", [["/d/a"], "/d/a", ("/d/a",), {"/d/a"}, {"/d/a": True}],
+                         ids=["list", "str", "tuple", "set", "dict"])
+def test_the_client_takes_lfns_in_every_shape_dirac_does(lfns):
+    """DIRAC's checkArgumentFormat takes a str, a list or a dict of LFNs; the compiled client must too
+    (a `list[str]` annotation made it raise TypeError on a tuple or a dict: review 6, R1)."""
+    catalog = FileCatalog()
+    catalog.add_file("/d/a", 7, "SE")
+    client = FileCatalogClient(catalog)
+    assert client.getFileSize(lfns)["Value"] == {"Successful": {"/d/a": 7}, "Failed": {}}
+    assert client.getReplicas(lfns)["Value"] == {"Successful": {"/d/a": {"SE": "/d/a"}}, "Failed": {}}
+    assert client.removeFile(lfns)["OK"] and catalog.file_id("/d/a") is None
+
+
+@pytest.mark.parametrize("size", [5.0, "5", -1, True, None])
+def test_addfile_with_a_size_that_is_not_a_natural_number_fails_that_file_only(size):
+    """The size check is the contract in both modes: a Failed entry, never a TypeError from a compiled `int`."""
+    client = FileCatalogClient(FileCatalog())
+    result = client.addFile({"/d/x": {"Size": size, "SE": "SE"}, "/d/y": {"Size": 3, "SE": "SE"}})
+    assert result["OK"] and list(result["Value"]["Successful"]) == ["/d/y"]
+    assert result["Value"]["Failed"]["/d/x"] == f"File size must be a non-negative int, got {size!r}"

@@ -769,7 +769,7 @@ class FileCatalog(MeteredStore):
 
     @metered("addFile", one_row)
     def add_file(
-        self, lfn: str, size: int, se: str | Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None
+        self, lfn: str, size: Any, se: str | Iterable[str] | None = None, metadata: Mapping[str, Any] | None = None
     ) -> int:
         """Register a file (with its replicas and file metadata, atomically), then notify listeners; its FileID."""
         return self._register(lfn, size, se, metadata)
@@ -795,7 +795,7 @@ class FileCatalog(MeteredStore):
         return fids
 
     def _register(
-        self, lfn: str, size: int, se: str | Iterable[str] | None, metadata: Mapping[str, Any] | None
+        self, lfn: str, size: Any, se: str | Iterable[str] | None, metadata: Mapping[str, Any] | None
     ) -> int:
         """The new file's FileID. Its name is coded and its key probed once (the file_id check, the
         coding and the index insertion each did it again: a third of an output upload's CPU)."""
@@ -810,6 +810,7 @@ class FileCatalog(MeteredStore):
                 raise ValueError(f"File already registered: {lfn}")
         if lfn in self._odd or lfn in self._dir_ids:
             raise ValueError(f"File already registered: {lfn}")
+        # `size` is typed Any: this check is the contract (a compiled `int` parameter would raise TypeError first)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ValueError(f"File size must be a non-negative int, got {size!r}")
         typed = self._typed(metadata or {}, FILE_META)
@@ -1272,7 +1273,7 @@ class FileCatalogClient:
         self.catalog = catalog
 
     # FileCatalogAPI
-    def getFileSize(self, lfns: list[str] | str) -> Result:
+    def getFileSize(self, lfns: Iterable[str] | str) -> Result:
         return _wrap(self.catalog.get_file_sizes, lfns)
 
     def getFileUserMetadata(self, lfn: str) -> Result:
@@ -1281,7 +1282,7 @@ class FileCatalogClient:
     def findFilesByMetadata(self, query: dict[str, Any], path: str = "/") -> Result:
         return _wrap(self.catalog.find_files_by_metadata, query, path)
 
-    def getReplicas(self, lfns: list[str] | str, allStatus: bool = False) -> Result:
+    def getReplicas(self, lfns: Iterable[str] | str, allStatus: bool = False) -> Result:
         return _wrap(self.catalog.get_replicas, lfns)
 
     # Registration, as jobs and the RMS do it
@@ -1295,7 +1296,7 @@ class FileCatalogClient:
     def removeReplica(self, lfns: dict[str, dict[str, Any]]) -> Result:
         return _wrap(self.catalog.remove_replicas, {lfn: info["SE"] for lfn, info in lfns.items()})
 
-    def removeFile(self, lfns: list[str] | str) -> Result:
+    def removeFile(self, lfns: Iterable[str] | str) -> Result:
         return _wrap(self.catalog.remove_files, lfns)
 
     def createDirectory(self, path: str) -> Result:

@@ -167,8 +167,10 @@ class TransformationAgents:
                 and now - self.last_run.get(trans_id, -1e18) < self.cfg.no_unused_delay)
 
     def _run_plugin(self, trans: dict[str, Any], data: dict[str, list[str]],
-                    files: list[dict[str, Any]]) -> list[tuple[str, list[str]]] | None:
-        """The plugin's (SE, LFNs) tasks; None when it failed (logged)."""
+                    files: list[dict[str, Any]]) -> list[tuple[Any, list[str]]] | None:
+        """The plugin's (SE, LFNs) tasks; None when it failed (logged). A plugin may hand any 2-sequences with
+        any iterable of LFNs (DIRAC's TaskManager takes them so): they become (SE, list) here, once, so that
+        the compiled agents' typed tasks accept what the interpreted ones did."""
         world = self.world
         trans_id = trans["TransformationID"]
         plugin = world.runtime(trans_id).make_plugin()
@@ -179,9 +181,9 @@ class TransformationAgents:
         if not result["OK"]:
             world.sim.log.log(world.sim.now, "plugin.error", f"trans:{trans_id}", trans["Plugin"], result["Message"][:200])
             return None
-        return list(result["Value"])
+        return [(se, list(lfns)) for se, lfns in result["Value"]]
 
-    def _create_tasks(self, trans_id: int, tasks: list[tuple[str, list[str]]]) -> tuple[int, bool]:
+    def _create_tasks(self, trans_id: int, tasks: list[tuple[Any, list[str]]]) -> tuple[int, bool]:
         """addTaskForTransformation for each task, applied once the calls (already paid) have returned:
         a task whose files changed meanwhile is refused by the DB, as in DIRAC."""
         world = self.world
