@@ -509,7 +509,7 @@ class ServiceLayer:
         threads = instance.threads
         waited = threads.charge(latency, calls)
         instance.calls += calls
-        instance.latency.add_queued(latency / calls, waited / calls, threads._wait_cache[1], calls)  # type: ignore[index]
+        instance.latency.add_queued(latency / calls, waited / calls, threads._wait_cache[1], calls)
         return latency + waited
 
     def _charge_exact(self, route: _Route, instance: ServiceInstance | None) -> Generator[Any, Any, None]:

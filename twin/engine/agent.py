@@ -14,7 +14,8 @@ import simpy
 
 from twin.engine.alarm import sleep
 
-#: A cycle: instant (returns None) or a generator of the events its work waits on.
+#: A cycle: instant (returns None) or a generator of the events its work waits on. Anything else it returns is
+#: iterated as one (the driver cannot tell a compiled generator from other iterables), so return None or a generator.
 Cycle = Callable[[], "Iterator[Any] | None"]
 
 
