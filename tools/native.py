@@ -64,7 +64,7 @@ from mypyc.build import mypycify
 modules, group = sys.argv[1].split(","), sys.argv[2]
 setup(name="twin-native", ext_modules=mypycify(["--ignore-missing-imports", "--follow-imports=silent", *modules],
       opt_level="3", group_name=group, target_dir=sys.argv[3]),
-      script_args=["-q", "build_ext", "--inplace", "--build-temp", sys.argv[3]])
+      script_args=["-q", "build_ext", "--inplace", "--build-temp", sys.argv[3], "--build-lib", sys.argv[3] + "/lib"])
 """
 
 
@@ -90,6 +90,8 @@ def clean(quiet: bool = False) -> int:
         path.unlink()
     native.MANIFEST.unlink(missing_ok=True)
     shutil.rmtree(BUILD, ignore_errors=True)
+    if BUILD.parent.is_dir() and not any(BUILD.parent.iterdir()):
+        BUILD.parent.rmdir()  # build/ was made for this only
     if not quiet:
         print(f"native: removed {len(removed)} compiled file(s); the twin runs pure Python")
     return 0
