@@ -22,6 +22,7 @@ every source the build compiled or type-checked against: `import twin` refuses a
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -68,8 +69,9 @@ setup(name="twin-native", ext_modules=mypycify(["--ignore-missing-imports", "--f
 """
 
 
+@functools.cache
 def _manifest_module() -> ModuleType:
-    """twin/_native.py loaded by path: importing the package would refuse a stale tree this tool must clean."""
+    """twin/_native.py loaded by path (once): importing the package would refuse a stale tree this tool must clean."""
     spec = importlib.util.spec_from_file_location("_twin_native", ROOT / "twin" / "_native.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -77,15 +79,10 @@ def _manifest_module() -> ModuleType:
     return module
 
 
-def _shared_libs() -> list[Path]:
-    native = _manifest_module()
-    return sorted((ROOT / "twin").glob(native.SHARED_LIB + ".*"))
-
-
 def clean(quiet: bool = False) -> int:
     """Remove every compiled extension, the shared runtime, the manifest and the build folder."""
     native = _manifest_module()
-    removed = list(native.extensions(ROOT / "twin").values()) + _shared_libs()
+    removed = list(native.extensions(ROOT / "twin").values()) + native.shared_runtimes(ROOT / "twin")
     for path in removed:
         path.unlink()
     native.MANIFEST.unlink(missing_ok=True)

@@ -56,6 +56,11 @@ def extensions(package: Path = PACKAGE) -> dict[str, Path]:
     return found
 
 
+def shared_runtimes(package: Path = PACKAGE) -> list[Path]:
+    """mypyc's shared runtime files in the package, for this Python or another (`clean` removes them all)."""
+    return sorted(package.glob(SHARED_LIB + ".*"))
+
+
 def sources(package: Path = PACKAGE) -> dict[str, str]:
     """Every source of the package by relative path -> sha256 (what a build was type-checked against)."""
     root = package.parent
@@ -93,7 +98,7 @@ def stale(package: Path = PACKAGE, manifest: Path = MANIFEST) -> str | None:
     missing = sorted(set(record["modules"]) - set(built))
     if missing:
         return f"{missing[0]}: {manifest.name} records it compiled but its extension is missing"
-    if not any(_loadable(p.name) == SHARED_LIB for p in package.iterdir()):
+    if not any(_loadable(p.name) == SHARED_LIB for p in shared_runtimes(package)):
         return f"mypyc's shared runtime {package.name}/{SHARED_LIB} is missing"
     now = sources(package)
     for source, sha in sorted({**record["sources"], **record["modules"]}.items()):
