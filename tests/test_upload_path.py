@@ -156,16 +156,16 @@ def test_job_view_keeps_readable_job_replicas_preferring_disk_as_bans_come_and_g
 
 
 def test_an_input_download_reads_local_replicas_first_and_fails_without_a_usable_one():
-    from types import SimpleNamespace
-
     from twin.dirac.wms.jobdb import Job
+    from twin.grid.site import RUNNING, Pilot
 
     world_ = build_world(minimal())
     catalog, ses = world_.catalog, world_.grid.ses
     catalog.add_file("/in/both.dat", int(3 * GB), [PIC, CC])
     catalog.add_file("/in/remote.dat", int(2 * GB), PIC)
     catalog.add_file("/in/local.dat", int(1 * GB), CC)
-    pilot = SimpleNamespace(site=CC_SITE, running=True)
+    pilot = Pilot(1, next(iter(world_.grid.sites[CC_SITE].ces.values())))  # a real one: compiled code checks the type
+    pilot.status = RUNNING
     job = Job(1, job_type="DataReprocessing", now=0.0, input_data=("/in/both.dat", "/in/remote.dat", "/in/local.dat"))
     assert run_gen(world_.sim, world_.wms.download(job, pilot)) is True
     assert (ses[CC].reads, ses[CC].read_bytes, ses[PIC].reads, ses[PIC].read_bytes) == (1, 4 * GB, 1, 2 * GB)

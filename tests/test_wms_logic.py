@@ -660,19 +660,28 @@ def test_stuck_matched_and_submitting_jobs() -> None:
 
 
 # ======================================================================================= CPU work (JobAgent, Watchdog)
-class _Slot:
-    """What the JobAgent reads of its pilot: wall-clock left and CPUNormalizationFactor."""
+def _queue(lifetime: float = 3 * DAY, hs06: float = 10.0, processors: int = 1):
+    """A real CE queue (compiled code checks the types it is given), alone at its site."""
+    from twin.engine.simulation import Simulation
+    from twin.grid.site import Site
+    from twin.scenario import schema
 
-    def __init__(self, wall_left: float, hs06: float, processors: int = 1) -> None:
-        self.wall_left, self.hs06, self.processors = wall_left, hs06, processors
+    ce = schema.ComputingElement(name="ce", slots=1, hs06_per_core=hs06, processors=processors, pilot_lifetime=lifetime)
+    return Site(Simulation(1), schema.Site(name=CNAF, ces=[ce])).ces["ce"]
 
-    def time_left(self, now: float) -> float:
-        return self.wall_left
+
+def _slot(wall_left: float, hs06: float, processors: int = 1):
+    """What the JobAgent reads of its pilot: wall-clock left (at time 0) and CPUNormalizationFactor."""
+    from twin.grid.site import RUNNING, Pilot
+
+    slot = Pilot(1, _queue(hs06=hs06, processors=processors))
+    slot.status, slot.start, slot.end_time = RUNNING, 0.0, wall_left
+    return slot
 
 
 def test_pilot_offers_normalised_cpu_work_so_a_two_day_queue_matches_a_three_day_cputime_job() -> None:
     """JobAgent._computeCPUWorkLeft: (wall left - StopMargin) x HS06; the JDL CPUTime is HS06-s too."""
-    slot = _Slot(wall_left=2 * DAY, hs06=10.0)
+    slot = _slot(wall_left=2 * DAY, hs06=10.0)
     assert cpu_work_left(slot, 0.0) == (2 * DAY - STOP_MARGIN_S) * 10.0
     db, tqdb = JobDB(), TaskQueueDB()
     mc = waiting_job(db, cpu_time=259200)  # Prod5b MC CPUTime: the 3 d segment
@@ -681,18 +690,14 @@ def test_pilot_offers_normalised_cpu_work_so_a_two_day_queue_matches_a_three_day
     assert tqdb.match(pilot(CNAF, cpu=2 * DAY), rng) is None  # wall seconds (the old offer) match nothing
     assert tqdb.match(pilot(CNAF, cpu=int(cpu_work_left(slot, 0.0))), rng) is mc
     tqdb.insert(mc)
-    late = _Slot(wall_left=259200 / 10.0 + STOP_MARGIN_S - 1, hs06=10.0)  # just too little work left
+    late = _slot(wall_left=259200 / 10.0 + STOP_MARGIN_S - 1, hs06=10.0)  # just too little work left
     assert tqdb.match(pilot(CNAF, cpu=int(cpu_work_left(late, 0.0))), rng) is None
 
 
 def test_site_director_counts_jobs_against_the_queue_cpu_time_in_hs06_seconds() -> None:
     """QueueUtilities.computeQueueCPULimit: maxCPUTime x SI00/250, capped at 12.5 days of wall-clock."""
-    from types import SimpleNamespace
-
-    from twin.grid.site import ComputingElement
-
     def queue(lifetime: float, hs06: float) -> int:
-        return ComputingElement.queue_cpu_time.fget(SimpleNamespace(pilot_lifetime=lifetime, hs06_per_core=hs06))
+        return _queue(lifetime, hs06).queue_cpu_time
 
     assert queue(2 * DAY, 11.0) == 2 * DAY * 11
     assert queue(30 * DAY, 10.0) == int(12.5 * DAY * 10)
@@ -707,7 +712,7 @@ def test_site_director_counts_jobs_against_the_queue_cpu_time_in_hs06_seconds() 
 def test_watchdog_kills_on_raw_cpu_over_cputime_plus_margin(cpu_time, job_procs, slot_procs, expected) -> None:
     """Watchdog.__checkCPULimit: raw (not normalised) CPU seconds > CPUTime x (1 + 20 %)."""
     job = JobDB().submit(0.0, job_type="MCSimulation", cpu_time=cpu_time, processors=job_procs)
-    assert watchdog_cpu_kill_after(job, _Slot(DAY, 10.0, slot_procs)) == pytest.approx(expected)
+    assert watchdog_cpu_kill_after(job, _slot(DAY, 10.0, slot_procs)) == pytest.approx(expected)
 
 
 def _one_twentieth_baseline(duration: str, pilot_lifetime: str):

@@ -53,6 +53,11 @@ MODULES = (
     "twin/dirac/wms/jobdb.py",
     "twin/dirac/wms/system.py",
     "twin/dirac/wms/taskqueue.py",
+    "twin/grid/site.py",
+    "twin/grid/storage.py",
+    "twin/grid/tape.py",
+    "twin/dirac/wms/scheduling.py",
+    "twin/dirac/wms/failures.py",
 )
 GROUP = "twin._native_lib"
 # mypyc builds with -Werror; its `x != x` NaN test trips gcc's tautological-compare warning.

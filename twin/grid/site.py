@@ -14,6 +14,7 @@ Pilots are driven by timeout callbacks, not by one simpy process each.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Callable, Iterator, Protocol
 
@@ -136,14 +137,15 @@ class ComputingElement:
             self._waiting[pilot.id] = pilot
             self.submitted += 1
             delay = float(self._latency_rng.exponential(self.pilot_latency)) if self.pilot_latency > 0 else 0.0
-            env.timeout(delay).callbacks.append(lambda _ev, p=pilot: self._leave_queue(p, on_start))
+            env.timeout(delay).callbacks.append(functools.partial(self._leave_queue, pilot, on_start))
         return n
 
     @property
     def env(self) -> simpy.Environment:
         return self.sim.env
 
-    def _leave_queue(self, pilot: Pilot, on_start: Callable[[Pilot], Any]) -> None:
+    def _leave_queue(self, pilot: Pilot, on_start: Callable[[Pilot], Any], _event: simpy.Event) -> None:
+        """The queueing timer's callback: the pilot takes a slot (or aborts)."""
         if pilot.status != WAITING:
             return  # aborted meanwhile (site down)
         del self._waiting[pilot.id]

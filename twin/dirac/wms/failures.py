@@ -20,17 +20,19 @@ import fnmatch
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Final, Iterable, Mapping, TypeVar
 
 import numpy as np
 
-from twin.scenario.schema import FailureModels, FileSizeModel, SiteFailureModel, StepFailureModel
+from twin.scenario.schema import FailureModels, FailurePhase, FileSizeModel, SiteFailureModel, StepFailureModel
 
 if TYPE_CHECKING:
     from twin.engine.rng import RandomStreams
     from twin.grid.site import Pilot
 
-START, PAYLOAD, UPLOAD = "start", "payload", "upload"
+START: Final = "start"
+PAYLOAD: Final = "payload"
+UPLOAD: Final = "upload"
 REASON_BLACK_HOLE = "Application Finished With Errors (black-hole node)"
 REASON_BAD_INPUT = "Application Finished With Errors (bad input file)"
 REASON_LIMIT = "Application Finished With Errors (memory/time limit)"
@@ -82,7 +84,10 @@ class SiteState:
         return self.model.bad_failure_prob if self.bad else self.model.good_failure_prob
 
 
-def _first_match(models: Iterable, pattern_of, name: str, neutral):
+_Model = TypeVar("_Model", SiteFailureModel, StepFailureModel)
+
+
+def _first_match(models: Iterable[_Model], pattern_of: Callable[[_Model], str], name: str, neutral: _Model) -> _Model:
     return next((m for m in models if fnmatch.fnmatchcase(name, pattern_of(m))), neutral)
 
 
@@ -183,7 +188,7 @@ class JobFates:
         return [lfn for lfn in lfns if fraction and unit_hash(self._bad_input_seed, lfn) < fraction]
 
 
-def _pick(weights: dict[str, float], u: float) -> str:
+def _pick(weights: Mapping[FailurePhase, float], u: float) -> str:
     total = sum(weights.values())
     acc = 0.0
     for phase in (START, PAYLOAD, UPLOAD):
