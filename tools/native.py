@@ -58,6 +58,9 @@ MODULES = (
     "twin/grid/tape.py",
     "twin/dirac/wms/scheduling.py",
     "twin/dirac/wms/failures.py",
+    "twin/dirac/rms.py",
+    "twin/dirac/rms_system.py",
+    "twin/dirac/transformation/trail.py",
 )
 GROUP = "twin._native_lib"
 # mypyc builds with -Werror; its `x != x` NaN test trips gcc's tautological-compare warning.

@@ -51,8 +51,8 @@ def build_world(scenario: Scenario, events_path: Path | None = None, keep_events
     resources = GridResources(grid, {site.name: site.cpu_share for site in scenario.topology.sites if site.cpu_share}, operations)
     world = World(scenario, sim, grid, services, catalog, fc, tsdb, TransformationClient(tsdb), resources, operations)
     world._file_fields = file_fields
-    tsdb.on_file_status = world.on_file_status
-    tsdb.on_task_status = world.on_task_status
+    tsdb.on_file_status = world.trail.on_file_status
+    tsdb.on_task_status = world.trail.on_task_status
     _size_databases(world)
     world.ts = TransformationAgents(world)
     world.datamanager = DataManager(world)
@@ -146,7 +146,7 @@ def _size_databases(world: World) -> None:
     """Query cost grows with the tables the DB holds: catalog files, TS files, jobs, requests."""
     sizes = {
         "FileCatalogDB": lambda op: float(len(world.catalog)),
-        "TransformationDB": lambda op: float(world.ts_file_rows),
+        "TransformationDB": lambda op: float(world.trail.file_rows),
         "JobDB": lambda op: float(world.wms.jobdb.rows),
         "ReqDB": lambda op: float(len(world.rms.db)),
     }

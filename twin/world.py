@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from twin.dirac.transformation import status as st
 from twin.dirac.transformation.runtime import TransformationRuntime
+from twin.dirac.transformation.trail import StatusTrail
 from twin.scenario.schema import Production, Scenario, Step
 
 if TYPE_CHECKING:
@@ -54,8 +55,11 @@ class World:
     cleaning: "TransformationCleaningAgent" = None  # type: ignore[assignment]
     _dirac_host: Any = None
     _file_fields: set[str] = field(default_factory=set)
-    ts_file_rows: int = 0
     finished_at: dict[int, float] = field(default_factory=dict)
+    trail: StatusTrail = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.trail = StatusTrail(self.sim.log)
 
     # ------------------------------------------------------------------ transformations
     def runtime(self, trans_id: int) -> TransformationRuntime:
@@ -116,15 +120,10 @@ class World:
     def file_fields(self) -> set[str]:
         return self._file_fields
 
-    def on_file_status(self, trans_id: int, lfn: str, old: str | None, new: str, now: float) -> None:
-        """Every TransformationFiles status change: one event-log row (and the TSDB size for query cost)."""
-        if old is None:
-            self.ts_file_rows += 1
-        self.sim.log.log(now, "file.status", f"trans:{trans_id}/{lfn}", new, old or "")
-
-    def on_task_status(self, trans_id: int, task_id: int, old: str | None, new: str, now: float) -> None:
-        """Every task creation and status change: one event-log row (the trail invariants recount)."""
-        self.sim.log.log(now, "task.status", f"trans:{trans_id}/task:{task_id}", new, old or "")
+    @property
+    def ts_file_rows(self) -> int:
+        """TransformationFiles rows created so far (the TSDB size its query cost reads)."""
+        return self.trail.file_rows
 
     # ------------------------------------------------------------------ completion
     def transformation_finished(self, trans_id: int) -> bool:

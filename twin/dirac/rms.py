@@ -342,10 +342,11 @@ def finalize_job_status(job_status: str, job_minor_status: str) -> tuple[str, st
 class _Row:
     """What the ReqDB table holds beside the request itself: its stored status and times."""
 
-    __slots__ = ("request", "status", "last_update", "not_before", "version")
+    __slots__ = ("request", "request_id", "status", "last_update", "not_before", "version")
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, request_id: int) -> None:
         self.request = request
+        self.request_id = request_id
         self.status = request.status
         self.last_update = request.last_update
         self.not_before = request.not_before
@@ -410,23 +411,24 @@ class RequestDB:
         A request canceled in the DB is not put back.
         """
         request.refresh(now)
-        row = self._rows.get(request.request_id) if request.request_id is not None else None
-        if row is not None and row.status == CANCELED:
-            return request.request_id  # type: ignore[return-value]
+        request_id = request.request_id
+        row = self._rows.get(request_id) if request_id is not None else None
+        if row is not None and request_id is not None and row.status == CANCELED:
+            return request_id
         if via_service and request.status not in REQUEST_FINAL_STATES and request.not_before < now:
             delay = backoff_delay(request, self.constant_delay_min) if row is not None else 0.0
             request.not_before = now + delay
-        if row is None:
-            request.request_id = self._next_id
+        if row is None or request_id is None:
+            request_id = request.request_id = self._next_id
             self._next_id += 1
-            row = self._rows[request.request_id] = _Row(request)
-            self._by_name[request.name] = request.request_id
+            row = self._rows[request_id] = _Row(request, request_id)
+            self._by_name[request.name] = request_id
             old = None
         else:
             old = row.status
         row.last_update, row.not_before = request.last_update, request.not_before
         self._set_status(row, request.status, old, now)
-        return request.request_id
+        return request_id
 
     def select(self, now: float, n: int = REQUESTS_PER_CYCLE, *, bulk: bool = True) -> list[Request]:
         """Up to ``n`` Waiting requests with NotBefore < now, set Assigned (getBulkRequests / getRequest)."""
@@ -478,14 +480,14 @@ class RequestDB:
         row.version += 1
         row.status = new
         if new == ASSIGNED:
-            self._assigned.add(row.request.request_id)  # type: ignore[arg-type]
+            self._assigned.add(row.request_id)
         else:
-            self._assigned.discard(row.request.request_id)  # type: ignore[arg-type]
+            self._assigned.discard(row.request_id)
         if old is not None:
             self.counters[old] -= 1
         self.counters[new] += 1
         if new == WAITING:
-            heapq.heappush(self._pending, (row.not_before, row.request.request_id, row.version))  # type: ignore[arg-type]
+            heapq.heappush(self._pending, (row.not_before, row.request_id, row.version))
         if self.on_status is not None and new != old:
             self.on_status(row.request, old, new, now)
 
@@ -555,7 +557,8 @@ def build_request(task_name: str, lfns: Sequence[str], body: str | BodyOperation
     """
     operations = _decode_body(body)
     if operations is None:
-        request = Request(task_name, [_single_operation(body or "", lfns, target_se, now)], now=now)
+        legacy = body if isinstance(body, str) else ""  # None, or the legacy "<RequestType>;<OperationType>"
+        request = Request(task_name, [_single_operation(legacy, lfns, target_se, now)], now=now)
     else:
         if not lfns:
             raise RequestBodyError("No input data")

@@ -10,7 +10,8 @@ Scheduled until the FTS3Agent's callback, then RegisterReplica registers the rep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generator, Iterator
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Generator
 
 from twin.dirac import fts3, rms
 from twin.dirac.fts3 import FTS3System
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from twin.dirac.context import RequestContext
 
 REQUEST_TASK_STATES_IGNORED = {rms.ASSIGNED}
+#: What an operation handler's process returns for one file: (ok, error, permanent).
+Outcome = Generator[Any, Any, tuple[bool, str, bool]]
 
 
 class RequestManagement:
@@ -31,7 +34,7 @@ class RequestManagement:
         self.workers = ServerPool(self.env, self.cfg.request_workers, "rms:workers")
         self.task_of: dict[int, tuple[int, int]] = {}
         self.executing = 0
-        self._running: set[int] = set()
+        self._running: set[int | None] = set()  # RequestIDs executing now (a selected request has one)
         self.bytes_replicated = 0.0
         self.files_replicated = 0
         self.replicas_removed = 0
@@ -45,7 +48,11 @@ class RequestManagement:
         if self.fts is not None:
             self.fts.start()
         for status in (rms.WAITING, rms.ASSIGNED, rms.DONE, rms.FAILED):
-            sim.metrics.gauge(f"rms.requests_{status.lower()}", lambda s=status: self.db.counters[s])
+            sim.metrics.gauge(f"rms.requests_{status.lower()}", functools.partial(self._count, status))
+
+    def _count(self, status: str) -> int:
+        """The number of requests stored with this status (a gauge)."""
+        return self.db.counters[status]
 
     def movement(self) -> dict[str, Any]:
         """How ReplicateAndRegister ran: its mode, the RMS Attempts spent on its files, the FTS3 side."""
@@ -76,14 +83,14 @@ class RequestManagement:
             request = rms.build_request(f"{trans_id:08d}_{task_id:08d}", lfns, trans["Body"], task["TargetSE"], task, now=now)
         except rms.RequestBodyError as exc:
             world.sim.log.log(now, "task.refused", f"trans:{trans_id}/task:{task_id}", "bad body", str(exc)[:120])
-            return
+            return None
         yield from world.services.call("ReqManager", "putRequest", len(lfns))
         request_id = self.db.put_request(request, world.sim.now)  # the request exists once putRequest returned
         self.task_of[request_id] = (trans_id, task_id)
         return request_id  # the task manager records Submitted + RequestID (updateDBAfterTaskSubmission)
 
     # ------------------------------------------------------------------ RequestExecutingAgent
-    def executing_cycle(self) -> Iterator[Any]:
+    def executing_cycle(self) -> Generator[Any, Any, None]:
         """Take only as many requests as the process pool can start now (DIRAC waits for a free slot),
         so a request is never executed twice at once, even when CleanReqDBAgent kicks it back."""
         self.db.kick_assigned(self.env.now)
@@ -97,7 +104,7 @@ class RequestManagement:
             self.executing += 1
             self.env.process(self._execute(request))
 
-    def _execute(self, request: rms.Request) -> Iterator[Any]:
+    def _execute(self, request: rms.Request) -> Generator[Any, Any, None]:
         yield self.workers.acquire()
         try:
             while (op := rms.next_operation(request)) is not None:
@@ -116,7 +123,7 @@ class RequestManagement:
         self.db.put_request(request, self.env.now, via_service=False)
         yield from self.world.services.call("ReqManager", "putRequest")
 
-    def _run_operation(self, request: rms.Request, op: rms.Operation) -> Iterator[Any]:
+    def _run_operation(self, request: rms.Request, op: rms.Operation) -> Generator[Any, Any, None]:
         """The handler on the Waiting files (Attempt counted first); ReplicateAndRegister in FTS3 mode
         hands them all to one FTS3 operation (ReplicateAndRegister.fts3Transfer)."""
         lfns = rms.begin_operation(request, op, self.env.now, self.cfg.request_max_attempts)
@@ -152,7 +159,7 @@ class RequestManagement:
         return True
 
     # ------------------------------------------------------------------ handlers: (ok, error, permanent)
-    def _replicate(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+    def _replicate(self, op: rms.Operation, lfn: str) -> Outcome:
         world = self.world
         replicas, size = world.datamanager.lookup(lfn)
         yield from world.services.pay("FileCatalog")  # the look-up is paid before the copy, by this process
@@ -170,7 +177,7 @@ class RequestManagement:
             yield from self._register(lfn, target, size)
         return True, "", False
 
-    def _register(self, lfn: str, target: str, size: float) -> Iterator[Any]:
+    def _register(self, lfn: str, target: str, size: float) -> Generator[Any, Any, None]:
         """DataManager.registerReplica: the replica is in the catalog once the addReplica call returned."""
         world = self.world
         world.services.meter("FileCatalogDB", "addReplica")
@@ -180,7 +187,7 @@ class RequestManagement:
         self.bytes_replicated += size
         self.files_replicated += 1
 
-    def _register_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+    def _register_replica(self, op: rms.Operation, lfn: str) -> Outcome:
         """RegisterReplica (inserted by the FTS3 callback): a file gone from the catalog fails."""
         world = self.world
         replicas, size = world.datamanager.lookup(lfn)
@@ -192,7 +199,7 @@ class RequestManagement:
                 yield from self._register(lfn, target, size)
         return True, "", False
 
-    def _remove_replica(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+    def _remove_replica(self, op: rms.Operation, lfn: str) -> Outcome:
         world = self.world
         replicas, size = world.datamanager.lookup(lfn)
         if replicas is None:
@@ -209,7 +216,7 @@ class RequestManagement:
         yield from world.services.pay("FileCatalog")
         return True, "", False
 
-    def _remove_file(self, op: rms.Operation, lfn: str) -> Iterator[Any]:
+    def _remove_file(self, op: rms.Operation, lfn: str) -> Outcome:
         self.world.datamanager.remove_file(lfn)
         yield from self.world.services.pay("FileCatalog")
         return True, "", False
@@ -219,7 +226,7 @@ def _split(value: str) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-HANDLERS = {
+HANDLERS: dict[str, Callable[[RequestManagement, rms.Operation, str], Outcome]] = {
     "ReplicateAndRegister": RequestManagement._replicate,
     "RemoveReplica": RequestManagement._remove_replica,
     "RemoveFile": RequestManagement._remove_file,
