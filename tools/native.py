@@ -41,6 +41,7 @@ MODULES = (
     "twin/engine/agent.py",
     "twin/engine/alarm.py",
     "twin/engine/eventlog.py",
+    "twin/engine/loop.py",
     "twin/engine/queueing.py",
     "twin/engine/trampoline.py",
     "twin/grid/network.py",

@@ -18,6 +18,7 @@ import simpy
 from twin.engine.agent import Cycle, PeriodicAgent
 from twin.engine.eventlog import EventLog
 from twin.engine.faults import FaultSchedule
+from twin.engine.loop import run_until
 from twin.engine.metrics import Metrics
 from twin.engine.rng import RandomStreams
 
@@ -80,7 +81,7 @@ class Simulation:
         with _quiet_gc():
             while t < until:
                 t = min(until, t + step)
-                self.env.run(until=t)
+                run_until(self.env, t)  # env.run(until=t), compiled in compiled mode
                 if progress:
                     progress(t)
                 if stop_when is not None and stop_when():
