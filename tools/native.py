@@ -44,6 +44,7 @@ MODULES = (
     "twin/engine/loop.py",
     "twin/engine/queueing.py",
     "twin/engine/trampoline.py",
+    "twin/engine/wakeup.py",
     "twin/grid/network.py",
     "twin/grid/servers.py",
     "twin/dirac/catalog.py",

@@ -5,30 +5,45 @@ process waiting on ``env.any_of([env.timeout(delay), killed])``, a Condition tha
 tuple, evaluates a predicate per fired event, removes its callbacks and fills a ConditionValue when
 processed, i.e. several Python calls per job that nobody reads. `Hold` is that wait for a record
 driven by callbacks (twin/dirac/wms/jobagent.py), which needs no event to yield: the timeout itself
-carries the race, and the event that resumes the record is made only when the first of the two
+carries the race, and the entry that resumes the record is made only when the first of the two
 fires, at the instant and with the priority a process's resumption after the AnyOf would have, so
 records wake in the order the processes resumed (tests/test_wakeup.py checks it against AnyOf).
+
+A `Hold` is a calendar entry as twin/engine/alarm.py's `Alarm` is (what simpy's loop reads of an
+event: `callbacks`, `_ok`, `_value`), pushed with the key simpy's `Timeout` would get: `now + delay`,
+NORMAL, the next event id. Not a Timeout subclass: a compiled class cannot derive from simpy's.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from heapq import heappush
+from typing import Any, Callable, ClassVar
 
 import simpy
-from simpy.events import Timeout
+from simpy.core import NORMAL
+
+from twin.engine.alarm import Alarm
 
 
-class Hold(Timeout):
-    """`delay` seconds, or until `other` fires if that comes first; then `then(event)` runs, when an event
+class Hold:
+    """`delay` seconds, or until `other` fires if that comes first; then `then(event)` runs, when an entry
     scheduled at that instant (normal priority) is processed, exactly when a process waiting on
     `env.any_of([env.timeout(delay), other])` would resume. `other` may come later (`race`, e.g. a pilot's kill event,
     made only when the pilot is killed); it must not fail (a pilot's kill succeeds)."""
 
+    __slots__ = ("env", "callbacks", "_other", "_then")
+    _ok: ClassVar[bool] = True
+    _value: ClassVar[None] = None
+
     def __init__(self, env: simpy.Environment, delay: float, other: simpy.Event | None, then: Callable[[Any], Any]) -> None:
-        super().__init__(env, delay)
+        if delay < 0:  # as simpy's Timeout: an entry in the past would move the clock back
+            raise ValueError(f"Negative delay {delay}")
+        self.env = env
         self._other: simpy.Event | None = None
         self._then: Callable[[Any], Any] | None = then
-        self.callbacks.append(self)  # type: ignore[union-attr]
+        self.callbacks: list[Callable[[Any], Any]] | None = [self]
+        calendar: list[Any] = env._queue  # typed for Events; a Hold has what simpy reads of one (module docstring)
+        heappush(calendar, (env._now + delay, NORMAL, next(env._eid), self))
         if other is not None:
             self.race(other)
 
@@ -37,19 +52,20 @@ class Hold(Timeout):
         if self._then is None:
             return
         self._other = other
-        if other.callbacks is None:  # already processed: wake at once
+        callbacks: list[Callable[[Any], Any]] | None = other.callbacks  # None once processed (simpy's annotation: a list)
+        if callbacks is None:  # already processed: wake at once
             self(other)
         else:
-            other.callbacks.append(self)
+            callbacks.append(self)
 
-    def __call__(self, event: simpy.Event) -> None:
-        """The callback of both events (the hold itself: no bound method per wait); the first one wakes."""
+    def __call__(self, event: Any) -> None:
+        """The callback of both (the hold itself: no bound method per wait); the first one wakes."""
         other, then = self._other, self._then
         if then is None:
             return
-        self._other = self._then = None  # ended: the timeout left in the calendar keeps nothing alive
+        self._other = self._then = None  # ended: the entry left in the calendar keeps nothing alive
         wake(self.env, then)
-        pending = other if event is self else self  # drop the callback left on the one still pending
+        pending: Any = other if event is self else self  # drop the callback left on the one still pending
         callbacks = pending.callbacks if pending is not None else None
         if callbacks:
             try:
@@ -59,10 +75,8 @@ class Hold(Timeout):
 
 
 def wake(env: simpy.Environment, then: Callable[[Any], Any]) -> None:
-    """Run `then(event)` when an event scheduled now, with normal priority, is processed (a process's
-    resumption after an AnyOf or an already-triggered event, without the process)."""
-    event = simpy.Event(env)
-    event._ok = True
-    event._value = None
-    event.callbacks.append(then)  # type: ignore[union-attr]
-    env.schedule(event)
+    """Run `then(entry)` when an entry scheduled now, with normal priority, is processed (a process's
+    resumption after an AnyOf or an already-triggered event, without the process): the key
+    `env.schedule(event)` gives an event, now + 0, NORMAL, the next event id."""
+    calendar: list[Any] = env._queue
+    heappush(calendar, (env._now + 0, NORMAL, next(env._eid), Alarm([then])))
