@@ -52,7 +52,8 @@ class Hold:
         if self._then is None:
             return
         self._other = other
-        callbacks: list[Callable[[Any], Any]] | None = other.callbacks  # None once processed (simpy's annotation: a list)
+        waited: Any = other  # read untyped: simpy annotates `callbacks` as a list, which compiled code would check
+        callbacks: list[Callable[[Any], Any]] | None = waited.callbacks  # None once processed
         if callbacks is None:  # already processed: wake at once
             self(other)
         else:
