@@ -182,18 +182,20 @@ def test_the_replica_is_registered_only_when_register_replica_runs():
     scenario = load_scenario(WITH_TAPE, {"dirac.replication_mode": "fts3"})
     world = build_world(scenario)
     seen: dict[str, bool] = {}
-    original = rms.Request.insert_before
+    on_status = world.rms.db.on_status
 
-    def spy(request, operation, before, now):
-        lfn = operation.files[0].lfn
-        seen[lfn] = "CC-IN2P3-Tape" in world.catalog.get_replicas([lfn]).successful[lfn]
-        original(request, operation, before, now)
+    def spy(request, old, new, now):
+        """The callback's putRequest (Scheduled -> Waiting), right after it inserted RegisterReplica: seen
+        at the ReqDB's status listener, as compiled code calls Request.insert_before natively."""
+        if (old, new) == (rms.SCHEDULED, rms.WAITING):
+            for operation in request.operations:
+                if operation.type == "RegisterReplica" and operation.status == rms.WAITING:
+                    lfn = operation.files[0].lfn
+                    seen[lfn] = "CC-IN2P3-Tape" in world.catalog.get_replicas([lfn]).successful[lfn]
+        on_status(request, old, new, now)
 
-    rms.Request.insert_before = spy
-    try:
-        world.run()
-    finally:
-        rms.Request.insert_before = original
+    world.rms.db.on_status = spy
+    world.run()
     assert len(seen) == 6 and not any(seen.values())  # at callback time: copied by FTS, not registered
     replicas = world.catalog.get_replicas(list(seen)).successful
     assert all("CC-IN2P3-Tape" in ses for ses in replicas.values())

@@ -63,6 +63,7 @@ MODULES = (
     "twin/dirac/rms.py",
     "twin/dirac/rms_system.py",
     "twin/dirac/transformation/trail.py",
+    "twin/dirac/fts3.py",
 )
 GROUP = "twin._native_lib"
 # mypyc builds with -Werror; its `x != x` NaN test trips gcc's tautological-compare warning.

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -253,7 +253,7 @@ class FTS3DB:
     def active_jobs(self, limit: int, monitored_before: float) -> list[FTS3Job]:
         """getActiveJobs: non-final jobs of Active operations not monitored since ``monitored_before``,
         least recently monitored first."""
-        due = []
+        due: list[FTS3Job] = []
         for job in self.jobs.values():
             if len(due) == limit or job.last_monitor >= monitored_before:
                 break
@@ -290,7 +290,7 @@ class FTS3System:
         self.world.sim.agent("FTS3Agent", self.cfg.polling_time, self.cycle, 31.0, self.cfg.enabled)
 
     # ------------------------------------------------------------ ReplicateAndRegister.fts3Transfer
-    def schedule(self, request: rms.Request, op: rms.Operation, lfns: Sequence[str]) -> Iterator[Any]:
+    def schedule(self, request: rms.Request, op: rms.Operation, lfns: Sequence[str]) -> Generator[Any, Any, None]:
         """The Waiting files (Attempt already counted) go to one FTS3 operation: files missing from the
         catalog fail, files already at every target are Done, files without a valid source stay Waiting;
         the rest are Scheduled once persistOperation returns."""
@@ -331,17 +331,17 @@ class FTS3System:
         request.refresh(now)
 
     # ------------------------------------------------------------ FTS3Agent.execute
-    def cycle(self) -> Iterator[Any]:
+    def cycle(self) -> Generator[Any, Any, None]:
         yield from self.monitor_jobs()
         yield from self.treat_operations()
 
-    def monitor_jobs(self) -> Iterator[Any]:
+    def monitor_jobs(self) -> Generator[Any, Any, None]:
         """monitorJobsLoop: JobBulkSize jobs not monitored in the last MONITORING_DELAY, in MaxThreads."""
         jobs = self.db.active_jobs(self.cfg.job_bulk_size, self.env.now - MONITORING_DELAY)
         yield from self.world.services.call("FTS3Manager", "getActiveJobs", max(1, len(jobs)))
         yield from run_in_threads(self.env, map(self._monitor, jobs), self.cfg.max_threads)
 
-    def _monitor(self, job: FTS3Job) -> Iterator[Any]:
+    def _monitor(self, job: FTS3Job) -> Generator[Any, Any, None]:
         yield from self.world.services.call("FTS3Manager", "updateFileStatus", len(job.files))
         final = apply_outcomes(job)
         self.db.monitored(job, self.env.now)
@@ -350,13 +350,13 @@ class FTS3System:
                                    f"fts3op:{job.operation.operation_id} {job.source_se}->{job.target_se}",
                                    float(len(job.files)))
 
-    def treat_operations(self) -> Iterator[Any]:
+    def treat_operations(self) -> Generator[Any, Any, None]:
         """treatOperationsLoop: OperationBulkSize non-finished operations, oldest first, in MaxThreads."""
         ops = self.db.non_finished(self.cfg.operation_bulk_size)
         yield from self.world.services.call("FTS3Manager", "getNonFinishedOperations", max(1, len(ops)))
         yield from run_in_threads(self.env, map(self._treat, ops), self.cfg.max_threads)
 
-    def _treat(self, op: FTS3Operation) -> Iterator[Any]:
+    def _treat(self, op: FTS3Operation) -> Generator[Any, Any, None]:
         """FTS3Agent._treatOperation: the callback when every file is final, else new jobs."""
         if op.is_totally_processed():
             yield from self._callback(op)
@@ -389,7 +389,7 @@ class FTS3System:
                               f"fts3op:{op.operation_id} {source}->{target}", float(len(files)))
             self.env.process(self._run(job))
 
-    def _run(self, job: FTS3Job) -> Iterator[Any]:
+    def _run(self, job: FTS3Job) -> Generator[Any, Any, None]:
         """The FTS server: the files over the network, each tried 1 + FTS_SERVER_RETRIES times."""
         yield from self.network.fts_transfer([f.size for f in job.files], job.source_se, job.target_se,
                                              max_attempts=1 + FTS_SERVER_RETRIES, outcomes=job.outcomes)
@@ -407,7 +407,7 @@ class FTS3System:
             active = disk or active
         return active
 
-    def _callback(self, op: FTS3Operation) -> Iterator[Any]:
+    def _callback(self, op: FTS3Operation) -> Generator[Any, Any, None]:
         """FTS3TransferOperation._callback: only a Scheduled request is updated (a final one means the
         callback was already done); the request changes when putRequest returns."""
         services = self.world.services
@@ -460,7 +460,7 @@ def conserved(system: "FTS3System | None", requests: rms.RequestDB, logged: Mapp
     if trail != stored or {k: v for k, v in db.counters.items() if v} != dict(Counter(stored.values())):
         return False
     live = Counter(op.request_id for op in db.operations.values())
-    if any(op.request_id in requests and requests.status(op.request_id) not in (rms.SCHEDULED, rms.ASSIGNED, *rms.REQUEST_FINAL_STATES)
+    if any(op.request_id in requests and requests.status(op.request_id) not in (rms.SCHEDULED, rms.ASSIGNED) + rms.REQUEST_FINAL_STATES
            for op in db.operations.values()):
         return False
     scheduled = [rid for rid in requests.ids() if requests.status(rid) == rms.SCHEDULED]

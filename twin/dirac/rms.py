@@ -25,38 +25,38 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
 # --- vocabularies ---------------------------------------------------------------------------
-WAITING = "Waiting"
-QUEUED = "Queued"
-SCHEDULED = "Scheduled"
-ASSIGNED = "Assigned"
-DONE = "Done"
-FAILED = "Failed"
-CANCELED = "Canceled"
+WAITING: Final = "Waiting"
+QUEUED: Final = "Queued"
+SCHEDULED: Final = "Scheduled"
+ASSIGNED: Final = "Assigned"
+DONE: Final = "Done"
+FAILED: Final = "Failed"
+CANCELED: Final = "Canceled"
 
-REQUEST_STATES = (WAITING, FAILED, DONE, SCHEDULED, ASSIGNED, CANCELED)
-REQUEST_FINAL_STATES = (DONE, FAILED, CANCELED)
-OPERATION_STATES = (QUEUED, WAITING, SCHEDULED, ASSIGNED, FAILED, DONE, CANCELED)
-OPERATION_FINAL_STATES = (FAILED, DONE, CANCELED)
-FILE_STATES = (WAITING, FAILED, DONE, SCHEDULED)
+REQUEST_STATES: Final = (WAITING, FAILED, DONE, SCHEDULED, ASSIGNED, CANCELED)
+REQUEST_FINAL_STATES: Final = (DONE, FAILED, CANCELED)
+OPERATION_STATES: Final = (QUEUED, WAITING, SCHEDULED, ASSIGNED, FAILED, DONE, CANCELED)
+OPERATION_FINAL_STATES: Final = (FAILED, DONE, CANCELED)
+FILE_STATES: Final = (WAITING, FAILED, DONE, SCHEDULED)
 
 #: MaxAttempts of every handler in RequestManagementSystem/ConfigTemplate.cfg.
-MAX_ATTEMPTS = 256
-MAX_ATTEMPTS_ERROR = " (Max attempts limit reached)"
+MAX_ATTEMPTS: Final = 256
+MAX_ATTEMPTS_ERROR: Final = " (Max attempts limit reached)"
 #: RequestExecutingAgent RequestsPerCycle / BulkRequest defaults.
-REQUESTS_PER_CYCLE = 300
+REQUESTS_PER_CYCLE: Final = 300
 #: RequestDB.getRequest (BulkRequest = 0): one request drawn among the 100 oldest and 50 newest.
-OLDEST_CANDIDATES = 100
-NEWEST_CANDIDATES = 50
+OLDEST_CANDIDATES: Final = 100
+NEWEST_CANDIDATES: Final = 50
 #: CleanReqDBAgent: Assigned for longer than KickGraceHours -> put back; KickLimit per cycle.
-KICK_GRACE = 3600.0
-KICK_LIMIT = 10000
+KICK_GRACE: Final = 3600.0
+KICK_LIMIT: Final = 10000
 #: Operation.MAX_FILES
-MAX_FILES = 10000
+MAX_FILES: Final = 10000
 #: Operation attributes a request body may set, DIRAC name -> attribute here.
 _OPERATION_ATTRIBUTES = {"SourceSE": "source_se", "TargetSE": "target_se", "Catalog": "catalog", "Arguments": "arguments"}
 #: RequestValidator.reqAttrs for the types a transformation body creates: (needs files, needs TargetSE).

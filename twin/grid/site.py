@@ -9,23 +9,29 @@ job at a time; the batch system is a
 counter (no fair-share inside the site); pilot queueing time is exponential with mean
 `pilot_latency`; an aborting pilot aborts at the end of that wait. A pilot still running
 at `end_time` is ended by the batch system (wall-clock limit) and `killed` fires.
-Pilots are driven by timeout callbacks, not by one simpy process each.
+Pilots are driven by timer callbacks (twin/engine/alarm.py `call_after`: a calendar entry, no Timeout
+object), not by one simpy process each.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Final, Iterator, Protocol
 
 import simpy
 
+from twin.engine.alarm import call_after
 from twin.engine.simulation import Simulation
 from twin.grid.faultstate import ActiveFaults
 from twin.scenario import schema
 
-WAITING, RUNNING, DONE, FAILED, ABORTED = "Waiting", "Running", "Done", "Failed", "Aborted"
-MAX_QUEUE_CPU_TIME_S = 12.5 * 86400  # computeQueueCPULimit caps a queue's maxCPUTime here
+WAITING: Final = "Waiting"
+RUNNING: Final = "Running"
+DONE: Final = "Done"
+FAILED: Final = "Failed"
+ABORTED: Final = "Aborted"
+MAX_QUEUE_CPU_TIME_S: Final = 12.5 * 86400  # computeQueueCPULimit caps a queue's maxCPUTime here
 
 
 class KillWatcher(Protocol):
@@ -67,7 +73,7 @@ class Pilot:
         """The pilot exits and frees its slot (idempotent; no-op once it has ended)."""
         self.ce._end(self, DONE, None)
 
-    def __call__(self, _event: simpy.Event) -> None:
+    def __call__(self, _alarm: object) -> None:
         """The batch system's wall-clock limit: a pilot is its lifetime timer's callback (no closure or
         bound method per pilot, for a timer that outlives most pilots); no-op once the pilot has ended."""
         self.ce._end(self, DONE, "wallclock")
@@ -137,14 +143,14 @@ class ComputingElement:
             self._waiting[pilot.id] = pilot
             self.submitted += 1
             delay = float(self._latency_rng.exponential(self.pilot_latency)) if self.pilot_latency > 0 else 0.0
-            env.timeout(delay).callbacks.append(functools.partial(self._leave_queue, pilot, on_start))
+            call_after(env, delay, functools.partial(self._leave_queue, pilot, on_start))
         return n
 
     @property
     def env(self) -> simpy.Environment:
         return self.sim.env
 
-    def _leave_queue(self, pilot: Pilot, on_start: Callable[[Pilot], Any], _event: simpy.Event) -> None:
+    def _leave_queue(self, pilot: Pilot, on_start: Callable[[Pilot], Any], _alarm: object) -> None:
         """The queueing timer's callback: the pilot takes a slot (or aborts)."""
         if pilot.status != WAITING:
             return  # aborted meanwhile (site down)
@@ -159,7 +165,7 @@ class ComputingElement:
         self._running[pilot.id] = pilot
         self.started += 1
         self._log(pilot, "")
-        self.env.timeout(self.pilot_lifetime).callbacks.append(pilot)
+        call_after(self.env, self.pilot_lifetime, pilot)
         on_start(pilot)
 
     def _abort(self, pilot: Pilot, reason: str) -> None:

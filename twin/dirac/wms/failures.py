@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 START: Final = "start"
 PAYLOAD: Final = "payload"
 UPLOAD: Final = "upload"
-REASON_BLACK_HOLE = "Application Finished With Errors (black-hole node)"
-REASON_BAD_INPUT = "Application Finished With Errors (bad input file)"
-REASON_LIMIT = "Application Finished With Errors (memory/time limit)"
+REASON_BLACK_HOLE: Final = "Application Finished With Errors (black-hole node)"
+REASON_BAD_INPUT: Final = "Application Finished With Errors (bad input file)"
+REASON_LIMIT: Final = "Application Finished With Errors (memory/time limit)"
 REASON_PHASE = {START: "Job setup failed (software/input)", PAYLOAD: "Application Finished With Errors",
                 UPLOAD: "Failed to upload output data"}
 _NEUTRAL_SITE = SiteFailureModel()

@@ -17,22 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 import numpy as np
 
-DISK = "disk"
-TAPE = "tape"
-CACHED = "cached"
-_ONLINE = frozenset({DISK, CACHED})
+DISK: Final = "disk"
+TAPE: Final = "tape"
+CACHED: Final = "cached"
+_ONLINE: Final = frozenset({DISK, CACHED})
 
 RESCHEDULE_DELAYS: tuple[float, ...] = (60, 180, 300, 600)
-HOLD_TIME = 300.0
-MAX_PILOTS_TO_SUBMIT = 100
+HOLD_TIME: Final = 300.0
+MAX_PILOTS_TO_SUBMIT: Final = 100
 
-INPUT_DATA_NOT_AVAILABLE = "Input data not available"
-NO_CANDIDATE_SITE_FOUND = "No candidate sites available"
-FILE_NOT_IN_FC = "File not in FC"
+INPUT_DATA_NOT_AVAILABLE: Final = "Input data not available"
+NO_CANDIDATE_SITE_FOUND: Final = "No candidate sites available"
+FILE_NOT_IN_FC: Final = "File not in FC"
 
 Replicas = Mapping[str, Mapping[str, str]]
 
