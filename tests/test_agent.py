@@ -153,3 +153,19 @@ def test_counters_and_overruns() -> None:
 def test_a_non_positive_polling_time_is_refused() -> None:
     with pytest.raises(ValueError, match="agent x: polling_time must be > 0"):
         PeriodicAgent(simpy.Environment(), "x", 0.0, lambda: None)
+
+
+@pytest.mark.parametrize("make", [PeriodicAgent, _ProcessAgent], ids=["agent", "process"])
+def test_a_cycle_that_yields_no_event_stops_the_run_as_simpy_does(make: Callable[..., Any]) -> None:
+    """A cycle must wait on events: yielding anything else (None, a number) ends the run with simpy's
+    RuntimeError naming the value, not an AttributeError from deep inside the engine."""
+    env = simpy.Environment()
+
+    def cycle() -> Iterator[Any]:
+        yield env.timeout(1)
+        yield 42
+
+    make(env, "bad", 5.0, cycle, 0.0, True)
+    with pytest.raises(RuntimeError, match='Invalid yield value "42"'):
+        run_until(env, 10.0)
+    assert env.now == 1

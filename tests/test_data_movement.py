@@ -91,8 +91,9 @@ def test_transfers_that_fail_exhaust_256_attempts_and_files_end_problematic():
 def test_a_request_is_never_executed_twice_at_once(monkeypatch):
     """One worker and copies slower than the 1 h kick: CleanReqDBAgent puts requests back, but the agent only
     takes what its pool can start, so no request runs in two processes (each Attempt counted once).
-    The processes are traced by patching RequestManagement._execute, which a compiled RMS does not allow:
-    there only the Attempt count (which a second, concurrent execution would raise) is checked."""
+    The processes are traced by patching RequestManagement._execute; a compiled RMS accepts the patch but its
+    compiled callers never call it, so there only the Attempt count (which a second, concurrent execution would
+    raise) is checked."""
     from twin.dirac import rms_system
     from twin.dirac.rms_system import RequestManagement
 

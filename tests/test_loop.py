@@ -135,3 +135,29 @@ def test_an_until_not_in_the_future_is_refused() -> None:
     run_until(env, 2)
     with pytest.raises(ValueError, match=r"until \(2.0\) must be greater"):
         run_until(env, 2.0)
+
+
+@pytest.mark.parametrize("loop", [run_until, _simpy], ids=["run_until", "simpy"])
+def test_an_event_is_processed_before_its_callbacks_run(loop: Loop) -> None:
+    """A callback sees its event processed (callbacks None): a process that yields it again resumes at once,
+    and nobody can append to it. A loop that marked it only after the callbacks would differ here."""
+    env = simpy.Environment()
+    event = env.timeout(1, value="v")
+    seen: list[Any] = []
+
+    def again():
+        value = yield event  # processed while this process is resumed by it: yields it again, resumes at once
+        seen.append(("again", env.now, value))
+
+    event.callbacks.append(lambda e: seen.append(("processed", e.callbacks is None)))  # type: ignore[union-attr]
+    event.callbacks.append(lambda e: env.process(again()))  # type: ignore[union-attr]
+    loop(env, 3.0)
+    assert seen == [("processed", True), ("again", 1, "v")]
+
+
+def test_a_numpy_until_is_taken_as_simpy_takes_it() -> None:
+    """simpy converts any number but an int with float(): a numpy integer runs to that time."""
+    np = pytest.importorskip("numpy")
+    env = simpy.Environment()
+    assert run_until(env, np.int64(3)) is None
+    assert env.now == 3.0 and type(env.now) is float

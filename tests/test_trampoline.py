@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,3 +124,16 @@ def test_every_kind_of_event_is_driven() -> None:
         (3, 0, "then", ("returned", 0)),
     ]
     assert trace == _world(programs, [(0, True), (0, False), (4, False)], trampoline=False)
+
+
+def test_a_generator_that_yields_no_event_stops_the_run_as_simpy_does() -> None:
+    """As a simpy Process: yielding something that is not an event raises simpy's RuntimeError naming it."""
+    env = simpy.Environment()
+
+    def phase():
+        yield env.timeout(1)
+        yield None
+
+    assert Trampoline(phase(), lambda value: None).start() is PENDING
+    with pytest.raises(RuntimeError, match='Invalid yield value "None"'):
+        env.run(until=5)

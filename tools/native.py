@@ -43,6 +43,7 @@ MODULES = (
     "twin/engine/eventlog.py",
     "twin/engine/loop.py",
     "twin/engine/queueing.py",
+    "twin/engine/resume.py",
     "twin/engine/trampoline.py",
     "twin/engine/wakeup.py",
     "twin/grid/network.py",

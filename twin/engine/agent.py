@@ -24,6 +24,7 @@ import simpy
 from simpy.core import URGENT
 
 from twin.engine.alarm import Alarm, Waitable, call_after
+from twin.engine.resume import resume
 
 #: A cycle: instant (returns None) or a generator of the events its work waits on. Anything else it returns is
 #: iterated as one (as `yield from` would), so return None or a generator.
@@ -98,16 +99,7 @@ class PeriodicAgent:
         assert work is not None
         while True:
             try:
-                if event is None:
-                    event = work.send(None)
-                elif event._ok:
-                    event = work.send(event._value)
-                else:  # as Process._resume does: the cycle gets its own copy of the failure
-                    assert isinstance(event, simpy.Event)  # only an Event fails (an Alarm always succeeds)
-                    event._defused = True
-                    exc = type(event._value)(*event._value.args)
-                    exc.__cause__ = event._value
-                    event = work.throw(exc)
+                event = resume(work, event)
             except StopIteration:
                 self.work = None
                 self._end()

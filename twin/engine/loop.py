@@ -20,19 +20,22 @@ those keep calling `env.run`).
 from __future__ import annotations
 
 from heapq import heappop
-from typing import Any, Callable, Final
+from typing import Any, Callable, Final, SupportsFloat
 
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import URGENT, EventPriority
 
+from twin.engine.resume import failure_copy
+
 #: The priority simpy gives a stopped event when it puts it back in the calendar (Environment.step).
 _RESUME_FIRST: Final = EventPriority(-1)
 
 
-def run_until(env: simpy.Environment, until: float | int) -> Any:
+def run_until(env: simpy.Environment, until: SupportsFloat) -> Any:
     """`env.run(until=until)` for a time `until`: process every event due before it (and those due at it
-    scheduled before the stop); returns None, as simpy's run does for a time."""
+    scheduled before the stop); returns None, as simpy's run does for a time. Any number simpy takes (a numpy
+    integer: `float(until)`, as simpy converts anything but an int)."""
     at: float | int = until if isinstance(until, int) else float(until)
     if at <= env._now:
         raise ValueError(f"until ({at}) must be greater than the current simulation time")
@@ -73,11 +76,4 @@ def _step_until_stopped(env: simpy.Environment) -> None:
             env.schedule(event, _RESUME_FIRST)
             raise
         if not event._ok and not hasattr(event, "_defused"):
-            _crash(event)
-
-
-def _crash(event: Any) -> None:
-    """A failed event nobody defused ends the run, as in simpy: with a copy of its exception."""
-    exc = type(event._value)(*event._value.args)
-    exc.__cause__ = event._value
-    raise exc
+            raise failure_copy(event._value)  # nobody defused it: the run ends, as in simpy

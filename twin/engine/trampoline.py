@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generator
 
-import simpy
-
 from twin.engine.alarm import Waitable
+from twin.engine.resume import resume
 
 #: What `Trampoline.start` returns while the generator waits on an event.
 PENDING: Any = object()
@@ -45,16 +44,7 @@ class Trampoline:
         generator = self.generator
         while True:
             try:
-                if event is None:
-                    event = generator.send(None)
-                elif event._ok:
-                    event = generator.send(event._value)
-                else:  # as Process._resume does: the generator gets its own copy of the failure
-                    assert isinstance(event, simpy.Event)  # only an Event fails (an Alarm always succeeds)
-                    event._defused = True
-                    exc = type(event._value)(*event._value.args)
-                    exc.__cause__ = event._value
-                    event = generator.throw(exc)
+                event = resume(generator, event)
             except StopIteration as stop:
                 return stop.value
             callbacks = event.callbacks

@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar
 import simpy
 from simpy.core import NORMAL
 
-from twin.engine.alarm import Alarm
+from twin.engine.alarm import call_after
 
 
 class Hold:
@@ -78,6 +78,5 @@ class Hold:
 def wake(env: simpy.Environment, then: Callable[[Any], Any]) -> None:
     """Run `then(entry)` when an entry scheduled now, with normal priority, is processed (a process's
     resumption after an AnyOf or an already-triggered event, without the process): the key
-    `env.schedule(event)` gives an event, now + 0, NORMAL, the next event id."""
-    calendar: list[Any] = env._queue
-    heappush(calendar, (env._now + 0, NORMAL, next(env._eid), Alarm([then])))
+    `env.schedule(event)` gives an event, now + 0, NORMAL, the next event id: an alarm due now."""
+    call_after(env, 0, then)
