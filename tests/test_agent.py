@@ -161,11 +161,16 @@ def test_a_cycle_that_yields_no_event_stops_the_run_as_simpy_does(make: Callable
     RuntimeError naming the value, not an AttributeError from deep inside the engine."""
     env = simpy.Environment()
 
+    later: list[simpy.Event] = []
+
     def cycle() -> Iterator[Any]:
-        yield env.timeout(1)
+        wait = env.timeout(1)
+        later.append(env.timeout(1))  # due at the same instant, after the wait: a failure scheduled then runs it first
+        yield wait
         yield 42
 
     make(env, "bad", 5.0, cycle, 0.0, True)
-    with pytest.raises(RuntimeError, match='Invalid yield value "42"'):
+    with pytest.raises(RuntimeError, match='Invalid yield value "42"') as raised:
         run_until(env, 10.0)
-    assert env.now == 1
+    assert env.now == 1 and raised.value.__cause__ is None  # raised at once, not a failed event's copy
+    assert later[0].callbacks is not None  # not processed: the run stopped in the agent's own resumption

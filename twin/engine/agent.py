@@ -24,7 +24,7 @@ import simpy
 from simpy.core import URGENT
 
 from twin.engine.alarm import Alarm, Waitable, call_after
-from twin.engine.resume import resume
+from twin.engine.resume import callbacks_of, resume
 
 #: A cycle: instant (returns None) or a generator of the events its work waits on. Anything else it returns is
 #: iterated as one (as `yield from` would), so return None or a generator.
@@ -108,7 +108,7 @@ class PeriodicAgent:
                 self.work = None
                 self._fail(exc)
                 return
-            callbacks = event.callbacks
+            callbacks = callbacks_of(event)
             if callbacks is not None:  # not processed yet: wait for it
                 callbacks.append(self)
                 return

@@ -4,7 +4,7 @@ Three waiters drive generators without a simpy Process (a job record's phases, t
 a periodic agent's cycle, twin/engine/agent.py) or crash the run on a failure (the event loop,
 twin/engine/loop.py); they share simpy's rules here, once: the generator gets the event's value, or a
 copy of its exception (the event marked defused: the waiter handled it), and must yield something to
-wait on, else the run stops with simpy's RuntimeError naming the bad value.
+wait on, else the run stops at once with simpy's RuntimeError naming the bad value (`callbacks_of`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,14 @@ def resume(generator: Generator[Any, Any, Any], event: Any) -> Any:
     else:
         event._defused = True
         waited = generator.throw(failure_copy(event._value))
-    if not hasattr(waited, "callbacks"):
-        raise RuntimeError(f'Invalid yield value "{waited}"')
     return waited
+
+
+def callbacks_of(waited: Any) -> Any:
+    """The callbacks list of what a generator yielded (None: already processed). Not an event: simpy's
+    RuntimeError, raised by the waiter itself (out of the loop at once, as from a Process), not by the
+    generator (which a waiter that fails on its generator's exceptions would turn into a failure)."""
+    try:
+        return waited.callbacks
+    except AttributeError:
+        raise RuntimeError(f'Invalid yield value "{waited}"') from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Callable, Generator
 
 from twin.engine.alarm import Waitable
-from twin.engine.resume import resume
+from twin.engine.resume import callbacks_of, resume
 
 #: What `Trampoline.start` returns while the generator waits on an event.
 PENDING: Any = object()
@@ -47,7 +47,7 @@ class Trampoline:
                 event = resume(generator, event)
             except StopIteration as stop:
                 return stop.value
-            callbacks = event.callbacks
+            callbacks = callbacks_of(event)
             if callbacks is not None:  # not processed yet: wait for it
                 callbacks.append(self._resume)
                 return PENDING
