@@ -49,18 +49,21 @@ class Alarm:
 def sleep(env: simpy.Environment, delay: float) -> Alarm:
     """What `env.timeout(delay)` schedules, for a process to yield; a negative `delay` raises as there
     (an entry in the past would move simpy's clock back and corrupt every time integral silently)."""
-    if delay < 0:
-        raise ValueError(f"Negative delay {delay}")
     alarm = Alarm([])
-    calendar: list[Any] = env._queue  # typed for Events; an Alarm has what simpy reads of one (module docstring)
-    heappush(calendar, (env._now + delay, NORMAL, next(env._eid), alarm))
+    due_in(env, delay, alarm)
     return alarm
 
 
 def call_after(env: simpy.Environment, delay: float, callback: Callable[[Any], Any]) -> None:
     """`env.timeout(delay).callbacks.append(callback)`: `callback(alarm)` then; a negative `delay` raises."""
+    due_in(env, delay, Alarm([callback]))
+
+
+def due_in(env: simpy.Environment, delay: float, entry: Any) -> None:
+    """Put `entry` (an Alarm, or anything with what simpy reads of an event) in simpy's calendar with the key a
+    Timeout of `delay` gets: now + delay, NORMAL, the next event id. A negative `delay` raises as a Timeout's
+    (an entry in the past would move simpy's clock back and corrupt every time integral silently)."""
     if delay < 0:
         raise ValueError(f"Negative delay {delay}")
-    alarm = Alarm([callback])
     calendar: list[Any] = env._queue  # typed for Events; an Alarm has what simpy reads of one (module docstring)
-    heappush(calendar, (env._now + delay, NORMAL, next(env._eid), alarm))
+    heappush(calendar, (env._now + delay, NORMAL, next(env._eid), entry))

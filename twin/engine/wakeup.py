@@ -16,13 +16,11 @@ NORMAL, the next event id. Not a Timeout subclass: a compiled class cannot deriv
 
 from __future__ import annotations
 
-from heapq import heappush
 from typing import Any, Callable, ClassVar
 
 import simpy
-from simpy.core import NORMAL
 
-from twin.engine.alarm import call_after
+from twin.engine.alarm import call_after, due_in
 
 
 class Hold:
@@ -36,14 +34,11 @@ class Hold:
     _value: ClassVar[None] = None
 
     def __init__(self, env: simpy.Environment, delay: float, other: simpy.Event | None, then: Callable[[Any], Any]) -> None:
-        if delay < 0:  # as simpy's Timeout: an entry in the past would move the clock back
-            raise ValueError(f"Negative delay {delay}")
         self.env = env
         self._other: simpy.Event | None = None
         self._then: Callable[[Any], Any] | None = then
         self.callbacks: list[Callable[[Any], Any]] | None = [self]
-        calendar: list[Any] = env._queue  # typed for Events; a Hold has what simpy reads of one (module docstring)
-        heappush(calendar, (env._now + delay, NORMAL, next(env._eid), self))
+        due_in(env, delay, self)
         if other is not None:
             self.race(other)
 
